@@ -1,0 +1,205 @@
+//! Verified claims: typed access, the claim checks of the pipeline, and scope logic.
+
+use crate::error::{Error, Result, Status};
+use crate::policy::{Policy, RFC9068_REQUIRED_CLAIMS};
+use serde_json::{Map, Value};
+
+/// The claims of a verified token, with the payload JSON exactly as the issuer sent it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Claims {
+    json: String,
+    map: Map<String, Value>,
+}
+
+impl Claims {
+    pub(crate) fn new(json: String, map: Map<String, Value>) -> Self {
+        Claims { json, map }
+    }
+
+    /// The payload JSON as sent (decoded from base64url, not re-serialised).
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+
+    /// All claims.
+    pub fn as_map(&self) -> &Map<String, Value> {
+        &self.map
+    }
+
+    /// One claim.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.map.get(name)
+    }
+
+    /// One claim as a string.
+    pub fn get_str(&self, name: &str) -> Result<&str> {
+        match self.map.get(name) {
+            None => Err(Status::ClaimNotFound.into()),
+            Some(Value::String(s)) => Ok(s),
+            Some(_) => Err(Status::ClaimWrongType.into()),
+        }
+    }
+
+    /// One claim as a number.
+    pub fn get_f64(&self, name: &str) -> Result<f64> {
+        match self.map.get(name) {
+            None => Err(Status::ClaimNotFound.into()),
+            Some(Value::Number(n)) => n.as_f64().ok_or_else(|| Status::ClaimWrongType.into()),
+            Some(_) => Err(Status::ClaimWrongType.into()),
+        }
+    }
+
+    /// Whether the token grants `scope` (see [`has_scope`]).
+    pub fn has_scope(&self, scope: &str) -> bool {
+        has_scope(&self.map, scope)
+    }
+}
+
+/// Whether claims grant `scope`: an exact, case-sensitive match of one space-separated entry of
+/// `scope` (RFC 8693 / 9068, a string), of `scp` (a string or an array of strings, as Okta and
+/// Entra ID send it), or of one entry of Auth0's RBAC `permissions` (an array of strings).
+/// Claims of any other type grant nothing; an empty `scope` is never granted.
+pub fn has_scope(claims: &Map<String, Value>, scope: &str) -> bool {
+    if scope.is_empty() || scope.contains(' ') {
+        return false;
+    }
+    let in_string = |v: Option<&Value>| {
+        v.and_then(Value::as_str)
+            .is_some_and(|s| s.split(' ').any(|entry| entry == scope))
+    };
+    let in_array = |v: Option<&Value>| {
+        v.and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|entry| entry.as_str() == Some(scope)))
+    };
+    in_string(claims.get("scope"))
+        || in_string(claims.get("scp"))
+        || in_array(claims.get("scp"))
+        || in_array(claims.get("permissions"))
+}
+
+/// Latest NumericDate accepted: 9999-12-31T23:59:59Z.
+const MAX_NUMERIC_DATE: f64 = 253_402_300_799.0;
+
+/// A NumericDate claim: `None` when absent, an error when present but not a number in range.
+fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(v) if v.is_finite() && (0.0..=MAX_NUMERIC_DATE).contains(&v) => Ok(Some(v)),
+            _ => Err(Error::with_detail(
+                Status::TimeClaimInvalid,
+                format!("{name} is out of range"),
+            )),
+        },
+        Some(_) => Err(Error::with_detail(
+            Status::TimeClaimInvalid,
+            format!("{name} is not a number"),
+        )),
+    }
+}
+
+/// Check the registered claims against the policy at time `now` (Unix seconds).
+pub fn check(claims: &Map<String, Value>, policy: &Policy, now: f64) -> Result<()> {
+    let leeway = policy.leeway_secs as f64;
+    let now = now.floor();
+    let exp = numeric_date(claims, "exp")?
+        .ok_or_else(|| Error::with_detail(Status::TimeClaimInvalid, "exp is missing"))?;
+    let nbf = numeric_date(claims, "nbf")?;
+    let iat = numeric_date(claims, "iat")?;
+    if exp < now - leeway {
+        return Err(Status::TokenExpired.into());
+    }
+    if nbf.is_some_and(|nbf| nbf > now + leeway) {
+        return Err(Status::TokenNotYetValid.into());
+    }
+    if iat.is_some_and(|iat| iat > now + leeway) {
+        return Err(Status::TokenIssuedInFuture.into());
+    }
+
+    match claims.get("iss") {
+        Some(Value::String(iss)) if policy.issuers.iter().any(|i| i == iss) => {}
+        _ => return Err(Status::IssuerInvalid.into()),
+    }
+
+    let aud_ok = match claims.get("aud") {
+        Some(Value::String(aud)) => policy.audiences.contains(aud),
+        Some(Value::Array(list)) => {
+            list.iter().all(Value::is_string)
+                && list
+                    .iter()
+                    .any(|a| a.as_str().is_some_and(|a| policy.audiences.iter().any(|p| p == a)))
+        }
+        _ => false,
+    };
+    if !aud_ok {
+        return Err(Status::AudienceInvalid.into());
+    }
+
+    let strict_claims = if policy.strict {
+        &RFC9068_REQUIRED_CLAIMS[..]
+    } else {
+        &[][..]
+    };
+    for name in policy
+        .required_claims
+        .iter()
+        .map(String::as_str)
+        .chain(strict_claims.iter().copied())
+    {
+        let ok = match (name, claims.get(name)) {
+            (_, None | Some(Value::Null)) => false,
+            ("sub" | "client_id" | "jti" | "iss" | "scope", Some(v)) => {
+                v.as_str().is_some_and(|s| !s.is_empty())
+            }
+            _ => true,
+        };
+        if !ok {
+            return Err(Error::with_detail(
+                Status::RequiredClaimMissing,
+                format!("{name} is missing or invalid"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn map(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn scope_sources_and_exact_matching() {
+        let want = "read:messages";
+        for yes in [
+            json!({"scope": "openid read:messages"}),
+            json!({"scope": "read:messages"}),
+            json!({"scp": "read:messages write:x"}),
+            json!({"scp": ["a", "read:messages"]}),
+            json!({"permissions": ["read:messages"]}),
+        ] {
+            assert!(has_scope(&map(yes.clone()), want), "{yes}");
+        }
+        for no in [
+            json!({"scope": "read:messages2"}),
+            json!({"scope": "xread:messages"}),
+            json!({"scope": "read:message"}),
+            json!({"scope": "READ:MESSAGES"}),
+            json!({"scope": ""}),
+            json!({"scope": ["read:messages"]}),
+            json!({"scope": 1}),
+            json!({"scp": {"read:messages": true}}),
+            json!({"permissions": "read:messages"}),
+            json!({"permissions": [["read:messages"]]}),
+            json!({}),
+        ] {
+            assert!(!has_scope(&map(no.clone()), want), "{no}");
+        }
+        assert!(!has_scope(&map(json!({"scope": "a  b"})), ""));
+        assert!(!has_scope(&map(json!({"scope": "a b"})), "a b"));
+    }
+}

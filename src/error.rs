@@ -1,0 +1,480 @@
+//! One error enum with stable numbers, used by the Rust API, the C ABI, the CLI and every binding.
+//!
+//! Numbers are grouped in blocks: 1xx request and token shape, 2xx keys and signature, 3xx
+//! claims, 4xx scope, 5xx key availability, 9xx misuse of the API. A number, once published, is
+//! never reused for another meaning; retired numbers stay here as comments.
+
+use std::fmt;
+
+/// The outcome of a jwtguard call. `Ok` is 0; every other value is an error.
+///
+/// Each value maps to an HTTP status, an RFC 6750 `error` attribute, the quickstart's JSON `code`,
+/// a stable snake_case reason name and a human description.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// Success.
+    Ok = 0,
+
+    // 1xx: the request and the token's shape.
+    /// No token was presented (no or empty `Authorization` header).
+    TokenMissing = 100,
+    /// The `Authorization` header is not `Bearer <one token>`.
+    AuthorizationHeaderMalformed = 101,
+    /// The token is larger than the configured size cap.
+    TokenTooLarge = 110,
+    /// The token is not three canonical base64url segments.
+    TokenMalformed = 111,
+    /// The header is not a JSON object of the expected form (or has duplicate members).
+    HeaderInvalid = 112,
+    /// The payload is not a JSON object (or has duplicate members).
+    PayloadInvalid = 113,
+    /// The header's `alg` is missing, unknown, or not in the verifier's allow-list.
+    AlgorithmNotAllowed = 120,
+    /// The header has a `crit` member (no critical extension is understood).
+    CriticalHeaderUnsupported = 121,
+    /// The header's `typ` is not one this verifier accepts.
+    TypeNotAllowed = 122,
+
+    // 2xx: keys and signature.
+    /// No key in the issuer's JWKS matches the token's `kid` (after one refetch when allowed).
+    KeyNotFound = 200,
+    /// More than one different key matches the token (duplicate `kid`, or no `kid` and several keys).
+    KeyAmbiguous = 201,
+    /// The key named by `kid` cannot be used with the token's `alg`.
+    KeyAlgorithmMismatch = 202,
+    /// The signature does not verify.
+    SignatureInvalid = 210,
+
+    // 3xx: claims.
+    /// `exp` is in the past (beyond the leeway).
+    TokenExpired = 300,
+    /// `nbf` is in the future (beyond the leeway).
+    TokenNotYetValid = 301,
+    /// `iat` is in the future (beyond the leeway).
+    TokenIssuedInFuture = 302,
+    /// A time claim is missing (`exp`) or not a valid NumericDate.
+    TimeClaimInvalid = 303,
+    /// `iss` is missing, not a string, or not a configured issuer.
+    IssuerInvalid = 310,
+    /// `aud` is missing, of the wrong type, or does not contain a configured audience.
+    AudienceInvalid = 311,
+    /// A required claim is missing or of the wrong type.
+    RequiredClaimMissing = 312,
+
+    // 4xx: authorization.
+    /// The token is valid but lacks a required scope.
+    InsufficientScope = 400,
+
+    // 5xx: keys cannot be had.
+    /// The issuer's keys could not be fetched and none are cached.
+    KeysUnavailable = 500,
+
+    // 9xx: misuse of the API.
+    /// A required pointer argument was NULL.
+    NullArgument = 900,
+    /// An argument is not valid (bad UTF-8, unknown algorithm name, bad length).
+    InvalidArgument = 901,
+    /// The verifier configuration is incomplete or inconsistent.
+    ConfigInvalid = 902,
+    /// The JWKS given at configuration time is not usable.
+    JwksInvalid = 903,
+    /// The named claim is not present.
+    ClaimNotFound = 904,
+    /// The named claim is not of the requested type.
+    ClaimWrongType = 905,
+    /// An internal error (a caught panic); the process keeps running.
+    Internal = 999,
+}
+
+/// What a status means for an HTTP response.
+struct Meaning {
+    reason: &'static str,
+    http: u16,
+    rfc6750: &'static str,
+    code: &'static str,
+    description: &'static str,
+}
+
+impl Status {
+    /// Every status, in numeric order.
+    pub const ALL: &'static [Status] = &[
+        Status::Ok,
+        Status::TokenMissing,
+        Status::AuthorizationHeaderMalformed,
+        Status::TokenTooLarge,
+        Status::TokenMalformed,
+        Status::HeaderInvalid,
+        Status::PayloadInvalid,
+        Status::AlgorithmNotAllowed,
+        Status::CriticalHeaderUnsupported,
+        Status::TypeNotAllowed,
+        Status::KeyNotFound,
+        Status::KeyAmbiguous,
+        Status::KeyAlgorithmMismatch,
+        Status::SignatureInvalid,
+        Status::TokenExpired,
+        Status::TokenNotYetValid,
+        Status::TokenIssuedInFuture,
+        Status::TimeClaimInvalid,
+        Status::IssuerInvalid,
+        Status::AudienceInvalid,
+        Status::RequiredClaimMissing,
+        Status::InsufficientScope,
+        Status::KeysUnavailable,
+        Status::NullArgument,
+        Status::InvalidArgument,
+        Status::ConfigInvalid,
+        Status::JwksInvalid,
+        Status::ClaimNotFound,
+        Status::ClaimWrongType,
+        Status::Internal,
+    ];
+
+    /// The status with this number, if any.
+    pub fn from_u32(n: u32) -> Option<Status> {
+        Status::ALL.iter().copied().find(|s| *s as u32 == n)
+    }
+
+    fn meaning(self) -> Meaning {
+        use Status::*;
+        let m = |reason, http, rfc6750, code, description| Meaning {
+            reason,
+            http,
+            rfc6750,
+            code,
+            description,
+        };
+        match self {
+            Ok => m("ok", 200, "", "ok", "Success"),
+            TokenMissing => m(
+                "token_missing",
+                401,
+                "",
+                "authorization_header_missing",
+                "Authorization header is expected",
+            ),
+            AuthorizationHeaderMalformed => m(
+                "authorization_header_malformed",
+                400,
+                "invalid_request",
+                "invalid_header",
+                "Authorization header must be 'Bearer <token>'",
+            ),
+            TokenTooLarge => m(
+                "token_too_large",
+                401,
+                "invalid_token",
+                "invalid_header",
+                "Token is larger than the size limit",
+            ),
+            TokenMalformed => m(
+                "token_malformed",
+                401,
+                "invalid_token",
+                "invalid_header",
+                "Token is not a compact JWS of three base64url segments",
+            ),
+            HeaderInvalid => m(
+                "header_invalid",
+                401,
+                "invalid_token",
+                "invalid_header",
+                "Token header is not a valid JSON object",
+            ),
+            PayloadInvalid => m(
+                "payload_invalid",
+                401,
+                "invalid_token",
+                "invalid_header",
+                "Token payload is not a valid JSON object",
+            ),
+            AlgorithmNotAllowed => m(
+                "algorithm_not_allowed",
+                401,
+                "invalid_token",
+                "invalid_header",
+                "Token algorithm is not allowed",
+            ),
+            CriticalHeaderUnsupported => m(
+                "critical_header_unsupported",
+                401,
+                "invalid_token",
+                "invalid_header",
+                "Token header has critical extensions that are not understood",
+            ),
+            TypeNotAllowed => m(
+                "type_not_allowed",
+                401,
+                "invalid_token",
+                "invalid_header",
+                "Token type (typ) is not allowed",
+            ),
+            KeyNotFound => m(
+                "key_not_found",
+                401,
+                "invalid_token",
+                "invalid_header",
+                "Unable to find appropriate key",
+            ),
+            KeyAmbiguous => m(
+                "key_ambiguous",
+                401,
+                "invalid_token",
+                "invalid_header",
+                "More than one key matches the token",
+            ),
+            KeyAlgorithmMismatch => m(
+                "key_algorithm_mismatch",
+                401,
+                "invalid_token",
+                "invalid_header",
+                "Token algorithm does not fit the key",
+            ),
+            SignatureInvalid => m(
+                "signature_invalid",
+                401,
+                "invalid_token",
+                "invalid_token",
+                "Token signature is invalid",
+            ),
+            TokenExpired => m(
+                "token_expired",
+                401,
+                "invalid_token",
+                "token_expired",
+                "Token is expired",
+            ),
+            TokenNotYetValid => m(
+                "token_not_yet_valid",
+                401,
+                "invalid_token",
+                "invalid_claims",
+                "Token is not valid yet (nbf)",
+            ),
+            TokenIssuedInFuture => m(
+                "token_issued_in_future",
+                401,
+                "invalid_token",
+                "invalid_claims",
+                "Token was issued in the future (iat)",
+            ),
+            TimeClaimInvalid => m(
+                "time_claim_invalid",
+                401,
+                "invalid_token",
+                "invalid_claims",
+                "Token time claims are missing or invalid (exp, nbf, iat)",
+            ),
+            IssuerInvalid => m(
+                "issuer_invalid",
+                401,
+                "invalid_token",
+                "invalid_claims",
+                "Incorrect claims: the issuer is not accepted",
+            ),
+            AudienceInvalid => m(
+                "audience_invalid",
+                401,
+                "invalid_token",
+                "invalid_claims",
+                "Incorrect claims: the audience is not accepted",
+            ),
+            RequiredClaimMissing => m(
+                "required_claim_missing",
+                401,
+                "invalid_token",
+                "invalid_claims",
+                "Incorrect claims: a required claim is missing or invalid",
+            ),
+            InsufficientScope => m(
+                "insufficient_scope",
+                403,
+                "insufficient_scope",
+                "Unauthorized",
+                "You don't have access to this resource",
+            ),
+            KeysUnavailable => m(
+                "keys_unavailable",
+                503,
+                "temporarily_unavailable",
+                "jwks_unavailable",
+                "The issuer's signing keys are unavailable",
+            ),
+            NullArgument => m(
+                "null_argument",
+                500,
+                "",
+                "internal_error",
+                "A required argument was NULL",
+            ),
+            InvalidArgument => m(
+                "invalid_argument",
+                500,
+                "",
+                "internal_error",
+                "An argument is not valid",
+            ),
+            ConfigInvalid => m(
+                "config_invalid",
+                500,
+                "",
+                "internal_error",
+                "The verifier configuration is invalid",
+            ),
+            JwksInvalid => m(
+                "jwks_invalid",
+                500,
+                "",
+                "internal_error",
+                "The configured JWKS is not usable",
+            ),
+            ClaimNotFound => m(
+                "claim_not_found",
+                500,
+                "",
+                "internal_error",
+                "The claim is not present",
+            ),
+            ClaimWrongType => m(
+                "claim_wrong_type",
+                500,
+                "",
+                "internal_error",
+                "The claim is not of the requested type",
+            ),
+            Internal => m(
+                "internal",
+                500,
+                "",
+                "internal_error",
+                "Internal error",
+            ),
+        }
+    }
+
+    /// Stable snake_case name of this value (e.g. `token_expired`), shared by every binding.
+    pub fn reason(self) -> &'static str {
+        self.meaning().reason
+    }
+
+    /// HTTP status a server should answer with.
+    pub fn http_status(self) -> u16 {
+        self.meaning().http
+    }
+
+    /// RFC 6750 `error` attribute for `WWW-Authenticate`; empty when none applies
+    /// (no token presented, success, API misuse).
+    pub fn rfc6750_error(self) -> &'static str {
+        self.meaning().rfc6750
+    }
+
+    /// The quickstart's JSON `code` (`authorization_header_missing`, `invalid_header`,
+    /// `token_expired`, `invalid_claims`, `invalid_token`, `Unauthorized`, ...).
+    pub fn code(self) -> &'static str {
+        self.meaning().code
+    }
+
+    /// A human description.
+    pub fn description(self) -> &'static str {
+        self.meaning().description
+    }
+
+    /// True for `Ok`.
+    pub fn is_ok(self) -> bool {
+        self == Status::Ok
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.description(), self.reason())
+    }
+}
+
+/// An error from jwtguard: a [`Status`] plus, where useful, a detail for logs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Error {
+    status: Status,
+    detail: Option<String>,
+}
+
+impl Error {
+    /// An error with this status and no detail.
+    pub fn new(status: Status) -> Self {
+        Error {
+            status,
+            detail: None,
+        }
+    }
+
+    /// An error with this status and a detail for logs (never shown as the description).
+    pub fn with_detail(status: Status, detail: impl Into<String>) -> Self {
+        Error {
+            status,
+            detail: Some(detail.into()),
+        }
+    }
+
+    /// The stable status.
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// The detail, if any.
+    pub fn detail(&self) -> Option<&str> {
+        self.detail.as_deref()
+    }
+}
+
+impl From<Status> for Error {
+    fn from(status: Status) -> Self {
+        Error::new(status)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.detail {
+            Some(d) => write!(f, "{}: {}", self.status, d),
+            None => write!(f, "{}", self.status),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Result with a jwtguard [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_round_trip_and_names_are_unique() {
+        let mut reasons = std::collections::HashSet::new();
+        for s in Status::ALL {
+            assert_eq!(Status::from_u32(*s as u32), Some(*s));
+            assert!(reasons.insert(s.reason()), "duplicate reason {}", s.reason());
+            assert!(!s.description().is_empty());
+        }
+        assert_eq!(Status::from_u32(12345), None);
+    }
+
+    #[test]
+    fn http_mapping_follows_rfc6750() {
+        assert_eq!(Status::TokenMissing.http_status(), 401);
+        assert_eq!(Status::TokenMissing.rfc6750_error(), "");
+        assert_eq!(Status::SignatureInvalid.rfc6750_error(), "invalid_token");
+        assert_eq!(Status::InsufficientScope.http_status(), 403);
+        assert_eq!(Status::InsufficientScope.rfc6750_error(), "insufficient_scope");
+        assert_eq!(Status::KeysUnavailable.http_status(), 503);
+        assert_eq!(Status::TokenExpired.code(), "token_expired");
+        assert_eq!(Status::AudienceInvalid.code(), "invalid_claims");
+        assert_eq!(
+            Status::AuthorizationHeaderMalformed.code(),
+            "invalid_header"
+        );
+    }
+}

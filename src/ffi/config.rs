@@ -1,0 +1,261 @@
+//! `jwt_config`: what a verifier is built from.
+
+use super::{ffi_panic_boundary, free_handle, into_handle, mut_arg, str_arg, to_status};
+use crate::error::Status;
+use crate::jwks::CacheOptions;
+use crate::policy::{Algorithm, Policy};
+use crate::verify::Keys;
+use std::os::raw::c_char;
+use std::time::Duration;
+
+/// A verifier configuration under construction. Made by `jwt_config_new`, filled by the
+/// `jwt_config_*` setters, read (not consumed) by `jwt_verifier_new`, released by
+/// `jwt_config_free`. Not for use from several threads at once.
+pub struct jwt_config {
+    _private: [u8; 0],
+}
+
+/// The Rust value behind a `jwt_config` handle.
+pub(crate) struct ConfigBuilder {
+    pub(crate) policy: Policy,
+    pub(crate) algorithms_chosen: bool,
+    pub(crate) keys: Option<Keys>,
+    pub(crate) cache: CacheOptions,
+}
+
+fn with_config(
+    config: *mut jwt_config,
+    f: impl FnOnce(&mut ConfigBuilder) -> Result<(), Status>,
+) -> Status {
+    to_status(mut_arg(config.cast::<ConfigBuilder>()).and_then(f))
+}
+
+fn text_setter(
+    config: *mut jwt_config,
+    value: *const c_char,
+    len: usize,
+    f: impl FnOnce(&mut ConfigBuilder, &str) -> Result<(), Status>,
+) -> Status {
+    with_config(config, |c| {
+        let text = str_arg(value, len)?;
+        if text.is_empty() {
+            return Err(Status::InvalidArgument);
+        }
+        f(c, text)
+    })
+}
+
+/// Make an empty configuration: no issuer, no audience, no keys; algorithms `RS256`, leeway
+/// 60 s, default cache policy. Free it with `jwt_config_free`. Returns NULL only on a panic.
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_config_new() -> *mut jwt_config {
+    ffi_panic_boundary! {
+        into_handle::<_, jwt_config>(ConfigBuilder {
+            policy: Policy::empty(),
+            algorithms_chosen: false,
+            keys: None,
+            cache: CacheOptions::default(),
+        })
+    }
+}
+
+/// Release a configuration. NULL is fine. Must not be called twice.
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_config_free(config: *mut jwt_config) {
+    ffi_panic_boundary! { free_handle::<ConfigBuilder, _>(config) }
+}
+
+/// Accept tokens whose `iss` equals `issuer` exactly (e.g. `"https://TENANT/"`). Repeatable.
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_config_add_issuer(
+    config: *mut jwt_config,
+    issuer: *const c_char,
+    issuer_len: usize,
+) -> Status {
+    ffi_panic_boundary! {
+        text_setter(config, issuer, issuer_len, |c, s| {
+            c.policy.issuers.push(s.to_owned());
+            Ok(())
+        })
+    }
+}
+
+/// Accept tokens whose `aud` is or contains `audience`. Repeatable.
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_config_add_audience(
+    config: *mut jwt_config,
+    audience: *const c_char,
+    audience_len: usize,
+) -> Status {
+    ffi_panic_boundary! {
+        text_setter(config, audience, audience_len, |c, s| {
+            c.policy.audiences.push(s.to_owned());
+            Ok(())
+        })
+    }
+}
+
+/// Allow a signature algorithm by its JOSE name (`RS256` `RS384` `RS512` `PS256` `PS384`
+/// `PS512` `ES256` `ES384` `EdDSA`). The first call replaces the default list (`RS256`);
+/// later calls add. Unknown names, `none` and `HS*` return `JWT_STATUS_INVALID_ARGUMENT`.
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_config_add_algorithm(
+    config: *mut jwt_config,
+    name: *const c_char,
+    name_len: usize,
+) -> Status {
+    ffi_panic_boundary! {
+        text_setter(config, name, name_len, |c, s| {
+            let alg: Algorithm = s.parse().map_err(|_| Status::InvalidArgument)?;
+            if !c.algorithms_chosen {
+                c.policy.algorithms.clear();
+                c.algorithms_chosen = true;
+            }
+            if !c.policy.algorithms.contains(&alg) {
+                c.policy.algorithms.push(alg);
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Seconds of clock skew allowed for `exp`, `nbf` and `iat` (default 60).
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_config_set_leeway(config: *mut jwt_config, seconds: u64) -> Status {
+    ffi_panic_boundary! {
+        with_config(config, |c| {
+            c.policy.leeway_secs = seconds;
+            Ok(())
+        })
+    }
+}
+
+/// Require a claim to be present (`sub`, `client_id`, `jti`, `scope` must be non-empty
+/// strings). Repeatable.
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_config_add_required_claim(
+    config: *mut jwt_config,
+    name: *const c_char,
+    name_len: usize,
+) -> Status {
+    ffi_panic_boundary! {
+        text_setter(config, name, name_len, |c, s| {
+            c.policy.required_claims.push(s.to_owned());
+            Ok(())
+        })
+    }
+}
+
+/// Strict RFC 9068 mode: `typ` must be `at+jwt` and `iss`, `exp`, `aud`, `sub`, `client_id`,
+/// `iat`, `jti` are required. Off by default.
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_config_set_strict(config: *mut jwt_config, strict: bool) -> Status {
+    ffi_panic_boundary! {
+        with_config(config, |c| {
+            c.policy.strict = strict;
+            Ok(())
+        })
+    }
+}
+
+/// Largest token accepted, in bytes, checked before any decoding (default 16384).
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_config_set_max_token_size(config: *mut jwt_config, bytes: usize) -> Status {
+    ffi_panic_boundary! {
+        with_config(config, |c| {
+            if bytes == 0 {
+                return Err(Status::InvalidArgument);
+            }
+            c.policy.max_token_bytes = bytes;
+            Ok(())
+        })
+    }
+}
+
+/// Take keys from a JWKS URL through the process-global cache. `https` is required except for
+/// loopback hosts (see `jwt_config_set_allow_insecure_http`). Replaces any earlier key source.
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_config_set_jwks_uri(
+    config: *mut jwt_config,
+    uri: *const c_char,
+    uri_len: usize,
+) -> Status {
+    ffi_panic_boundary! {
+        text_setter(config, uri, uri_len, |c, s| {
+            c.keys = Some(Keys::Url(s.to_owned()));
+            Ok(())
+        })
+    }
+}
+
+/// Take keys from a JWKS document given as JSON text (copied). Replaces any earlier key source.
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_config_set_jwks_json(
+    config: *mut jwt_config,
+    json: *const c_char,
+    json_len: usize,
+) -> Status {
+    ffi_panic_boundary! {
+        text_setter(config, json, json_len, |c, s| {
+            c.keys = Some(Keys::Json(s.to_owned()));
+            Ok(())
+        })
+    }
+}
+
+/// Take keys from a JWKS file, read now. Replaces any earlier key source. An unreadable file
+/// returns `JWT_STATUS_INVALID_ARGUMENT`.
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_config_set_jwks_file(
+    config: *mut jwt_config,
+    path: *const c_char,
+    path_len: usize,
+) -> Status {
+    ffi_panic_boundary! {
+        text_setter(config, path, path_len, |c, s| {
+            let text = std::fs::read_to_string(s).map_err(|_| Status::InvalidArgument)?;
+            c.keys = Some(Keys::Json(text));
+            Ok(())
+        })
+    }
+}
+
+/// Allow plain `http` JWKS URLs to hosts other than loopback (off by default; for networks
+/// where TLS ends before the issuer).
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_config_set_allow_insecure_http(
+    config: *mut jwt_config,
+    allow: bool,
+) -> Status {
+    ffi_panic_boundary! {
+        with_config(config, |c| {
+            c.cache.fetch.allow_insecure_http = allow;
+            Ok(())
+        })
+    }
+}
+
+/// Lifetime of a fetched JWKS when the issuer sends no `Cache-Control: max-age` (default 600 s).
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_config_set_cache_ttl(config: *mut jwt_config, seconds: u64) -> Status {
+    ffi_panic_boundary! {
+        with_config(config, |c| {
+            c.cache.ttl = Duration::from_secs(seconds);
+            Ok(())
+        })
+    }
+}
+
+/// Least time between two JWKS refetches caused by unknown `kid`s, per URL (default 30 s).
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_config_set_refetch_cooldown(
+    config: *mut jwt_config,
+    seconds: u64,
+) -> Status {
+    ffi_panic_boundary! {
+        with_config(config, |c| {
+            c.cache.refetch_cooldown = Duration::from_secs(seconds);
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,120 @@
+//! `jwt_verifier` and `jwt_verify`: tokens in, claims out.
+
+use super::claims::jwt_claims;
+use super::config::{ConfigBuilder, jwt_config};
+use super::{
+    bytes_arg, ffi_panic_boundary, free_handle, into_handle, ref_arg, str_arg, to_status,
+    write_out,
+};
+use crate::claims::Claims;
+use crate::clock::Clock;
+use crate::error::Status;
+use crate::verify::{Config, Verifier};
+use std::os::raw::c_char;
+
+/// A configured verifier. Thread-safe: one handle may be used by many threads at once.
+/// Made by `jwt_verifier_new`, released by `jwt_verifier_free`.
+pub struct jwt_verifier {
+    _private: [u8; 0],
+}
+
+/// Build a verifier from `config` (which stays owned by the caller and may be freed right
+/// after). On success `*verifier_out` receives a handle to free with `jwt_verifier_free`; on
+/// error it receives NULL. Building never touches the network: a JWKS URL is fetched on first
+/// use. Errors: `JWT_STATUS_CONFIG_INVALID` (no issuer, audience or key source, bad URL),
+/// `JWT_STATUS_JWKS_INVALID` (the JWKS text has no usable key).
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_verifier_new(
+    config: *const jwt_config,
+    verifier_out: *mut *mut jwt_verifier,
+) -> Status {
+    ffi_panic_boundary! {
+        if verifier_out.is_null() {
+            return Status::NullArgument;
+        }
+        let _ = write_out(verifier_out, std::ptr::null_mut());
+        to_status(ref_arg(config.cast::<ConfigBuilder>()).and_then(|c| {
+            let keys = c.keys.clone().ok_or(Status::ConfigInvalid)?;
+            let verifier = Verifier::new(Config {
+                policy: c.policy.clone(),
+                keys,
+                cache: c.cache.clone(),
+                clock: Clock::System,
+            })
+            .map_err(|e| e.status())?;
+            write_out(verifier_out, into_handle::<_, jwt_verifier>(verifier))
+        }))
+    }
+}
+
+/// Release a verifier. NULL is fine. Must not be called twice, nor while another thread uses it.
+/// Claims handles it produced stay valid.
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_verifier_free(verifier: *mut jwt_verifier) {
+    ffi_panic_boundary! { free_handle::<Verifier, _>(verifier) }
+}
+
+fn finish(
+    result: Result<Claims, crate::Error>,
+    claims_out: *mut *mut jwt_claims,
+) -> Result<(), Status> {
+    let claims = result.map_err(|e| e.status())?;
+    write_out(claims_out, into_handle::<_, jwt_claims>(claims))
+}
+
+/// Verify a compact JWT of `token_len` bytes at `token` (no NUL terminator needed). On success
+/// returns `JWT_STATUS_OK` and `*claims_out` receives a claims handle to free with
+/// `jwt_claims_free`; otherwise returns why the token was refused and `*claims_out` is NULL.
+/// `claims_out` must not be NULL. A length over the size cap is refused before the bytes are
+/// read.
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_verify(
+    verifier: *const jwt_verifier,
+    token: *const c_char,
+    token_len: usize,
+    claims_out: *mut *mut jwt_claims,
+) -> Status {
+    ffi_panic_boundary! {
+        if claims_out.is_null() {
+            return Status::NullArgument;
+        }
+        let _ = write_out(claims_out, std::ptr::null_mut());
+        to_status(ref_arg(verifier.cast::<Verifier>()).and_then(|v| {
+            if token_len > v.policy().max_token_bytes {
+                return Err(Status::TokenTooLarge);
+            }
+            let token = bytes_arg(token, token_len)?;
+            let result = match std::str::from_utf8(token) {
+                Ok(text) => v.verify(text),
+                Err(_) => Err(Status::TokenMalformed.into()),
+            };
+            finish(result, claims_out)
+        }))
+    }
+}
+
+/// Verify the token in an `Authorization` header value (`"Bearer <token>"`, scheme in any
+/// case, exactly one token). Pass `header = NULL, header_len = 0` when the request had no
+/// such header: that returns `JWT_STATUS_TOKEN_MISSING`. Otherwise as `jwt_verify`.
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_verify_authorization(
+    verifier: *const jwt_verifier,
+    header: *const c_char,
+    header_len: usize,
+    claims_out: *mut *mut jwt_claims,
+) -> Status {
+    ffi_panic_boundary! {
+        if claims_out.is_null() {
+            return Status::NullArgument;
+        }
+        let _ = write_out(claims_out, std::ptr::null_mut());
+        to_status(ref_arg(verifier.cast::<Verifier>()).and_then(|v| {
+            let value = if header.is_null() && header_len == 0 {
+                None
+            } else {
+                Some(str_arg(header, header_len).map_err(|_| Status::AuthorizationHeaderMalformed)?)
+            };
+            finish(v.verify_authorization(value), claims_out)
+        }))
+    }
+}

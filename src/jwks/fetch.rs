@@ -1,0 +1,174 @@
+//! Fetching a JWKS over HTTP(S), hardened: timeouts, a body cap, no redirects, and `https`
+//! required except for loopback hosts or an explicit opt-in.
+
+use crate::error::{Error, Result, Status};
+use std::net::IpAddr;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+use ureq::Agent;
+use ureq::http::Uri;
+use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
+
+/// Limits and permissions for one fetch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FetchOptions {
+    /// Time allowed to connect.
+    pub connect_timeout: Duration,
+    /// Time allowed for the whole request, body included.
+    pub total_timeout: Duration,
+    /// Largest body accepted, in bytes.
+    pub max_body_bytes: u64,
+    /// Allow plain `http` to hosts other than loopback.
+    pub allow_insecure_http: bool,
+}
+
+impl Default for FetchOptions {
+    fn default() -> Self {
+        FetchOptions {
+            connect_timeout: Duration::from_secs(2),
+            total_timeout: Duration::from_secs(5),
+            max_body_bytes: 1024 * 1024,
+            allow_insecure_http: false,
+        }
+    }
+}
+
+/// A successful HTTP response body with the caching headers that matter.
+#[derive(Clone, Debug)]
+pub struct Fetched {
+    /// The body, at most `max_body_bytes`.
+    pub body: Vec<u8>,
+    /// `Cache-Control: max-age`, in seconds, when present.
+    pub max_age: Option<u64>,
+}
+
+/// Whether `host` (as it appears in a URL) is a loopback host.
+pub fn is_loopback_host(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.eq_ignore_ascii_case("localhost")
+        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Check a JWKS URL: absolute `http` or `https` with a host; `http` only to loopback unless
+/// allowed. Returns whether the host is loopback.
+pub fn check_url(url: &str, allow_insecure_http: bool) -> Result<bool> {
+    let bad = |why: &str| Err(Error::with_detail(Status::ConfigInvalid, format!("{url:?}: {why}")));
+    let Ok(uri) = url.parse::<Uri>() else {
+        return bad("not a URL");
+    };
+    let Some(host) = uri.host() else {
+        return bad("no host");
+    };
+    let loopback = is_loopback_host(host);
+    match uri.scheme_str() {
+        Some("https") => Ok(loopback),
+        Some("http") if loopback || allow_insecure_http => Ok(loopback),
+        Some("http") => bad("https is required except for loopback hosts"),
+        _ => bad("only http and https URLs are supported"),
+    }
+}
+
+fn agent(options: &FetchOptions, use_env_proxy: bool) -> Agent {
+    static TLS: LazyLock<TlsConfig> = LazyLock::new(|| {
+        TlsConfig::builder()
+            .provider(TlsProvider::Rustls)
+            .root_certs(RootCerts::PlatformVerifier)
+            .unversioned_rustls_crypto_provider(Arc::new(
+                rustls::crypto::aws_lc_rs::default_provider(),
+            ))
+            .build()
+    });
+    let mut builder = Agent::config_builder()
+        .timeout_connect(Some(options.connect_timeout))
+        .timeout_global(Some(options.total_timeout))
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .user_agent(concat!("jwtguard/", env!("CARGO_PKG_VERSION")))
+        .accept("application/json, application/jwk-set+json")
+        .tls_config(TLS.clone());
+    if !use_env_proxy {
+        builder = builder.proxy(None);
+    }
+    builder.build().new_agent()
+}
+
+/// GET `url` and return its body if the answer is 200 and the body fits the cap.
+pub fn fetch(url: &str, options: &FetchOptions) -> Result<Fetched> {
+    let loopback = check_url(url, options.allow_insecure_http)?;
+    let unavailable = |why: String| Error::with_detail(Status::KeysUnavailable, format!("{url}: {why}"));
+    let mut response = agent(options, !loopback)
+        .get(url)
+        .call()
+        .map_err(|e| unavailable(e.to_string()))?;
+    let status = response.status().as_u16();
+    if status != 200 {
+        return Err(unavailable(format!("HTTP status {status}")));
+    }
+    let max_age = response
+        .headers()
+        .get("cache-control")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_max_age);
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(options.max_body_bytes)
+        .read_to_vec()
+        .map_err(|e| unavailable(format!("body: {e}")))?;
+    Ok(Fetched { body, max_age })
+}
+
+/// `max-age` from a `Cache-Control` value; `None` when absent or when `no-store`/`no-cache`
+/// say the answer must not be reused as is.
+pub fn parse_max_age(value: &str) -> Option<u64> {
+    let mut max_age = None;
+    for directive in value.split(',') {
+        let directive = directive.trim();
+        let (name, arg) = match directive.split_once('=') {
+            Some((n, a)) => (n.trim(), Some(a.trim().trim_matches('"'))),
+            None => (directive, None),
+        };
+        if name.eq_ignore_ascii_case("no-store") || name.eq_ignore_ascii_case("no-cache") {
+            return Some(0);
+        }
+        if name.eq_ignore_ascii_case("max-age") {
+            max_age = arg.and_then(|a| a.parse::<u64>().ok());
+        }
+    }
+    max_age
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts() {
+        for h in ["localhost", "127.0.0.1", "127.5.6.7", "[::1]", "LOCALHOST"] {
+            assert!(is_loopback_host(h), "{h}");
+        }
+        for h in ["example.com", "10.0.0.1", "localhost.evil.com", "[::2]"] {
+            assert!(!is_loopback_host(h), "{h}");
+        }
+    }
+
+    #[test]
+    fn url_rules() {
+        assert_eq!(check_url("https://tenant.example/.well-known/jwks.json", false), Ok(false));
+        assert_eq!(check_url("http://127.0.0.1:8080/jwks", false), Ok(true));
+        assert!(check_url("http://tenant.example/jwks", false).is_err());
+        assert!(check_url("http://tenant.example/jwks", true).is_ok());
+        for bad in ["", "jwks.json", "ftp://127.0.0.1/x", "file:///etc/passwd", "https://"] {
+            assert!(check_url(bad, true).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cache_control() {
+        assert_eq!(parse_max_age("public, max-age=300"), Some(300));
+        assert_eq!(parse_max_age("max-age=\"60\""), Some(60));
+        assert_eq!(parse_max_age("no-store"), Some(0));
+        assert_eq!(parse_max_age("public"), None);
+        assert_eq!(parse_max_age("max-age=abc"), None);
+    }
+}

@@ -1,0 +1,288 @@
+//! The verification pipeline: size cap, compact parsing, header rules, key selection,
+//! signature, claims.
+
+use crate::claims::{self, Claims};
+use crate::clock::Clock;
+use crate::error::{Error, Result, Status};
+use crate::jwks::cache::{self, CacheOptions, JwksSource};
+use crate::jwks::fetch;
+use crate::jwks::keyset::{KeySet, Selection};
+use crate::policy::{Algorithm, Policy};
+use crate::token::{self, Header};
+use std::sync::Arc;
+
+/// Where a verifier's keys come from.
+#[derive(Clone, Debug)]
+pub enum Keys {
+    /// A JWKS URL, served through the process-global cache.
+    Url(String),
+    /// A fixed JWKS document (JSON text).
+    Json(String),
+}
+
+/// Everything a [`Verifier`] is built from.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// What tokens are accepted.
+    pub policy: Policy,
+    /// Where keys come from.
+    pub keys: Keys,
+    /// Cache and fetch policy for `Keys::Url`.
+    pub cache: CacheOptions,
+    /// The clock for claim checks and cache policy.
+    pub clock: Clock,
+}
+
+impl Config {
+    /// A configuration with default cache policy and the system clock.
+    pub fn new(policy: Policy, keys: Keys) -> Self {
+        Config {
+            policy,
+            keys,
+            cache: CacheOptions::default(),
+            clock: Clock::System,
+        }
+    }
+}
+
+enum KeySource {
+    Fixed(Arc<KeySet>),
+    Cached(Arc<JwksSource>),
+}
+
+/// A configured verifier. Cheap to share: wrap it in an `Arc` and use it from many threads.
+pub struct Verifier {
+    policy: Policy,
+    source: KeySource,
+    cache: CacheOptions,
+    clock: Clock,
+}
+
+/// A JWS whose signature verified.
+#[derive(Debug)]
+pub struct VerifiedJws {
+    /// The parsed header members jwtguard reads.
+    pub header: Header,
+    /// The algorithm that verified.
+    pub alg: Algorithm,
+    /// The decoded payload bytes.
+    pub payload: Vec<u8>,
+}
+
+/// A token split and decoded up to the signature, before any key is chosen.
+struct Decoded<'a> {
+    signing_input: &'a str,
+    payload_b64: &'a str,
+    header: Header,
+    alg: Algorithm,
+    signature: Vec<u8>,
+}
+
+fn decode<'a>(token: &'a str, algorithms: &[Algorithm], max_bytes: usize) -> Result<Decoded<'a>> {
+    let compact = token::split(token, max_bytes)?;
+    let header = token::parse_header(compact.header)?;
+    let alg: Algorithm = header.alg.parse()?;
+    if !algorithms.contains(&alg) {
+        return Err(Error::with_detail(
+            Status::AlgorithmNotAllowed,
+            format!("{alg} is not in the allow-list"),
+        ));
+    }
+    if header.has_crit {
+        return Err(Status::CriticalHeaderUnsupported.into());
+    }
+    let signature = token::b64_decode(compact.signature)?;
+    Ok(Decoded {
+        signing_input: compact.signing_input,
+        payload_b64: compact.payload,
+        header,
+        alg,
+        signature,
+    })
+}
+
+impl Decoded<'_> {
+    /// Verify against `keys`: `Ok(false)` when no key fits (the caller may refetch).
+    fn verify_with(&self, keys: &KeySet) -> Result<bool> {
+        match keys.select(self.header.kid.as_deref(), self.alg)? {
+            Selection::Key(key) => {
+                key.verify(self.alg, self.signing_input.as_bytes(), &self.signature)?;
+                Ok(true)
+            }
+            Selection::NotFound => Ok(false),
+        }
+    }
+
+    fn payload(&self) -> Result<Vec<u8>> {
+        token::b64_decode(self.payload_b64)
+    }
+}
+
+/// Verify a compact JWS against a key set, without any claim checks: the JWS-level entry point
+/// (used for test vectors whose payloads are not claim sets).
+pub fn verify_jws(
+    token: &str,
+    keys: &KeySet,
+    algorithms: &[Algorithm],
+    max_bytes: usize,
+) -> Result<VerifiedJws> {
+    let decoded = decode(token, algorithms, max_bytes)?;
+    if !decoded.verify_with(keys)? {
+        return Err(Status::KeyNotFound.into());
+    }
+    Ok(VerifiedJws {
+        payload: decoded.payload()?,
+        alg: decoded.alg,
+        header: decoded.header,
+    })
+}
+
+/// `typ` rules: absent, `JWT`, `at+jwt` or `application/at+jwt` (any case); strict mode only
+/// the `at+jwt` forms.
+fn check_typ(typ: Option<&str>, strict: bool) -> Result<()> {
+    let ok = match typ.map(str::to_ascii_lowercase).as_deref() {
+        None => !strict,
+        Some("jwt") => !strict,
+        Some("at+jwt" | "application/at+jwt") => true,
+        Some(_) => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Status::TypeNotAllowed.into())
+    }
+}
+
+/// Extract the token from an `Authorization` header value: `Bearer <token>` with a
+/// case-insensitive scheme and exactly one token.
+pub fn bearer_token(header: Option<&str>) -> Result<&str> {
+    let value = header.map(str::trim).unwrap_or("");
+    if value.is_empty() {
+        return Err(Status::TokenMissing.into());
+    }
+    let mut parts = value.split_ascii_whitespace();
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(scheme), Some(token), None) if scheme.eq_ignore_ascii_case("bearer") => Ok(token),
+        (Some(scheme), _, _) if !scheme.eq_ignore_ascii_case("bearer") => Err(Error::with_detail(
+            Status::AuthorizationHeaderMalformed,
+            "Authorization header must start with Bearer",
+        )),
+        (_, None, _) => Err(Error::with_detail(
+            Status::AuthorizationHeaderMalformed,
+            "Token not found",
+        )),
+        _ => Err(Error::with_detail(
+            Status::AuthorizationHeaderMalformed,
+            "Authorization header must be Bearer token",
+        )),
+    }
+}
+
+impl Verifier {
+    /// Build a verifier. A fixed JWKS is parsed now; a JWKS URL is checked now and fetched on
+    /// first use (so building never touches the network).
+    pub fn new(config: Config) -> Result<Verifier> {
+        config.policy.validate()?;
+        let source = match &config.keys {
+            Keys::Json(text) => {
+                let set = KeySet::from_json(text.as_bytes())?;
+                if set.is_empty() {
+                    return Err(Error::with_detail(
+                        Status::JwksInvalid,
+                        "the JWKS has no usable key",
+                    ));
+                }
+                KeySource::Fixed(Arc::new(set))
+            }
+            Keys::Url(url) => {
+                fetch::check_url(url, config.cache.fetch.allow_insecure_http)?;
+                KeySource::Cached(cache::source(url))
+            }
+        };
+        Ok(Verifier {
+            policy: config.policy,
+            source,
+            cache: config.cache,
+            clock: config.clock,
+        })
+    }
+
+    /// The policy this verifier applies.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The cache entry behind this verifier, when its keys come from a URL.
+    pub fn jwks_source(&self) -> Option<&Arc<JwksSource>> {
+        match &self.source {
+            KeySource::Cached(s) => Some(s),
+            KeySource::Fixed(_) => None,
+        }
+    }
+
+    /// Verify a token and return its claims.
+    pub fn verify(&self, token: &str) -> Result<Claims> {
+        let decoded = decode(token, &self.policy.algorithms, self.policy.max_token_bytes)?;
+        check_typ(decoded.header.typ.as_deref(), self.policy.strict)?;
+        let found = match &self.source {
+            KeySource::Fixed(keys) => decoded.verify_with(keys)?,
+            KeySource::Cached(source) => {
+                let keys = source.keys(&self.clock, &self.cache)?;
+                decoded.verify_with(&keys)?
+                    || match source.refetch_for_unknown_kid(&keys, &self.clock, &self.cache) {
+                        Some(newer) => decoded.verify_with(&newer)?,
+                        None => false,
+                    }
+            }
+        };
+        if !found {
+            return Err(Status::KeyNotFound.into());
+        }
+        let payload = decoded.payload()?;
+        let map = token::parse_object(&payload)
+            .map_err(|e| Error::with_detail(Status::PayloadInvalid, e))?;
+        claims::check(&map, &self.policy, self.clock.now())?;
+        // parse_object accepted the bytes as JSON, so they are UTF-8.
+        let json = String::from_utf8(payload).map_err(|_| Status::PayloadInvalid)?;
+        Ok(Claims::new(json, map))
+    }
+
+    /// Verify the token in an `Authorization` header value (`None` when the header is absent).
+    pub fn verify_authorization(&self, header: Option<&str>) -> Result<Claims> {
+        self.verify(bearer_token(header)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typ_rules() {
+        for ok in [None, Some("JWT"), Some("jwt"), Some("at+jwt"), Some("application/at+jwt"), Some("at+JWT")] {
+            assert!(check_typ(ok, false).is_ok(), "{ok:?}");
+        }
+        for bad in ["id_token+jwt", "JOSE+JSON", "", "JWS"] {
+            assert!(check_typ(Some(bad), false).is_err(), "{bad}");
+        }
+        assert!(check_typ(None, true).is_err());
+        assert!(check_typ(Some("JWT"), true).is_err());
+        assert!(check_typ(Some("at+jwt"), true).is_ok());
+        assert!(check_typ(Some("Application/AT+JWT"), true).is_ok());
+    }
+
+    #[test]
+    fn authorization_header_forms() {
+        assert_eq!(bearer_token(Some("Bearer abc")), Ok("abc"));
+        assert_eq!(bearer_token(Some("bearer  abc ")), Ok("abc"));
+        assert_eq!(bearer_token(None).unwrap_err().status(), Status::TokenMissing);
+        assert_eq!(bearer_token(Some("  ")).unwrap_err().status(), Status::TokenMissing);
+        for bad in ["Bearer", "Basic abc", "Bearer a b", "Token abc", "abc"] {
+            assert_eq!(
+                bearer_token(Some(bad)).unwrap_err().status(),
+                Status::AuthorizationHeaderMalformed,
+                "{bad}"
+            );
+        }
+    }
+}
