@@ -125,9 +125,10 @@ pub fn check(claims: &Map<String, Value>, policy: &Policy, now: f64) -> Result<(
         Some(Value::String(aud)) => policy.audiences.contains(aud),
         Some(Value::Array(list)) => {
             list.iter().all(Value::is_string)
-                && list
-                    .iter()
-                    .any(|a| a.as_str().is_some_and(|a| policy.audiences.iter().any(|p| p == a)))
+                && list.iter().any(|a| {
+                    a.as_str()
+                        .is_some_and(|a| policy.audiences.iter().any(|p| p == a))
+                })
         }
         _ => false,
     };

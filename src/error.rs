@@ -343,13 +343,7 @@ impl Status {
                 "internal_error",
                 "The claim is not of the requested type",
             ),
-            Internal => m(
-                "internal",
-                500,
-                "",
-                "internal_error",
-                "Internal error",
-            ),
+            Internal => m("internal", 500, "", "internal_error", "Internal error"),
         }
     }
 
@@ -456,7 +450,11 @@ mod tests {
         let mut reasons = std::collections::HashSet::new();
         for s in Status::ALL {
             assert_eq!(Status::from_u32(*s as u32), Some(*s));
-            assert!(reasons.insert(s.reason()), "duplicate reason {}", s.reason());
+            assert!(
+                reasons.insert(s.reason()),
+                "duplicate reason {}",
+                s.reason()
+            );
             assert!(!s.description().is_empty());
         }
         assert_eq!(Status::from_u32(12345), None);
@@ -468,7 +466,10 @@ mod tests {
         assert_eq!(Status::TokenMissing.rfc6750_error(), "");
         assert_eq!(Status::SignatureInvalid.rfc6750_error(), "invalid_token");
         assert_eq!(Status::InsufficientScope.http_status(), 403);
-        assert_eq!(Status::InsufficientScope.rfc6750_error(), "insufficient_scope");
+        assert_eq!(
+            Status::InsufficientScope.rfc6750_error(),
+            "insufficient_scope"
+        );
         assert_eq!(Status::KeysUnavailable.http_status(), 503);
         assert_eq!(Status::TokenExpired.code(), "token_expired");
         assert_eq!(Status::AudienceInvalid.code(), "invalid_claims");

@@ -140,7 +140,8 @@ pub struct Policy {
 }
 
 /// Claims RFC 9068 requires of an access token; required in strict mode.
-pub const RFC9068_REQUIRED_CLAIMS: [&str; 7] = ["iss", "exp", "aud", "sub", "client_id", "iat", "jti"];
+pub const RFC9068_REQUIRED_CLAIMS: [&str; 7] =
+    ["iss", "exp", "aud", "sub", "client_id", "iat", "jti"];
 
 impl Policy {
     /// A policy for one issuer and one audience, RS256 only, 60 s leeway.

@@ -45,7 +45,10 @@ pub fn split(token: &str, max_bytes: usize) -> Result<Compact<'_>> {
         return Err(Error::with_detail(Status::TokenMalformed, "empty header"));
     }
     if signature.is_empty() {
-        return Err(Error::with_detail(Status::TokenMalformed, "empty signature"));
+        return Err(Error::with_detail(
+            Status::TokenMalformed,
+            "empty signature",
+        ));
     }
     let signing_input = &token[..header.len() + 1 + payload.len()];
     Ok(Compact {
@@ -120,7 +123,10 @@ impl<'de> Visitor<'de> for StrictVisitor {
         Ok(StrictValue(Value::Null))
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<StrictValue, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<StrictValue, A::Error> {
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
         while let Some(StrictValue(v)) = seq.next_element()? {
             items.push(v);
@@ -128,7 +134,10 @@ impl<'de> Visitor<'de> for StrictVisitor {
         Ok(StrictValue(Value::Array(items)))
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<StrictValue, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<StrictValue, A::Error> {
         let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
             if out.contains_key(&key) {
@@ -207,7 +216,17 @@ mod tests {
     fn split_counts_segments() {
         assert!(split("a.b.c", 100).is_ok());
         assert!(split("a..c", 100).is_ok());
-        for bad in ["", "a", "a.b", "a.b.c.d", "a.b.c.d.e", ".b.c", "a.b.", "..", "...."] {
+        for bad in [
+            "",
+            "a",
+            "a.b",
+            "a.b.c.d",
+            "a.b.c.d.e",
+            ".b.c",
+            "a.b.",
+            "..",
+            "....",
+        ] {
             assert_eq!(
                 split(bad, 100).unwrap_err().status(),
                 Status::TokenMalformed,
@@ -245,7 +264,16 @@ mod tests {
 
     #[test]
     fn only_objects_are_accepted() {
-        for bad in [&b"[]"[..], b"\"x\"", b"1", b"null", b"", b"{", b"\xff\xfe", b"{\"a\":\"\x00\"}"] {
+        for bad in [
+            &b"[]"[..],
+            b"\"x\"",
+            b"1",
+            b"null",
+            b"",
+            b"{",
+            b"\xff\xfe",
+            b"{\"a\":\"\x00\"}",
+        ] {
             assert!(parse_object(bad).is_err(), "{bad:?}");
         }
         assert!(parse_object(b"{}").is_ok());
@@ -254,12 +282,30 @@ mod tests {
     #[test]
     fn header_member_types_are_checked() {
         let h = |json: &str| parse_header(&b64_encode(json.as_bytes()));
-        assert_eq!(h(r#"{"alg":"RS256","kid":"k"}"#).unwrap().kid.as_deref(), Some("k"));
-        assert_eq!(h(r#"{"alg":1}"#).unwrap_err().status(), Status::AlgorithmNotAllowed);
-        assert_eq!(h(r#"{"kid":"k"}"#).unwrap_err().status(), Status::AlgorithmNotAllowed);
-        assert_eq!(h(r#"{"alg":"RS256","kid":7}"#).unwrap_err().status(), Status::HeaderInvalid);
-        assert_eq!(h(r#"{"alg":"RS256","kid":null}"#).unwrap_err().status(), Status::HeaderInvalid);
-        assert_eq!(h(r#"{"alg":"RS256","typ":[]}"#).unwrap_err().status(), Status::HeaderInvalid);
+        assert_eq!(
+            h(r#"{"alg":"RS256","kid":"k"}"#).unwrap().kid.as_deref(),
+            Some("k")
+        );
+        assert_eq!(
+            h(r#"{"alg":1}"#).unwrap_err().status(),
+            Status::AlgorithmNotAllowed
+        );
+        assert_eq!(
+            h(r#"{"kid":"k"}"#).unwrap_err().status(),
+            Status::AlgorithmNotAllowed
+        );
+        assert_eq!(
+            h(r#"{"alg":"RS256","kid":7}"#).unwrap_err().status(),
+            Status::HeaderInvalid
+        );
+        assert_eq!(
+            h(r#"{"alg":"RS256","kid":null}"#).unwrap_err().status(),
+            Status::HeaderInvalid
+        );
+        assert_eq!(
+            h(r#"{"alg":"RS256","typ":[]}"#).unwrap_err().status(),
+            Status::HeaderInvalid
+        );
         assert!(h(r#"{"alg":"RS256","crit":[]}"#).unwrap().has_crit);
     }
 }

@@ -259,7 +259,14 @@ mod tests {
 
     #[test]
     fn typ_rules() {
-        for ok in [None, Some("JWT"), Some("jwt"), Some("at+jwt"), Some("application/at+jwt"), Some("at+JWT")] {
+        for ok in [
+            None,
+            Some("JWT"),
+            Some("jwt"),
+            Some("at+jwt"),
+            Some("application/at+jwt"),
+            Some("at+JWT"),
+        ] {
             assert!(check_typ(ok, false).is_ok(), "{ok:?}");
         }
         for bad in ["id_token+jwt", "JOSE+JSON", "", "JWS"] {
@@ -275,8 +282,14 @@ mod tests {
     fn authorization_header_forms() {
         assert_eq!(bearer_token(Some("Bearer abc")), Ok("abc"));
         assert_eq!(bearer_token(Some("bearer  abc ")), Ok("abc"));
-        assert_eq!(bearer_token(None).unwrap_err().status(), Status::TokenMissing);
-        assert_eq!(bearer_token(Some("  ")).unwrap_err().status(), Status::TokenMissing);
+        assert_eq!(
+            bearer_token(None).unwrap_err().status(),
+            Status::TokenMissing
+        );
+        assert_eq!(
+            bearer_token(Some("  ")).unwrap_err().status(),
+            Status::TokenMissing
+        );
         for bad in ["Bearer", "Basic abc", "Bearer a b", "Token abc", "abc"] {
             assert_eq!(
                 bearer_token(Some(bad)).unwrap_err().status(),

@@ -19,8 +19,16 @@ const UNSUPPORTED: [&str; 4] = ["HS256", "HS384", "HS512", "ES512"];
 /// algorithm its JWK names (RFC 7517 section 4.4; SECURITY-CASES 4: an `alg` that does not
 /// match the JWK's `alg` is refused), so these two are refused with `key_algorithm_mismatch`.
 const REFUSED_BY_POLICY: [(&str, u64, &str); 2] = [
-    ("json_web_signature_test.json", 346, "key_algorithm_mismatch"),
-    ("json_web_signature_test.json", 350, "key_algorithm_mismatch"),
+    (
+        "json_web_signature_test.json",
+        346,
+        "key_algorithm_mismatch",
+    ),
+    (
+        "json_web_signature_test.json",
+        350,
+        "key_algorithm_mismatch",
+    ),
 ];
 
 fn vectors_dir() -> PathBuf {
@@ -95,7 +103,9 @@ fn run(file: &str) -> Vec<String> {
             {
                 entry.unsupported += 1;
                 if outcome.is_ok() {
-                    failures.push(format!("{file} #{id} ({name}): unsupported alg was accepted"));
+                    failures.push(format!(
+                        "{file} #{id} ({name}): unsupported alg was accepted"
+                    ));
                 }
                 continue;
             }
@@ -103,9 +113,9 @@ fn run(file: &str) -> Vec<String> {
                 (true, Ok(_)) => entry.accepted += 1,
                 (false, Err(_)) => entry.rejected += 1,
                 (true, Err(e))
-                    if REFUSED_BY_POLICY
-                        .iter()
-                        .any(|(f, i, why)| *f == file && *i == id && e.status().reason() == *why) =>
+                    if REFUSED_BY_POLICY.iter().any(|(f, i, why)| {
+                        *f == file && *i == id && e.status().reason() == *why
+                    }) =>
                 {
                     entry.rejected += 1;
                     println!("  #{id} ({name}): valid vector refused by policy: {e}");

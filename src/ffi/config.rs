@@ -248,10 +248,7 @@ pub extern "C" fn jwt_config_set_cache_ttl(config: *mut jwt_config, seconds: u64
 
 /// Least time between two JWKS refetches caused by unknown `kid`s, per URL (default 30 s).
 #[unsafe(no_mangle)]
-pub extern "C" fn jwt_config_set_refetch_cooldown(
-    config: *mut jwt_config,
-    seconds: u64,
-) -> Status {
+pub extern "C" fn jwt_config_set_refetch_cooldown(config: *mut jwt_config, seconds: u64) -> Status {
     ffi_panic_boundary! {
         with_config(config, |c| {
             c.cache.refetch_cooldown = Duration::from_secs(seconds);

@@ -169,9 +169,18 @@ mod tests {
     fn argument_helpers_reject_null_and_bad_utf8() {
         assert_eq!(bytes_arg(std::ptr::null(), 0), Err(Status::NullArgument));
         let bad = [0xffu8, 0xfe];
-        assert_eq!(str_arg(bad.as_ptr().cast(), 2), Err(Status::InvalidArgument));
+        assert_eq!(
+            str_arg(bad.as_ptr().cast(), 2),
+            Err(Status::InvalidArgument)
+        );
         assert_eq!(str_arg(b"ok".as_ptr().cast(), 2), Ok("ok"));
-        assert_eq!(str_arg(b"ok".as_ptr().cast(), usize::MAX), Err(Status::InvalidArgument));
-        assert_eq!(write_out::<u8>(std::ptr::null_mut(), 1), Err(Status::NullArgument));
+        assert_eq!(
+            str_arg(b"ok".as_ptr().cast(), usize::MAX),
+            Err(Status::InvalidArgument)
+        );
+        assert_eq!(
+            write_out::<u8>(std::ptr::null_mut(), 1),
+            Err(Status::NullArgument)
+        );
     }
 }

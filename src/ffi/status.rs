@@ -14,7 +14,12 @@ static TEXTS: LazyLock<Vec<(u32, [CString; 4])>> = LazyLock::new(|| {
         .map(|s| {
             (
                 *s as u32,
-                [c(s.reason()), c(s.rfc6750_error()), c(s.code()), c(s.description())],
+                [
+                    c(s.reason()),
+                    c(s.rfc6750_error()),
+                    c(s.code()),
+                    c(s.description()),
+                ],
             )
         })
         .collect()

@@ -3,8 +3,7 @@
 use super::claims::jwt_claims;
 use super::config::{ConfigBuilder, jwt_config};
 use super::{
-    bytes_arg, ffi_panic_boundary, free_handle, into_handle, ref_arg, str_arg, to_status,
-    write_out,
+    bytes_arg, ffi_panic_boundary, free_handle, into_handle, ref_arg, str_arg, to_status, write_out,
 };
 use crate::claims::Claims;
 use crate::clock::Clock;

@@ -52,7 +52,12 @@ pub fn is_loopback_host(host: &str) -> bool {
 /// Check a JWKS URL: absolute `http` or `https` with a host; `http` only to loopback unless
 /// allowed. Returns whether the host is loopback.
 pub fn check_url(url: &str, allow_insecure_http: bool) -> Result<bool> {
-    let bad = |why: &str| Err(Error::with_detail(Status::ConfigInvalid, format!("{url:?}: {why}")));
+    let bad = |why: &str| {
+        Err(Error::with_detail(
+            Status::ConfigInvalid,
+            format!("{url:?}: {why}"),
+        ))
+    };
     let Ok(uri) = url.parse::<Uri>() else {
         return bad("not a URL");
     };
@@ -95,7 +100,8 @@ fn agent(options: &FetchOptions, use_env_proxy: bool) -> Agent {
 /// GET `url` and return its body if the answer is 200 and the body fits the cap.
 pub fn fetch(url: &str, options: &FetchOptions) -> Result<Fetched> {
     let loopback = check_url(url, options.allow_insecure_http)?;
-    let unavailable = |why: String| Error::with_detail(Status::KeysUnavailable, format!("{url}: {why}"));
+    let unavailable =
+        |why: String| Error::with_detail(Status::KeysUnavailable, format!("{url}: {why}"));
     let mut response = agent(options, !loopback)
         .get(url)
         .call()
@@ -154,11 +160,20 @@ mod tests {
 
     #[test]
     fn url_rules() {
-        assert_eq!(check_url("https://tenant.example/.well-known/jwks.json", false), Ok(false));
+        assert_eq!(
+            check_url("https://tenant.example/.well-known/jwks.json", false),
+            Ok(false)
+        );
         assert_eq!(check_url("http://127.0.0.1:8080/jwks", false), Ok(true));
         assert!(check_url("http://tenant.example/jwks", false).is_err());
         assert!(check_url("http://tenant.example/jwks", true).is_ok());
-        for bad in ["", "jwks.json", "ftp://127.0.0.1/x", "file:///etc/passwd", "https://"] {
+        for bad in [
+            "",
+            "jwks.json",
+            "ftp://127.0.0.1/x",
+            "file:///etc/passwd",
+            "https://",
+        ] {
             assert!(check_url(bad, true).is_err(), "{bad}");
         }
     }

@@ -72,7 +72,11 @@ impl std::fmt::Debug for Key {
             .field("family", &self.family)
             .field(
                 "algorithms",
-                &self.parsed.iter().map(|(a, _)| a.name()).collect::<Vec<_>>(),
+                &self
+                    .parsed
+                    .iter()
+                    .map(|(a, _)| a.name())
+                    .collect::<Vec<_>>(),
             )
             .finish()
     }
@@ -245,11 +249,6 @@ fn parse_key(raw: &Value) -> std::result::Result<Key, String> {
     {
         return Err("key_ops does not contain verify".into());
     }
-    let declared = match common.key_algorithm {
-        None => None,
-        Some(ka) => Some(declared_algorithm(ka)?),
-    };
-
     let (family, material) = match &jwk.algorithm {
         AlgorithmParameters::RSA(rsa) => {
             let n = strip_leading_zeros(b64("n", &rsa.n)?);
@@ -291,6 +290,10 @@ fn parse_key(raw: &Value) -> std::result::Result<Key, String> {
             return Err("symmetric (oct) keys are never used".into());
         }
         _ => return Err("unsupported key type".into()),
+    };
+    let declared = match common.key_algorithm {
+        None => None,
+        Some(ka) => Some(declared_algorithm(ka)?),
     };
 
     let algorithms: Vec<Algorithm> = Algorithm::ALL
@@ -340,7 +343,11 @@ fn declared_algorithm(ka: KeyAlgorithm) -> std::result::Result<Algorithm, String
         KeyAlgorithm::ES256 => Algorithm::ES256,
         KeyAlgorithm::ES384 => Algorithm::ES384,
         KeyAlgorithm::EdDSA => Algorithm::EdDSA,
-        other => return Err(format!("alg {other:?} is not a supported signature algorithm")),
+        other => {
+            return Err(format!(
+                "alg {other:?} is not a supported signature algorithm"
+            ));
+        }
     };
     Ok(alg)
 }
@@ -392,7 +399,9 @@ const ROCA_PRIMES: [u64; 38] = [
 /// subgroup that 65537 generates modulo `r`. A random modulus fails that for some `r`.
 fn roca_fingerprint(n: &[u8]) -> bool {
     ROCA_PRIMES.iter().all(|&r| {
-        let residue = n.iter().fold(0u64, |acc, b| (acc * 256 + u64::from(*b)) % r);
+        let residue = n
+            .iter()
+            .fold(0u64, |acc, b| (acc * 256 + u64::from(*b)) % r);
         let generator = 65537 % r;
         let mut x = 1u64;
         for _ in 0..r {
@@ -418,7 +427,13 @@ mod tests {
 
     #[test]
     fn shape_errors_fail_the_document() {
-        for bad in [&b"[]"[..], b"{}", br#"{"keys":"x"}"#, b"garbage", br#"{"keys":{}}"#] {
+        for bad in [
+            &b"[]"[..],
+            b"{}",
+            br#"{"keys":"x"}"#,
+            b"garbage",
+            br#"{"keys":{}}"#,
+        ] {
             assert_eq!(
                 KeySet::from_json(bad).unwrap_err().status(),
                 Status::JwksInvalid

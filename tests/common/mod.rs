@@ -1,0 +1,232 @@
+//! Shared test fixtures: signing keys, token minting (also of malformed tokens), and a real
+//! JWKS server on loopback.
+#![allow(dead_code)]
+
+use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::{Algorithm as JwtAlg, EncodingKey};
+use jwtguard::token::b64_encode;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub const ISSUER: &str = "https://tenant.example/";
+pub const AUDIENCE: &str = "https://api.example";
+/// A fixed "now" for claim checks with a manual clock.
+pub const NOW: i64 = 1_800_000_000;
+
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// A private key that signs tokens, with the `kid` it is published under.
+#[derive(Clone)]
+pub struct Signer {
+    pub alg: JwtAlg,
+    pub key: EncodingKey,
+    pub kid: String,
+}
+
+impl Signer {
+    pub fn new(file: &str, alg: JwtAlg, kid: &str) -> Signer {
+        let pem = std::fs::read(fixture(file)).unwrap();
+        let key = match alg {
+            JwtAlg::ES256 | JwtAlg::ES384 => EncodingKey::from_ec_pem(&pem),
+            JwtAlg::EdDSA => EncodingKey::from_ed_pem(&pem),
+            _ => EncodingKey::from_rsa_pem(&pem),
+        }
+        .unwrap();
+        Signer {
+            alg,
+            key,
+            kid: kid.to_string(),
+        }
+    }
+
+    pub fn rs256() -> Signer {
+        Signer::new("rsa2048-a.pem", JwtAlg::RS256, "rsa-a")
+    }
+
+    pub fn rs256_b() -> Signer {
+        Signer::new("rsa2048-b.pem", JwtAlg::RS256, "rsa-b")
+    }
+
+    pub fn ps256() -> Signer {
+        Signer::new("rsa2048-a.pem", JwtAlg::PS256, "rsa-a")
+    }
+
+    pub fn es256() -> Signer {
+        Signer::new("ec-p256.pem", JwtAlg::ES256, "ec-256")
+    }
+
+    pub fn es384() -> Signer {
+        Signer::new("ec-p384.pem", JwtAlg::ES384, "ec-384")
+    }
+
+    pub fn eddsa() -> Signer {
+        Signer::new("ed25519.pem", JwtAlg::EdDSA, "ed")
+    }
+
+    pub fn alg_name(&self) -> String {
+        serde_json::to_value(self.alg)
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// The public JWK, with `kid` and without `alg` (so the key serves every algorithm of its
+    /// family) unless `with_alg`.
+    pub fn jwk(&self, with_alg: bool) -> Value {
+        let mut v =
+            serde_json::to_value(Jwk::from_encoding_key(&self.key, self.alg).unwrap()).unwrap();
+        let o = v.as_object_mut().unwrap();
+        o.insert("kid".into(), json!(self.kid));
+        o.insert("use".into(), json!("sig"));
+        if !with_alg {
+            o.remove("alg");
+        }
+        v
+    }
+
+    /// Sign `header.payload` given as JSON text, exactly as written.
+    pub fn sign_raw(&self, header: &str, payload: &str) -> String {
+        self.sign_segments(
+            &b64_encode(header.as_bytes()),
+            &b64_encode(payload.as_bytes()),
+        )
+    }
+
+    /// Sign already-encoded segments.
+    pub fn sign_segments(&self, header_b64: &str, payload_b64: &str) -> String {
+        let input = format!("{header_b64}.{payload_b64}");
+        let sig = jsonwebtoken::crypto::sign(input.as_bytes(), &self.key, self.alg).unwrap();
+        format!("{input}.{sig}")
+    }
+
+    /// A token with a standard header (`alg`, `kid`, `typ: at+jwt`) and these claims.
+    pub fn token(&self, claims: &Value) -> String {
+        let header = json!({"alg": self.alg_name(), "kid": self.kid, "typ": "at+jwt"});
+        self.sign_raw(&header.to_string(), &claims.to_string())
+    }
+}
+
+/// Claims a default verifier accepts at `NOW`.
+pub fn good_claims() -> Value {
+    json!({
+        "iss": ISSUER,
+        "sub": "client-1@clients",
+        "aud": AUDIENCE,
+        "iat": NOW - 10,
+        "exp": NOW + 3600,
+        "scope": "read:messages",
+        "client_id": "client-1",
+        "jti": "j-1",
+    })
+}
+
+/// Claims with some members replaced (`null` removes a member).
+pub fn claims_with(changes: Value) -> Value {
+    let mut c = good_claims();
+    for (k, v) in changes.as_object().unwrap() {
+        if v.is_null() {
+            c.as_object_mut().unwrap().remove(k);
+        } else {
+            c[k] = v.clone();
+        }
+    }
+    c
+}
+
+pub fn jwks(keys: &[Value]) -> String {
+    json!({ "keys": keys }).to_string()
+}
+
+/// What the loopback server answers.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Vec<u8>,
+    pub headers: Vec<(String, String)>,
+    pub delay: Duration,
+}
+
+impl Reply {
+    pub fn json(body: &str) -> Reply {
+        Reply {
+            status: 200,
+            body: body.as_bytes().to_vec(),
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            delay: Duration::ZERO,
+        }
+    }
+}
+
+/// A real HTTP/1.1 server on 127.0.0.1 that answers every GET with the current reply and counts
+/// requests.
+pub struct JwksServer {
+    pub url: String,
+    pub requests: Arc<AtomicUsize>,
+    reply: Arc<Mutex<Reply>>,
+}
+
+impl JwksServer {
+    pub fn start(reply: Reply) -> JwksServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let reply = Arc::new(Mutex::new(reply));
+        let (count, current) = (requests.clone(), reply.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let count = count.clone();
+                let current = current.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" || line == "\n" {
+                            break;
+                        }
+                    }
+                    count.fetch_add(1, Ordering::SeqCst);
+                    let r = current.lock().unwrap().clone();
+                    std::thread::sleep(r.delay);
+                    let mut head = format!(
+                        "HTTP/1.1 {} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+                        r.status,
+                        r.body.len()
+                    );
+                    for (k, v) in &r.headers {
+                        head.push_str(&format!("{k}: {v}\r\n"));
+                    }
+                    head.push_str("\r\n");
+                    let _ = stream.write_all(head.as_bytes());
+                    let _ = stream.write_all(&r.body);
+                });
+            }
+        });
+        JwksServer {
+            url: format!("http://127.0.0.1:{port}/.well-known/jwks.json"),
+            requests,
+            reply,
+        }
+    }
+
+    pub fn set(&self, reply: Reply) {
+        *self.reply.lock().unwrap() = reply;
+    }
+
+    pub fn count(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
