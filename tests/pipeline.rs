@@ -336,7 +336,7 @@ fn case12_non_canonical_base64_is_refused() {
         &sig[..sig.len() - 1],
         alphabet[index | 1] as char
     );
-    assert_eq!(b64_decode(&sig[..]).unwrap().len(), 256);
+    assert_eq!(b64_decode(sig).unwrap().len(), 256);
     for bad in [
         format!("{token}="),
         format!("{token}=="),
