@@ -50,9 +50,15 @@ fn keys_are_fetched_once_and_cached() {
 fn case41_max_age_is_honoured_within_bounds() {
     let a = Signer::rs256();
     let token = a.token(&claims_with(json!({"exp": NOW + 200_000})));
-    for (cache_control, fresh_for) in [("max-age=120", 120.0), ("max-age=5", 60.0), ("public, max-age=999999", 86400.0)] {
+    for (cache_control, fresh_for) in [
+        ("max-age=120", 120.0),
+        ("max-age=5", 60.0),
+        ("public, max-age=999999", 86400.0),
+    ] {
         let mut reply = Reply::json(&jwks(&[a.jwk(true)]));
-        reply.headers.push(("Cache-Control".into(), cache_control.into()));
+        reply
+            .headers
+            .push(("Cache-Control".into(), cache_control.into()));
         let server = JwksServer::start(reply);
         let clock = Clock::manual(NOW);
         let v = verifier(&server.url, &clock, |_| {});
@@ -78,8 +84,14 @@ fn case31_unknown_kids_refetch_at_most_once_per_cooldown() {
             let v = v.clone();
             std::thread::spawn(move || {
                 for i in 0..50 {
-                    let forged = Signer { kid: format!("random-{t}-{i}"), ..Signer::rs256() };
-                    assert_eq!(status(&v, &forged.token(&good_claims())), Status::KeyNotFound);
+                    let forged = Signer {
+                        kid: format!("random-{t}-{i}"),
+                        ..Signer::rs256()
+                    };
+                    assert_eq!(
+                        status(&v, &forged.token(&good_claims())),
+                        Status::KeyNotFound
+                    );
                 }
             })
         })
@@ -87,11 +99,21 @@ fn case31_unknown_kids_refetch_at_most_once_per_cooldown() {
     for t in threads {
         t.join().unwrap();
     }
-    assert_eq!(server.count(), 2, "one initial fetch and one refetch per cooldown");
+    assert_eq!(
+        server.count(),
+        2,
+        "one initial fetch and one refetch per cooldown"
+    );
     assert_eq!(status(&v, &a.token(&good_claims())), Status::Ok);
     clock.advance(31.0);
-    let forged = Signer { kid: "later".into(), ..Signer::rs256() };
-    assert_eq!(status(&v, &forged.token(&good_claims())), Status::KeyNotFound);
+    let forged = Signer {
+        kid: "later".into(),
+        ..Signer::rs256()
+    };
+    assert_eq!(
+        status(&v, &forged.token(&good_claims())),
+        Status::KeyNotFound
+    );
     assert_eq!(server.count(), 3);
     let stats = v.jwks_source().unwrap().stats();
     assert_eq!(stats.unknown_kid_refetches, 2);
@@ -123,7 +145,9 @@ fn case33_34_35_cold_failures_are_keys_unavailable() {
     let oversize = format!("{{\"keys\":[],\"pad\":\"{}\"}}", "x".repeat(2 << 20));
     let mut redirect = Reply::json("");
     redirect.status = 302;
-    redirect.headers.push(("Location".into(), "http://127.0.0.1:9/jwks".into()));
+    redirect
+        .headers
+        .push(("Location".into(), "http://127.0.0.1:9/jwks".into()));
     let mut server_error = Reply::json(&jwks(&[a.jwk(true)]));
     server_error.status = 500;
     let mut not_found = server_error.clone();
@@ -144,7 +168,12 @@ fn case33_34_35_cold_failures_are_keys_unavailable() {
         let v = verifier(&server.url, &Clock::manual(NOW), |c| {
             c.fetch.total_timeout = Duration::from_millis(500);
         });
-        assert_eq!(status(&v, &token), Status::KeysUnavailable, "{:?}", reply.status);
+        assert_eq!(
+            status(&v, &token),
+            Status::KeysUnavailable,
+            "{:?}",
+            reply.status
+        );
         assert!(v.jwks_source().unwrap().stats().fetches_failed >= 1);
     }
     // Nothing listening at all.
@@ -185,5 +214,8 @@ fn plain_http_is_refused_except_to_loopback() {
         Policy::new(ISSUER, AUDIENCE),
         Keys::Url("http://tenant.example/.well-known/jwks.json".into()),
     );
-    assert_eq!(Verifier::new(config).err().unwrap().status(), Status::ConfigInvalid);
+    assert_eq!(
+        Verifier::new(config).err().unwrap().status(),
+        Status::ConfigInvalid
+    );
 }
