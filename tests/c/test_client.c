@@ -1,0 +1,296 @@
+/*
+ * C test client for the jwtguard C ABI. Exercises every exported function, including NULL and
+ * bad-length arguments, against a JWKS served over loopback by the Rust test harness
+ * (tests/c_api.rs), which passes:
+ *
+ *   test_client ISSUER AUDIENCE JWKS_URL JWKS_FILE VALID_TOKEN EXPIRED_TOKEN NO_SCOPE_TOKEN
+ *
+ * Run under valgrind by the harness; any failed check, leak or invalid access fails the build.
+ */
+#include "jwtguard.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int failures = 0;
+
+#define CHECK(cond)                                                              \
+  do {                                                                           \
+    if (!(cond)) {                                                               \
+      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+      failures++;                                                                \
+    }                                                                            \
+  } while (0)
+
+#define CHECK_STATUS(expr, want)                                                     \
+  do {                                                                               \
+    jwt_status got_ = (expr);                                                        \
+    if (got_ != (jwt_status)(want)) {                                                \
+      fprintf(stderr, "%s:%d: %s returned %u (%s), want %u (%s)\n", __FILE__,        \
+              __LINE__, #expr, (unsigned)got_, jwt_status_reason(got_),              \
+              (unsigned)(want), jwt_status_reason(want));                            \
+      failures++;                                                                    \
+    }                                                                                \
+  } while (0)
+
+/* Length of a NUL-terminated string, for the (pointer, length) convention. */
+#define S(str) (str), strlen(str)
+
+static void
+test_status_functions(void)
+{
+  CHECK(strcmp(jwt_version(), JWTGUARD_VERSION) == 0);
+  CHECK(strcmp(jwt_status_reason(JWT_STATUS_TOKEN_EXPIRED), "token_expired") == 0);
+  CHECK(strcmp(jwt_status_code(JWT_STATUS_TOKEN_EXPIRED), "token_expired") == 0);
+  CHECK(strcmp(jwt_status_rfc6750_error(JWT_STATUS_TOKEN_EXPIRED), "invalid_token") == 0);
+  CHECK(strcmp(jwt_status_rfc6750_error(JWT_STATUS_TOKEN_MISSING), "") == 0);
+  CHECK(strcmp(jwt_status_code(JWT_STATUS_TOKEN_MISSING), "authorization_header_missing") == 0);
+  CHECK(strcmp(jwt_status_code(JWT_STATUS_INSUFFICIENT_SCOPE), "Unauthorized") == 0);
+  CHECK(strlen(jwt_status_description(JWT_STATUS_SIGNATURE_INVALID)) > 0);
+  CHECK(jwt_status_http_status(JWT_STATUS_OK) == 200);
+  CHECK(jwt_status_http_status(JWT_STATUS_SIGNATURE_INVALID) == 401);
+  CHECK(jwt_status_http_status(JWT_STATUS_INSUFFICIENT_SCOPE) == 403);
+  CHECK(jwt_status_http_status(JWT_STATUS_KEYS_UNAVAILABLE) == 503);
+  /* Numbers that are not statuses still get answers. */
+  CHECK(strcmp(jwt_status_reason(123456), "unknown") == 0);
+  CHECK(jwt_status_http_status(123456) == 500);
+  CHECK(jwt_status_description(123456) != NULL);
+  CHECK(jwt_status_code(123456) != NULL);
+  CHECK(jwt_status_rfc6750_error(123456) != NULL);
+}
+
+static void
+test_config_misuse(void)
+{
+  jwt_config *config = NULL;
+  jwt_verifier *verifier = NULL;
+  const char bad_utf8[] = { (char)0xff, (char)0xfe, 0 };
+
+  /* NULL handles. */
+  CHECK_STATUS(jwt_config_add_issuer(NULL, S("x")), JWT_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(jwt_config_add_audience(NULL, S("x")), JWT_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(jwt_config_add_algorithm(NULL, S("RS256")), JWT_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(jwt_config_set_leeway(NULL, 5), JWT_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(jwt_config_add_required_claim(NULL, S("sub")), JWT_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(jwt_config_set_strict(NULL, true), JWT_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(jwt_config_set_max_token_size(NULL, 100), JWT_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(jwt_config_set_jwks_uri(NULL, S("https://x/")), JWT_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(jwt_config_set_jwks_json(NULL, S("{}")), JWT_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(jwt_config_set_jwks_file(NULL, S("/x")), JWT_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(jwt_config_set_allow_insecure_http(NULL, true), JWT_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(jwt_config_set_cache_ttl(NULL, 1), JWT_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(jwt_config_set_refetch_cooldown(NULL, 1), JWT_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(jwt_verifier_new(NULL, &verifier), JWT_STATUS_NULL_ARGUMENT);
+  CHECK(verifier == NULL);
+  jwt_config_free(NULL);
+  jwt_verifier_free(NULL);
+  jwt_claims_free(NULL);
+
+  config = jwt_config_new();
+  CHECK(config != NULL);
+  if (config == NULL)
+    goto cleanup;
+
+  /* NULL strings, empty strings, invalid UTF-8, unknown names. */
+  CHECK_STATUS(jwt_config_add_issuer(config, NULL, 0), JWT_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(jwt_config_add_issuer(config, NULL, 5), JWT_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(jwt_config_add_issuer(config, "", 0), JWT_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(jwt_config_add_audience(config, bad_utf8, 2), JWT_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(jwt_config_add_algorithm(config, S("none")), JWT_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(jwt_config_add_algorithm(config, S("HS256")), JWT_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(jwt_config_add_algorithm(config, S("rs256")), JWT_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(jwt_config_set_max_token_size(config, 0), JWT_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(jwt_config_set_jwks_file(config, S("/nonexistent/jwks.json")),
+               JWT_STATUS_INVALID_ARGUMENT);
+
+  /* Incomplete configurations. */
+  CHECK_STATUS(jwt_verifier_new(config, NULL), JWT_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(jwt_verifier_new(config, &verifier), JWT_STATUS_CONFIG_INVALID);
+  CHECK(verifier == NULL);
+  CHECK_STATUS(jwt_config_add_issuer(config, S("https://tenant.example/")), JWT_STATUS_OK);
+  CHECK_STATUS(jwt_config_add_audience(config, S("api")), JWT_STATUS_OK);
+  CHECK_STATUS(jwt_verifier_new(config, &verifier), JWT_STATUS_CONFIG_INVALID);
+  CHECK_STATUS(jwt_config_set_jwks_uri(config, S("http://tenant.example/jwks")), JWT_STATUS_OK);
+  CHECK_STATUS(jwt_verifier_new(config, &verifier), JWT_STATUS_CONFIG_INVALID);
+  CHECK_STATUS(jwt_config_set_jwks_json(config, S("{\"keys\":[]}")), JWT_STATUS_OK);
+  CHECK_STATUS(jwt_verifier_new(config, &verifier), JWT_STATUS_JWKS_INVALID);
+  CHECK_STATUS(jwt_config_set_jwks_json(config, S("not json")), JWT_STATUS_OK);
+  CHECK_STATUS(jwt_verifier_new(config, &verifier), JWT_STATUS_JWKS_INVALID);
+  CHECK(verifier == NULL);
+
+cleanup:
+  jwt_verifier_free(verifier);
+  jwt_config_free(config);
+}
+
+static jwt_verifier *
+make_verifier(const char *issuer, const char *audience, const char *jwks_url,
+              const char *jwks_file)
+{
+  jwt_config *config = jwt_config_new();
+  jwt_verifier *verifier = NULL;
+
+  if (config == NULL)
+    return NULL;
+  CHECK_STATUS(jwt_config_add_issuer(config, S(issuer)), JWT_STATUS_OK);
+  CHECK_STATUS(jwt_config_add_audience(config, S(audience)), JWT_STATUS_OK);
+  CHECK_STATUS(jwt_config_add_algorithm(config, S("RS256")), JWT_STATUS_OK);
+  CHECK_STATUS(jwt_config_add_algorithm(config, S("ES256")), JWT_STATUS_OK);
+  CHECK_STATUS(jwt_config_set_leeway(config, 30), JWT_STATUS_OK);
+  CHECK_STATUS(jwt_config_add_required_claim(config, S("sub")), JWT_STATUS_OK);
+  CHECK_STATUS(jwt_config_set_strict(config, false), JWT_STATUS_OK);
+  CHECK_STATUS(jwt_config_set_max_token_size(config, 8192), JWT_STATUS_OK);
+  CHECK_STATUS(jwt_config_set_allow_insecure_http(config, false), JWT_STATUS_OK);
+  CHECK_STATUS(jwt_config_set_cache_ttl(config, 300), JWT_STATUS_OK);
+  CHECK_STATUS(jwt_config_set_refetch_cooldown(config, 30), JWT_STATUS_OK);
+  if (jwks_file != NULL)
+    CHECK_STATUS(jwt_config_set_jwks_file(config, S(jwks_file)), JWT_STATUS_OK);
+  else
+    CHECK_STATUS(jwt_config_set_jwks_uri(config, S(jwks_url)), JWT_STATUS_OK);
+  CHECK_STATUS(jwt_verifier_new(config, &verifier), JWT_STATUS_OK);
+  jwt_config_free(config);
+  return verifier;
+}
+
+static void
+test_verify(jwt_verifier *verifier, const char *valid, const char *expired,
+            const char *no_scope)
+{
+  jwt_claims *claims = NULL;
+  jwt_claims *other = NULL;
+  const char *text = NULL;
+  size_t text_len = 0;
+  double number = 0;
+  char *header = NULL;
+  char *padded = NULL;
+  size_t valid_len = strlen(valid);
+
+  /* A real RS256 token against the JWKS over loopback. */
+  CHECK_STATUS(jwt_verify(verifier, valid, valid_len, &claims), JWT_STATUS_OK);
+  CHECK(claims != NULL);
+  if (claims == NULL)
+    goto cleanup;
+
+  CHECK(jwt_has_scope(claims, S("read:messages")));
+  CHECK(!jwt_has_scope(claims, S("read:message")));
+  CHECK(!jwt_has_scope(claims, S("read:messages2")));
+  CHECK(!jwt_has_scope(claims, "read:messages", 0));
+  CHECK(!jwt_has_scope(NULL, S("read:messages")));
+  CHECK(!jwt_has_scope(claims, NULL, 4));
+
+  CHECK_STATUS(jwt_claims_get_string(claims, S("sub"), &text, &text_len), JWT_STATUS_OK);
+  CHECK(text_len == strlen("client-1@clients") && memcmp(text, "client-1@clients", text_len) == 0);
+  CHECK_STATUS(jwt_claims_get_string(claims, S("exp"), &text, &text_len),
+               JWT_STATUS_CLAIM_WRONG_TYPE);
+  CHECK_STATUS(jwt_claims_get_string(claims, S("nope"), &text, &text_len),
+               JWT_STATUS_CLAIM_NOT_FOUND);
+  CHECK_STATUS(jwt_claims_get_string(claims, S("sub"), NULL, &text_len), JWT_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(jwt_claims_get_string(claims, S("sub"), &text, NULL), JWT_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(jwt_claims_get_string(claims, NULL, 3, &text, &text_len), JWT_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(jwt_claims_get_string(NULL, S("sub"), &text, &text_len), JWT_STATUS_NULL_ARGUMENT);
+
+  CHECK_STATUS(jwt_claims_get_number(claims, S("exp"), &number), JWT_STATUS_OK);
+  CHECK(number > 1.7e9);
+  CHECK_STATUS(jwt_claims_get_number(claims, S("sub"), &number), JWT_STATUS_CLAIM_WRONG_TYPE);
+  CHECK_STATUS(jwt_claims_get_number(claims, S("nope"), &number), JWT_STATUS_CLAIM_NOT_FOUND);
+  CHECK_STATUS(jwt_claims_get_number(claims, S("exp"), NULL), JWT_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(jwt_claims_get_number(NULL, S("exp"), &number), JWT_STATUS_NULL_ARGUMENT);
+
+  CHECK_STATUS(jwt_claims_json(claims, &text, &text_len), JWT_STATUS_OK);
+  CHECK(text_len > 2 && text[0] == '{' && text[text_len - 1] == '}');
+  CHECK_STATUS(jwt_claims_json(claims, NULL, &text_len), JWT_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(jwt_claims_json(NULL, &text, &text_len), JWT_STATUS_NULL_ARGUMENT);
+
+  /* Refusals leave *claims_out NULL. */
+  other = (jwt_claims *)&number; /* any non-NULL value: must be overwritten */
+  CHECK_STATUS(jwt_verify(verifier, S(expired), &other), JWT_STATUS_TOKEN_EXPIRED);
+  CHECK(other == NULL);
+  CHECK_STATUS(jwt_verify(verifier, S(no_scope), &other), JWT_STATUS_OK);
+  CHECK(other != NULL && !jwt_has_scope(other, S("read:messages")));
+  jwt_claims_free(other);
+  other = NULL;
+  CHECK_STATUS(jwt_verify(verifier, S("not.a.token"), &other), JWT_STATUS_TOKEN_MALFORMED);
+  CHECK_STATUS(jwt_verify(verifier, "", 0, &other), JWT_STATUS_TOKEN_MALFORMED);
+  CHECK(other == NULL);
+
+  /* NULL and bad lengths. */
+  CHECK_STATUS(jwt_verify(NULL, valid, valid_len, &other), JWT_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(jwt_verify(verifier, NULL, valid_len, &other), JWT_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(jwt_verify(verifier, valid, valid_len, NULL), JWT_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(jwt_verify(verifier, valid, valid_len - 1, &other), JWT_STATUS_TOKEN_MALFORMED);
+  CHECK_STATUS(jwt_verify(verifier, valid, (size_t)-1, &other), JWT_STATUS_TOKEN_TOO_LARGE);
+  CHECK_STATUS(jwt_verify(verifier, valid, 8193, &other), JWT_STATUS_TOKEN_TOO_LARGE);
+  /* A length past the token (into more data of the same buffer). */
+  padded = malloc(valid_len + 8);
+  if (padded != NULL) {
+    memcpy(padded, valid, valid_len);
+    memcpy(padded + valid_len, "garbage", 8);
+    CHECK_STATUS(jwt_verify(verifier, padded, valid_len + 7, &other), JWT_STATUS_TOKEN_MALFORMED);
+    padded[valid_len] = (char)0xff;
+    CHECK_STATUS(jwt_verify(verifier, padded, valid_len + 1, &other), JWT_STATUS_TOKEN_MALFORMED);
+    padded[valid_len] = '\0';
+    CHECK_STATUS(jwt_verify(verifier, padded, valid_len + 1, &other), JWT_STATUS_TOKEN_MALFORMED);
+  }
+  CHECK(other == NULL);
+
+  /* Authorization header forms. */
+  header = malloc(valid_len + 16);
+  if (header != NULL) {
+    snprintf(header, valid_len + 16, "Bearer %s", valid);
+    CHECK_STATUS(jwt_verify_authorization(verifier, S(header), &other), JWT_STATUS_OK);
+    jwt_claims_free(other);
+    other = NULL;
+    snprintf(header, valid_len + 16, "Basic %s", valid);
+    CHECK_STATUS(jwt_verify_authorization(verifier, S(header), &other),
+                 JWT_STATUS_AUTHORIZATION_HEADER_MALFORMED);
+  }
+  CHECK_STATUS(jwt_verify_authorization(verifier, NULL, 0, &other), JWT_STATUS_TOKEN_MISSING);
+  CHECK_STATUS(jwt_verify_authorization(verifier, S(""), &other), JWT_STATUS_TOKEN_MISSING);
+  CHECK_STATUS(jwt_verify_authorization(verifier, NULL, 7, &other), JWT_STATUS_AUTHORIZATION_HEADER_MALFORMED);
+  CHECK_STATUS(jwt_verify_authorization(NULL, S("Bearer x"), &other), JWT_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(jwt_verify_authorization(verifier, S("Bearer x"), NULL), JWT_STATUS_NULL_ARGUMENT);
+  CHECK(other == NULL);
+
+cleanup:
+  free(header);
+  free(padded);
+  jwt_claims_free(claims);
+}
+
+int
+main(int argc, char **argv)
+{
+  jwt_verifier *remote = NULL;
+  jwt_verifier *local = NULL;
+
+  if (argc != 8) {
+    fprintf(stderr,
+            "usage: %s ISSUER AUDIENCE JWKS_URL JWKS_FILE VALID EXPIRED NO_SCOPE\n", argv[0]);
+    return 2;
+  }
+  test_status_functions();
+  test_config_misuse();
+
+  remote = make_verifier(argv[1], argv[2], argv[3], NULL);
+  CHECK(remote != NULL);
+  if (remote == NULL)
+    goto cleanup;
+  test_verify(remote, argv[5], argv[6], argv[7]);
+
+  local = make_verifier(argv[1], argv[2], NULL, argv[4]);
+  CHECK(local != NULL);
+  if (local == NULL)
+    goto cleanup;
+  test_verify(local, argv[5], argv[6], argv[7]);
+
+cleanup:
+  jwt_verifier_free(remote);
+  jwt_verifier_free(local);
+  if (failures > 0) {
+    fprintf(stderr, "%d check(s) failed\n", failures);
+    return 1;
+  }
+  printf("C API checks passed\n");
+  return 0;
+}

@@ -1,0 +1,123 @@
+//! The C test client (tests/c/test_client.c), compiled with -Wall -Wextra -Wpedantic -Werror
+//! against the generated header and the real shared library, run under valgrind against a JWKS
+//! served over loopback. Any failed check, leak or invalid access fails this test.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// target/<profile>, where this test binary's deps folder sits.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+/// Build the cdylib for the profile this test runs under (`cargo test` builds only the rlib).
+fn build_library() -> PathBuf {
+    let dir = profile_dir();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--lib", "--quiet"]).current_dir(root());
+    if dir.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().unwrap();
+    assert!(status.success(), "cargo build --lib failed");
+    let lib = dir.join("libjwtguard.so");
+    assert!(lib.exists(), "{} was not built", lib.display());
+    dir
+}
+
+fn compile(source: &Path, out: &Path, lib_dir: &Path) {
+    let output = Command::new("cc")
+        .args([
+            "-std=c99",
+            "-Wall",
+            "-Wextra",
+            "-Wpedantic",
+            "-Werror",
+            "-g",
+            "-O1",
+        ])
+        .arg("-I")
+        .arg(root().join("include"))
+        .arg(source)
+        .arg("-o")
+        .arg(out)
+        .arg(format!("-L{}", lib_dir.display()))
+        .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
+        .arg("-ljwtguard")
+        .output()
+        .expect("a C compiler (cc) is required");
+    assert!(
+        output.status.success(),
+        "compiling {} failed:\n{}",
+        source.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn c_client_passes_under_valgrind() {
+    let lib_dir = build_library();
+    let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("c");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let client = out_dir.join("test_client");
+    compile(&root().join("tests/c/test_client.c"), &client, &lib_dir);
+
+    let signer = Signer::rs256();
+    let keys = jwks(&[signer.jwk(true), Signer::es256().jwk(true)]);
+    let server = JwksServer::start(Reply::json(&keys));
+    let jwks_file = out_dir.join("jwks.json");
+    std::fs::write(&jwks_file, &keys).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let valid = signer.token(&claims_with(json!({"iat": now - 5, "exp": now + 3600})));
+    let expired = signer.token(&claims_with(json!({"iat": now - 7200, "exp": now - 3600})));
+    let no_scope = signer.token(&claims_with(
+        json!({"iat": now - 5, "exp": now + 3600, "scope": "openid"}),
+    ));
+
+    let output = Command::new("valgrind")
+        .args([
+            "--quiet",
+            "--error-exitcode=99",
+            "--leak-check=full",
+            "--num-callers=50",
+            "--show-leak-kinds=definite,indirect,possible",
+            "--errors-for-leak-kinds=definite,indirect,possible",
+        ])
+        .arg(format!(
+            "--suppressions={}",
+            root().join("tests/c/valgrind.supp").display()
+        ))
+        .arg(&client)
+        .args([ISSUER, AUDIENCE, &server.url])
+        .arg(&jwks_file)
+        .args([&valid, &expired, &no_scope])
+        .output()
+        .expect("valgrind is required (apt-get install valgrind; .ci/run installs it)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}{stderr}");
+    assert!(
+        output.status.success(),
+        "C client failed ({}):\n{stderr}",
+        output.status
+    );
+    assert!(stdout.contains("C API checks passed"));
+    assert_eq!(
+        server.count(),
+        1,
+        "the remote verifier fetched the JWKS once"
+    );
+}
