@@ -22,6 +22,21 @@ fn jwtguard(args: &[&str], stdin: Option<&str>) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// `jwtguard verify` with the test issuer, audience and a JWKS file, then `rest`.
+fn verify_with_file(path: &str, rest: &[&str], stdin: Option<&str>) -> Output {
+    let mut args = vec![
+        "verify",
+        "--issuer",
+        ISSUER,
+        "--audience",
+        AUDIENCE,
+        "--jwks-file",
+        path,
+    ];
+    args.extend_from_slice(rest);
+    jwtguard(&args, stdin)
+}
+
 fn stdout_json(out: &Output) -> Value {
     let text = String::from_utf8(out.stdout.clone()).unwrap();
     assert_eq!(
@@ -70,21 +85,7 @@ fn a_valid_token_prints_its_claims() {
     let file = jwks_file();
     let token = Signer::rs256().token(&live_claims());
     let path = file.0.to_str().unwrap();
-    let out = jwtguard(
-        &[
-            "verify",
-            "--issuer",
-            ISSUER,
-            "--audience",
-            AUDIENCE,
-            "--jwks-file",
-            path,
-            "--require-scope",
-            "read:messages",
-            &token,
-        ],
-        None,
-    );
+    let out = verify_with_file(path, &["--require-scope", "read:messages", &token], None);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -93,19 +94,7 @@ fn a_valid_token_prints_its_claims() {
     );
     assert_eq!(stdout_json(&out)["sub"], "client-1@clients");
     // From standard input.
-    let out = jwtguard(
-        &[
-            "verify",
-            "--issuer",
-            ISSUER,
-            "--audience",
-            AUDIENCE,
-            "--jwks-file",
-            path,
-            "-",
-        ],
-        Some(&format!("{token}\n")),
-    );
+    let out = verify_with_file(path, &["-"], Some(&format!("{token}\n")));
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(stdout_json(&out)["client_id"], "client-1");
 }
@@ -141,19 +130,7 @@ fn refusals_print_one_error_object() {
     let file = jwks_file();
     let path = file.0.to_str().unwrap();
     let expired = Signer::rs256().token(&claims_with(json!({"exp": 1_000_000})));
-    let out = jwtguard(
-        &[
-            "verify",
-            "--issuer",
-            ISSUER,
-            "--audience",
-            AUDIENCE,
-            "--jwks-file",
-            path,
-            &expired,
-        ],
-        None,
-    );
+    let out = verify_with_file(path, &[&expired], None);
     assert_eq!(out.status.code(), Some(1));
     let err = stdout_json(&out);
     assert_eq!(
@@ -161,21 +138,7 @@ fn refusals_print_one_error_object() {
         json!({"error": "invalid_token", "code": "token_expired", "status": 401, "reason": "token_expired", "description": "Token is expired"})
     );
     let token = Signer::rs256().token(&live_claims());
-    let out = jwtguard(
-        &[
-            "verify",
-            "--issuer",
-            ISSUER,
-            "--audience",
-            AUDIENCE,
-            "--jwks-file",
-            path,
-            "--require-scope",
-            "write:messages",
-            &token,
-        ],
-        None,
-    );
+    let out = verify_with_file(path, &["--require-scope", "write:messages", &token], None);
     assert_eq!(out.status.code(), Some(1));
     let err = stdout_json(&out);
     assert_eq!(
@@ -197,19 +160,7 @@ fn refusals_print_one_error_object() {
         None,
     );
     assert_eq!(stdout_json(&out)["reason"], "issuer_invalid");
-    let out = jwtguard(
-        &[
-            "verify",
-            "--issuer",
-            ISSUER,
-            "--audience",
-            AUDIENCE,
-            "--jwks-file",
-            path,
-            "garbage",
-        ],
-        None,
-    );
+    let out = verify_with_file(path, &["garbage"], None);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(stdout_json(&out)["code"], "invalid_header");
 }

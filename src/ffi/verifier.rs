@@ -53,12 +53,20 @@ pub extern "C" fn jwt_verifier_free(verifier: *mut jwt_verifier) {
     ffi_panic_boundary! { free_handle::<Verifier, _>(verifier) }
 }
 
-fn finish(
-    result: Result<Claims, crate::Error>,
+/// Clear `*claims_out`, run `verify` with the verifier, and hand its claims to C.
+fn verify_into(
+    verifier: *const jwt_verifier,
     claims_out: *mut *mut jwt_claims,
-) -> Result<(), Status> {
-    let claims = result.map_err(|e| e.status())?;
-    write_out(claims_out, into_handle::<_, jwt_claims>(claims))
+    verify: impl FnOnce(&Verifier) -> Result<Claims, Status>,
+) -> Status {
+    if write_out(claims_out, std::ptr::null_mut()).is_err() {
+        return Status::NullArgument;
+    }
+    to_status(
+        ref_arg(verifier.cast::<Verifier>())
+            .and_then(verify)
+            .and_then(|claims| write_out(claims_out, into_handle::<_, jwt_claims>(claims))),
+    )
 }
 
 /// Verify a compact JWT of `token_len` bytes at `token` (no NUL terminator needed). On success
@@ -74,21 +82,14 @@ pub extern "C" fn jwt_verify(
     claims_out: *mut *mut jwt_claims,
 ) -> Status {
     ffi_panic_boundary! {
-        if claims_out.is_null() {
-            return Status::NullArgument;
-        }
-        let _ = write_out(claims_out, std::ptr::null_mut());
-        to_status(ref_arg(verifier.cast::<Verifier>()).and_then(|v| {
+        verify_into(verifier, claims_out, |v| {
             if token_len > v.policy().max_token_bytes {
                 return Err(Status::TokenTooLarge);
             }
-            let token = bytes_arg(token, token_len)?;
-            let result = match std::str::from_utf8(token) {
-                Ok(text) => v.verify(text),
-                Err(_) => Err(Status::TokenMalformed.into()),
-            };
-            finish(result, claims_out)
-        }))
+            let text = std::str::from_utf8(bytes_arg(token, token_len)?)
+                .map_err(|_| Status::TokenMalformed)?;
+            v.verify(text).map_err(|e| e.status())
+        })
     }
 }
 
@@ -103,17 +104,13 @@ pub extern "C" fn jwt_verify_authorization(
     claims_out: *mut *mut jwt_claims,
 ) -> Status {
     ffi_panic_boundary! {
-        if claims_out.is_null() {
-            return Status::NullArgument;
-        }
-        let _ = write_out(claims_out, std::ptr::null_mut());
-        to_status(ref_arg(verifier.cast::<Verifier>()).and_then(|v| {
+        verify_into(verifier, claims_out, |v| {
             let value = if header.is_null() && header_len == 0 {
                 None
             } else {
                 Some(str_arg(header, header_len).map_err(|_| Status::AuthorizationHeaderMalformed)?)
             };
-            finish(v.verify_authorization(value), claims_out)
-        }))
+            v.verify_authorization(value).map_err(|e| e.status())
+        })
     }
 }
