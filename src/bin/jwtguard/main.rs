@@ -1,5 +1,7 @@
 //! The `jwtguard` command line: `jwtguard verify` checks one token the way every binding does.
 
+mod dev_issuer;
+
 use clap::{Args, Parser, Subcommand};
 use jwtguard::{Algorithm, Config, Error, Keys, Policy, Status, Verifier};
 use serde_json::json;
@@ -23,6 +25,9 @@ enum Command {
     /// Verify one token. Exit 0 and print the claims as JSON, or exit 1 and print the error as
     /// JSON: {"error", "code", "status", "reason", "description"}.
     Verify(VerifyArgs),
+    /// Run a local OpenID issuer on loopback (discovery, JWKS, client-credentials tokens).
+    /// Prints its issuer URL on the first line of stdout.
+    DevIssuer(dev_issuer::DevIssuerArgs),
 }
 
 #[derive(Args)]
@@ -155,5 +160,6 @@ fn verify(args: VerifyArgs) -> ExitCode {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Verify(args) => verify(args),
+        Command::DevIssuer(args) => dev_issuer::run(args),
     }
 }
