@@ -210,7 +210,7 @@ impl Issuer {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        let _ = match fault {
+        match fault {
             Fault::Off => {}
             Fault::Delay(d) => std::thread::sleep(d),
             Fault::Status(code) => {
