@@ -19,6 +19,7 @@ pub mod clock;
 pub mod error;
 pub mod ffi;
 pub mod jwks;
+pub mod log;
 pub mod policy;
 pub mod token;
 pub mod verify;

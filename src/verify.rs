@@ -5,11 +5,13 @@ use crate::claims::{self, Claims};
 use crate::clock::Clock;
 use crate::error::{Error, Result, Status};
 use crate::jwks::cache::{self, CacheOptions, JwksSource};
+use crate::jwks::discovery::Discovery;
 use crate::jwks::fetch;
 use crate::jwks::keyset::{KeySet, Selection};
 use crate::policy::{Algorithm, Policy};
 use crate::token::{self, Header};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Where a verifier's keys come from.
 #[derive(Clone, Debug)]
@@ -18,6 +20,9 @@ pub enum Keys {
     Url(String),
     /// A fixed JWKS document (JSON text).
     Json(String),
+    /// OpenID Connect discovery from the (first) issuer:
+    /// `{issuer}/.well-known/openid-configuration` names the JWKS URL.
+    Discover,
 }
 
 /// Everything a [`Verifier`] is built from.
@@ -48,6 +53,7 @@ impl Config {
 enum KeySource {
     Fixed(Arc<KeySet>),
     Cached(Arc<JwksSource>),
+    Discovered(Arc<Discovery>),
 }
 
 /// A configured verifier. Cheap to share: wrap it in an `Arc` and use it from many threads.
@@ -56,6 +62,8 @@ pub struct Verifier {
     source: KeySource,
     cache: CacheOptions,
     clock: Clock,
+    /// Verifications by outcome, indexed like `Status::ALL`.
+    outcomes: Vec<AtomicU64>,
 }
 
 /// A JWS whose signature verified.
@@ -196,7 +204,19 @@ impl Verifier {
             }
             Keys::Url(url) => {
                 fetch::check_url(url, config.cache.fetch.allow_insecure_http)?;
-                KeySource::Cached(cache::source(url))
+                let source = cache::source(url);
+                if let Some(path) = &config.cache.snapshot {
+                    source.add_snapshot(path.clone());
+                }
+                KeySource::Cached(source)
+            }
+            Keys::Discover => {
+                let issuer = &config.policy.issuers[0];
+                fetch::check_url(
+                    &crate::jwks::discovery::configuration_url(issuer),
+                    config.cache.fetch.allow_insecure_http,
+                )?;
+                KeySource::Discovered(Arc::new(Discovery::new(issuer)))
             }
         };
         Ok(Verifier {
@@ -204,7 +224,49 @@ impl Verifier {
             source,
             cache: config.cache,
             clock: config.clock,
+            outcomes: Status::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
         })
+    }
+
+    /// How many verifications ended with `status` (`Status::Ok` for successes).
+    pub fn count(&self, status: Status) -> u64 {
+        Status::ALL
+            .iter()
+            .position(|s| *s == status)
+            .map_or(0, |i| self.outcomes[i].load(Ordering::Relaxed))
+    }
+
+    fn record(&self, status: Status) {
+        if let Some(i) = Status::ALL.iter().position(|s| *s == status) {
+            self.outcomes[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The source of keys from the network, discovering it if needed.
+    fn network_source(&self) -> Result<Option<Arc<JwksSource>>> {
+        match &self.source {
+            KeySource::Fixed(_) => Ok(None),
+            KeySource::Cached(s) => Ok(Some(s.clone())),
+            KeySource::Discovered(d) => d.source(&self.clock, &self.cache).map(Some),
+        }
+    }
+
+    /// Fetch the keys now and wait for them (discovering the JWKS URL first if needed). For
+    /// hosts that prefetch at start (nginx workers) and for tests. A fixed JWKS needs nothing.
+    pub fn refresh_keys(&self) -> Result<()> {
+        match self.network_source()? {
+            Some(source) => source.refresh_now(&self.clock, &self.cache),
+            None => Ok(()),
+        }
+    }
+
+    /// Start fetching the keys in the background if they are missing or due, without waiting.
+    pub fn prefetch_keys(&self) {
+        if let Ok(Some(source)) = self.network_source() {
+            let mut background = self.cache.clone();
+            background.non_blocking = true;
+            let _ = source.keys(&self.clock, &background);
+        }
     }
 
     /// The policy this verifier applies.
@@ -212,21 +274,30 @@ impl Verifier {
         &self.policy
     }
 
-    /// The cache entry behind this verifier, when its keys come from a URL.
+    /// The cache entry behind this verifier, when its keys come from a URL (known once
+    /// discovery, if used, has succeeded).
     pub fn jwks_source(&self) -> Option<&Arc<JwksSource>> {
         match &self.source {
             KeySource::Cached(s) => Some(s),
+            KeySource::Discovered(d) => d.resolved(),
             KeySource::Fixed(_) => None,
         }
     }
 
     /// Verify a token and return its claims.
     pub fn verify(&self, token: &str) -> Result<Claims> {
+        let result = self.verify_inner(token);
+        self.record(result.as_ref().map_or_else(|e| e.status(), |_| Status::Ok));
+        result
+    }
+
+    fn verify_inner(&self, token: &str) -> Result<Claims> {
         let decoded = decode(token, &self.policy.algorithms, self.policy.max_token_bytes)?;
         check_typ(decoded.header.typ.as_deref(), self.policy.strict)?;
-        let found = match &self.source {
-            KeySource::Fixed(keys) => decoded.verify_with(keys)?,
-            KeySource::Cached(source) => {
+        let found = match (&self.source, self.network_source()?) {
+            (KeySource::Fixed(keys), _) => decoded.verify_with(keys)?,
+            (_, None) => false,
+            (_, Some(source)) => {
                 let keys = source.keys(&self.clock, &self.cache)?;
                 decoded.verify_with(&keys)?
                     || match source.refetch_for_unknown_kid(&keys, &self.clock, &self.cache) {
@@ -249,7 +320,13 @@ impl Verifier {
 
     /// Verify the token in an `Authorization` header value (`None` when the header is absent).
     pub fn verify_authorization(&self, header: Option<&str>) -> Result<Claims> {
-        self.verify(bearer_token(header)?)
+        match bearer_token(header) {
+            Ok(token) => self.verify(token),
+            Err(e) => {
+                self.record(e.status());
+                Err(e)
+            }
+        }
     }
 }
 

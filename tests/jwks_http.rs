@@ -17,6 +17,11 @@ fn verifier(url: &str, clock: &Clock, tune: impl FnOnce(&mut CacheOptions)) -> V
     Verifier::new(config).unwrap()
 }
 
+/// Wait for background refreshes of the verifier's JWKS to finish.
+fn settle(v: &Verifier) {
+    assert!(v.jwks_source().unwrap().wait_idle(Duration::from_secs(10)));
+}
+
 fn status(v: &Verifier, token: &str) -> Status {
     v.verify(token).map_or_else(|e| e.status(), |_| Status::Ok)
 }
@@ -37,13 +42,18 @@ fn keys_are_fetched_once_and_cached() {
     let other = verifier(&server.url, &clock, |_| {});
     assert_eq!(status(&other, &token), Status::Ok);
     assert_eq!(server.count(), 1);
-    // Default TTL: 600 s without Cache-Control.
-    clock.advance(599.0);
+    // Default TTL 600 s without Cache-Control; a background refresh starts 60 s before expiry
+    // and the verification that triggers it does not wait for it.
+    clock.advance(539.0);
     assert_eq!(status(&v, &token), Status::Ok);
+    settle(&v);
     assert_eq!(server.count(), 1);
     clock.advance(2.0);
     assert_eq!(status(&v, &token), Status::Ok);
+    settle(&v);
     assert_eq!(server.count(), 2);
+    let stats = v.jwks_source().unwrap().stats();
+    assert_eq!((stats.fetches_ok, stats.fetches_failed), (2, 0));
 }
 
 #[test]
@@ -61,13 +71,15 @@ fn case41_max_age_is_honoured_within_bounds() {
             .push(("Cache-Control".into(), cache_control.into()));
         let server = JwksServer::start(reply);
         let clock = Clock::manual(NOW);
-        let v = verifier(&server.url, &clock, |_| {});
+        let v = verifier(&server.url, &clock, |c| c.refresh_ahead = Duration::ZERO);
         assert_eq!(status(&v, &token), Status::Ok);
         clock.advance(fresh_for - 1.0);
         assert_eq!(status(&v, &token), Status::Ok);
+        settle(&v);
         assert_eq!(server.count(), 1, "{cache_control}");
         clock.advance(2.0);
         assert_eq!(status(&v, &token), Status::Ok);
+        settle(&v);
         assert_eq!(server.count(), 2, "{cache_control}");
     }
 }
@@ -135,6 +147,7 @@ fn case42_rotation_new_key_verifies_on_first_try() {
     clock.advance(601.0);
     let late = |s: &Signer| s.token(&claims_with(json!({"exp": NOW + 7200})));
     assert_eq!(status(&v, &late(&b)), Status::Ok);
+    settle(&v);
     assert_eq!(status(&v, &late(&a)), Status::KeyNotFound);
 }
 
@@ -195,6 +208,8 @@ fn case33_34_last_good_keys_serve_while_refresh_fails() {
     for bad in ["garbage", "[]", r#"{"keys":"x"}"#] {
         server.set(Reply::json(bad));
         clock.advance(601.0);
+        assert_eq!(status(&v, &token), Status::Ok, "{bad}");
+        settle(&v);
         assert_eq!(status(&v, &token), Status::Ok, "{bad}");
     }
     assert!(v.jwks_source().unwrap().stats().fetches_failed >= 3);

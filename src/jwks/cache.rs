@@ -1,32 +1,55 @@
 //! The process-global JWKS cache, keyed by JWKS URL and shared by every verifier.
 //!
-//! Verification reads the current key set under a read lock and clones an `Arc`; it fetches
-//! only when the set is missing or expired, or once per cooldown for an unknown `kid`. Fetches
-//! for one URL are serialised (single flight): a caller that waited for another's fetch uses
-//! its result instead of fetching again.
+//! Verification reads the current key set under a read lock and clones an `Arc`. Fetching
+//! happens outside every lock, one fetch per URL at a time (single flight):
+//! - keys near expiry are refreshed in the background; verification does not wait for it;
+//! - keys past expiry keep serving (stale-if-error, up to `max_stale`) while a background
+//!   refresh runs; failures back off exponentially with jitter;
+//! - only a cold cache (no usable keys) makes a verification wait for a fetch, and only in
+//!   blocking mode; in non-blocking mode it answers `KeysUnavailable` at once;
+//! - an unknown `kid` triggers at most one refetch per cooldown; misses inside the cooldown are
+//!   answered at once, misses during a refetch wait for its result (blocking mode only).
+//!
+//! No thread is started until a refresh is needed. Fork safety: a fetch in flight is owned by
+//! the process that started it; a child after `fork` does not wait for its parent's fetch.
 
 use crate::clock::Clock;
 use crate::error::{Error, Result, Status};
-use crate::jwks::fetch::{self, FetchOptions};
+use crate::jwks::fetch::{self, FetchOptions, Outcome};
 use crate::jwks::keyset::KeySet;
+use crate::log::{self, Level};
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
 /// Cache policy. Every value has a default a user would accept.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct CacheOptions {
     /// Lifetime of a fetched JWKS when the response has no `Cache-Control: max-age`.
     pub ttl: Duration,
-    /// Lower bound applied to `max-age`.
+    /// Lower bound applied to `max-age` (and to `ttl`).
     pub min_ttl: Duration,
-    /// Upper bound applied to `max-age`.
+    /// Upper bound applied to `max-age` (and to `ttl`).
     pub max_ttl: Duration,
+    /// How long before expiry a background refresh starts (at most half the lifetime).
+    pub refresh_ahead: Duration,
     /// Least time between two refetches triggered by unknown `kid`s (per URL).
     pub refetch_cooldown: Duration,
     /// How long the last good keys keep serving while refreshes fail.
     pub max_stale: Duration,
+    /// First wait after a failed fetch; doubles with each failure in a row.
+    pub backoff_initial: Duration,
+    /// Longest wait between failed fetches.
+    pub backoff_max: Duration,
+    /// Never wait for the network in a verification (for event-loop hosts such as nginx):
+    /// a cold cache answers `KeysUnavailable` and an unknown `kid` `KeyNotFound` at once while
+    /// the fetch runs in the background.
+    pub non_blocking: bool,
+    /// A file where the last good JWKS is kept (written atomically after each fetch) and read
+    /// on a cold start, so verification works while the issuer is down.
+    pub snapshot: Option<PathBuf>,
     /// Network limits for each fetch.
     pub fetch: FetchOptions,
 }
@@ -37,8 +60,13 @@ impl Default for CacheOptions {
             ttl: Duration::from_secs(600),
             min_ttl: Duration::from_secs(60),
             max_ttl: Duration::from_secs(24 * 3600),
+            refresh_ahead: Duration::from_secs(60),
             refetch_cooldown: Duration::from_secs(30),
             max_stale: Duration::from_secs(24 * 3600),
+            backoff_initial: Duration::from_secs(2),
+            backoff_max: Duration::from_secs(300),
+            non_blocking: false,
+            snapshot: None,
             fetch: FetchOptions::default(),
         }
     }
@@ -49,14 +77,30 @@ struct Loaded {
     keys: Arc<KeySet>,
     fetched_at: f64,
     expires_at: f64,
+    etag: Option<String>,
+}
+
+impl Loaded {
+    fn refresh_at(&self, options: &CacheOptions) -> f64 {
+        let life = self.expires_at - self.fetched_at;
+        self.expires_at - options.refresh_ahead.as_secs_f64().min(life / 2.0)
+    }
+
+    fn usable(&self, now: f64, options: &CacheOptions) -> bool {
+        now - self.fetched_at <= options.max_stale.as_secs_f64()
+    }
 }
 
 #[derive(Default)]
-struct FetchState {
-    /// When the last refetch for an unknown `kid` started.
+struct Control {
+    /// The process (pid) running a fetch for this URL, if any.
+    in_flight: Option<u32>,
+    /// Completed fetches, successful or not; waiters watch it change.
+    generation: u64,
+    failures_in_a_row: u32,
+    next_attempt: f64,
     last_unknown_kid_refetch: Option<f64>,
-    /// No refresh before this time after a failure (while stale keys serve).
-    retry_after: f64,
+    last_error: Option<Error>,
 }
 
 /// Counters of one JWKS URL.
@@ -66,18 +110,37 @@ pub struct SourceStats {
     pub fetches_ok: u64,
     /// Fetches that failed (network, status, body, JSON).
     pub fetches_failed: u64,
+    /// Revalidations answered 304 Not Modified.
+    pub fetches_not_modified: u64,
     /// Refetches started because of an unknown `kid`.
     pub unknown_kid_refetches: u64,
+    /// Key lookups answered from the cache without waiting.
+    pub cache_hits: u64,
+    /// Key lookups answered with keys past their expiry (stale-if-error).
+    pub stale_hits: u64,
+}
+
+/// Why a fetch is started (for logs).
+#[derive(Clone, Copy, Debug)]
+enum Reason {
+    Cold,
+    Refresh,
+    UnknownKid,
 }
 
 /// The cached keys of one JWKS URL.
 pub struct JwksSource {
     url: String,
     loaded: RwLock<Option<Loaded>>,
-    fetching: Mutex<FetchState>,
+    control: Mutex<Control>,
+    fetched: Condvar,
+    snapshots: Mutex<Vec<PathBuf>>,
     fetches_ok: AtomicU64,
     fetches_failed: AtomicU64,
+    fetches_not_modified: AtomicU64,
     unknown_kid_refetches: AtomicU64,
+    cache_hits: AtomicU64,
+    stale_hits: AtomicU64,
 }
 
 static SOURCES: LazyLock<Mutex<HashMap<String, Arc<JwksSource>>>> =
@@ -91,13 +154,35 @@ pub fn source(url: &str) -> Arc<JwksSource> {
             Arc::new(JwksSource {
                 url: url.to_string(),
                 loaded: RwLock::new(None),
-                fetching: Mutex::new(FetchState::default()),
+                control: Mutex::new(Control::default()),
+                fetched: Condvar::new(),
+                snapshots: Mutex::new(Vec::new()),
                 fetches_ok: AtomicU64::new(0),
                 fetches_failed: AtomicU64::new(0),
+                fetches_not_modified: AtomicU64::new(0),
                 unknown_kid_refetches: AtomicU64::new(0),
+                cache_hits: AtomicU64::new(0),
+                stale_hits: AtomicU64::new(0),
             })
         })
         .clone()
+}
+
+/// A number in [0.8, 1.2) to spread retries of many processes apart.
+fn jitter() -> f64 {
+    let mut b = [0u8; 4];
+    if aws_lc_rs::rand::fill(&mut b).is_err() {
+        return 1.0;
+    }
+    0.8 + 0.4 * (u32::from_le_bytes(b) as f64 / (u32::MAX as f64 + 1.0))
+}
+
+/// The snapshot file format: the JWKS as fetched plus when it was fetched.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Snapshot {
+    url: String,
+    fetched_at: f64,
+    jwks: serde_json::Value,
 }
 
 impl JwksSource {
@@ -108,106 +193,399 @@ impl JwksSource {
 
     /// Counters for this URL.
     pub fn stats(&self) -> SourceStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         SourceStats {
-            fetches_ok: self.fetches_ok.load(Ordering::Relaxed),
-            fetches_failed: self.fetches_failed.load(Ordering::Relaxed),
-            unknown_kid_refetches: self.unknown_kid_refetches.load(Ordering::Relaxed),
+            fetches_ok: get(&self.fetches_ok),
+            fetches_failed: get(&self.fetches_failed),
+            fetches_not_modified: get(&self.fetches_not_modified),
+            unknown_kid_refetches: get(&self.unknown_kid_refetches),
+            cache_hits: get(&self.cache_hits),
+            stale_hits: get(&self.stale_hits),
         }
     }
 
-    fn current(&self) -> Option<Loaded> {
+    /// Keep a snapshot of this URL's keys in `path` (and read it on a cold start).
+    pub fn add_snapshot(&self, path: PathBuf) {
+        let mut paths = self
+            .snapshots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !paths.contains(&path) {
+            paths.push(path);
+        }
+    }
+
+    fn loaded(&self) -> Option<Loaded> {
         self.loaded
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
 
-    /// The keys to verify with now: cached while fresh, fetched when missing or expired, the
-    /// last good ones while a refresh fails (up to `max_stale`).
-    pub fn keys(&self, clock: &Clock, options: &CacheOptions) -> Result<Arc<KeySet>> {
-        if let Some(l) = self.current()
-            && clock.now() < l.expires_at
+    fn control(&self) -> MutexGuard<'_, Control> {
+        self.control.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The keys to verify with now. Never waits while usable keys exist; a cold cache waits
+    /// for one fetch in blocking mode and answers `KeysUnavailable` at once in non-blocking
+    /// mode or while backing off after a failure.
+    pub fn keys(self: &Arc<Self>, clock: &Clock, options: &CacheOptions) -> Result<Arc<KeySet>> {
+        let now = clock.now();
+        let mut current = self.loaded();
+        if current.is_none() && self.seed_from_snapshot(now, options) {
+            current = self.loaded();
+        }
+        if let Some(l) = current
+            && l.usable(now, options)
         {
+            if now >= l.refresh_at(options) {
+                self.refresh_in_background(clock, options, Reason::Refresh);
+            }
+            if now < l.expires_at {
+                self.cache_hits.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.stale_hits.fetch_add(1, Ordering::Relaxed);
+            }
             return Ok(l.keys);
         }
-        let mut state = self.fetching.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = clock.now();
-        let current = self.current();
-        if let Some(l) = &current
-            && (now < l.expires_at || now < state.retry_after)
-            && now - l.fetched_at <= options.max_stale.as_secs_f64()
-        {
-            return Ok(l.keys.clone());
+        if options.non_blocking {
+            self.refresh_in_background(clock, options, Reason::Cold);
+            return Err(self.unavailable());
         }
-        match self.fetch_locked(&mut state, now, options) {
-            Ok(keys) => Ok(keys),
-            Err(e) => match current {
-                Some(l) if now - l.fetched_at <= options.max_stale.as_secs_f64() => Ok(l.keys),
-                _ => Err(e),
-            },
+        match self.fetch_or_wait(clock, options, Reason::Cold) {
+            Some(l) if l.usable(clock.now(), options) => Ok(l.keys),
+            _ => Err(self.unavailable()),
         }
     }
 
-    /// After a token named a `kid` that `seen` does not have: the keys to retry with, if they
-    /// changed since `seen` (someone else refetched) or a refetch is allowed now and succeeded.
-    /// `None` means no newer keys can be had within the cooldown.
+    /// After a token named a `kid` that `seen` lacks: keys to retry with, if newer keys are
+    /// loaded or a refetch is allowed now and brings some. `None` answers the miss at once.
     pub fn refetch_for_unknown_kid(
-        &self,
+        self: &Arc<Self>,
         seen: &Arc<KeySet>,
         clock: &Clock,
         options: &CacheOptions,
     ) -> Option<Arc<KeySet>> {
-        let mut state = self.fetching.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(l) = self.current()
-            && !Arc::ptr_eq(&l.keys, seen)
-        {
-            return Some(l.keys);
+        let newer = |s: &Self| s.loaded().map(|l| l.keys).filter(|k| !Arc::ptr_eq(k, seen));
+        if let Some(keys) = newer(self) {
+            return Some(keys);
         }
         let now = clock.now();
-        if state
-            .last_unknown_kid_refetch
-            .is_some_and(|t| now - t < options.refetch_cooldown.as_secs_f64() && now >= t)
         {
+            let mut control = self.control();
+            let in_flight_here = control.in_flight == Some(std::process::id());
+            let cooling = control
+                .last_unknown_kid_refetch
+                .is_some_and(|t| now >= t && now - t < options.refetch_cooldown.as_secs_f64());
+            if !in_flight_here && cooling {
+                return None;
+            }
+            if !in_flight_here {
+                control.last_unknown_kid_refetch = Some(now);
+                self.unknown_kid_refetches.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if options.non_blocking {
+            self.refresh_in_background(clock, options, Reason::UnknownKid);
             return None;
         }
-        state.last_unknown_kid_refetch = Some(now);
-        self.unknown_kid_refetches.fetch_add(1, Ordering::Relaxed);
-        self.fetch_locked(&mut state, now, options).ok()
+        self.fetch_or_wait(clock, options, Reason::UnknownKid);
+        newer(self)
     }
 
-    fn fetch_locked(
+    /// Fetch now in this thread, or wait for the fetch already running, unless backing off.
+    /// Returns what is loaded afterwards.
+    fn fetch_or_wait(
         &self,
-        state: &mut FetchState,
-        now: f64,
+        clock: &Clock,
         options: &CacheOptions,
-    ) -> Result<Arc<KeySet>> {
-        let result = fetch::fetch(&self.url, &options.fetch).and_then(|f| {
-            let keys = KeySet::from_json(&f.body).map_err(|e| {
-                Error::with_detail(Status::KeysUnavailable, format!("{}: {e}", self.url))
-            })?;
-            Ok((keys, f.max_age))
+        reason: Reason,
+    ) -> Option<Loaded> {
+        let pid = std::process::id();
+        let mut control = self.control();
+        if control.in_flight == Some(pid) {
+            let seen = control.generation;
+            let limit = options.fetch.total_timeout * (fetch::MAX_REDIRECTS as u32 + 1)
+                + Duration::from_secs(1);
+            while control.in_flight == Some(pid) && control.generation == seen {
+                let (guard, timeout) = self
+                    .fetched
+                    .wait_timeout(control, limit)
+                    .unwrap_or_else(PoisonError::into_inner);
+                control = guard;
+                if timeout.timed_out() {
+                    break;
+                }
+            }
+            drop(control);
+            return self.loaded();
+        }
+        // Unknown-kid refetches are limited by their cooldown, not by the failure backoff.
+        if !matches!(reason, Reason::UnknownKid) && clock.now() < control.next_attempt {
+            return self.loaded();
+        }
+        control.in_flight = Some(pid);
+        drop(control);
+        self.run_fetch(clock, options, reason);
+        self.loaded()
+    }
+
+    /// Start a fetch on a background thread unless one is running or the backoff says wait.
+    fn refresh_in_background(
+        self: &Arc<Self>,
+        clock: &Clock,
+        options: &CacheOptions,
+        reason: Reason,
+    ) {
+        let pid = std::process::id();
+        {
+            let mut control = self.control();
+            if control.in_flight == Some(pid)
+                || (!matches!(reason, Reason::UnknownKid) && clock.now() < control.next_attempt)
+            {
+                return;
+            }
+            control.in_flight = Some(pid);
+        }
+        let now = clock.now();
+        let (me, thread_clock, thread_options) = (self.clone(), clock.clone(), options.clone());
+        let spawned = std::thread::Builder::new()
+            .name("jwtguard-jwks".into())
+            .spawn(move || me.run_fetch(&thread_clock, &thread_options, reason));
+        if let Err(e) = spawned {
+            log::emit(Level::Error, || {
+                format!("jwtguard: cannot start a JWKS refresh thread: {e}")
+            });
+            self.finish_fetch(false, now, options);
+        }
+    }
+
+    /// Fetch, parse and install the keys, then wake waiters. Runs with no lock held during I/O.
+    fn run_fetch(&self, clock: &Clock, options: &CacheOptions, reason: Reason) {
+        let previous = self.loaded();
+        let etag = previous.as_ref().and_then(|l| l.etag.clone());
+        let result = fetch::fetch(&self.url, &options.fetch, etag.as_deref());
+        let now = clock.now();
+        let ttl_for = |max_age: Option<u64>| {
+            let ttl = max_age.map_or(options.ttl, Duration::from_secs);
+            ttl.clamp(options.min_ttl, options.max_ttl.max(options.min_ttl))
+                .as_secs_f64()
+        };
+        let ok = match result {
+            Ok(Outcome::NotModified { max_age }) => match previous {
+                Some(mut l) => {
+                    l.fetched_at = now;
+                    l.expires_at = now + ttl_for(max_age);
+                    self.install(l);
+                    self.fetches_not_modified.fetch_add(1, Ordering::Relaxed);
+                    log::emit(Level::Debug, || {
+                        format!("jwtguard: JWKS {} not modified", self.url)
+                    });
+                    true
+                }
+                None => self.record_failure(Error::with_detail(
+                    Status::KeysUnavailable,
+                    "304 without cached keys",
+                )),
+            },
+            Ok(Outcome::Body(fetched)) => match KeySet::from_json(&fetched.body) {
+                Ok(keys) => {
+                    for skipped in keys.skipped() {
+                        log::emit(Level::Warn, || {
+                            format!(
+                                "jwtguard: JWKS {} key #{} (kid {:?}) skipped: {}",
+                                self.url, skipped.index, skipped.kid, skipped.reason
+                            )
+                        });
+                    }
+                    log::emit(Level::Info, || {
+                        format!(
+                            "jwtguard: JWKS {} fetched ({reason:?}): {} usable keys",
+                            self.url,
+                            keys.len()
+                        )
+                    });
+                    self.write_snapshots(now, &fetched.body);
+                    self.install(Loaded {
+                        keys: Arc::new(keys),
+                        fetched_at: now,
+                        expires_at: now + ttl_for(fetched.max_age),
+                        etag: fetched.etag,
+                    });
+                    self.fetches_ok.fetch_add(1, Ordering::Relaxed);
+                    true
+                }
+                Err(e) => self.record_failure(Error::with_detail(
+                    Status::KeysUnavailable,
+                    format!("{}: {}", self.url, e.detail().unwrap_or("not a JWKS")),
+                )),
+            },
+            Err(e) => self.record_failure(e),
+        };
+        self.finish_fetch(ok, now, options);
+    }
+
+    fn record_failure(&self, error: Error) -> bool {
+        self.fetches_failed.fetch_add(1, Ordering::Relaxed);
+        let stale = self.loaded().is_some();
+        log::emit(Level::Error, || {
+            format!(
+                "jwtguard: JWKS fetch failed: {error}{}",
+                if stale {
+                    "; serving the last good keys"
+                } else {
+                    ""
+                }
+            )
         });
-        match result {
-            Ok((keys, max_age)) => {
-                let ttl = match max_age {
-                    Some(secs) => Duration::from_secs(secs).clamp(options.min_ttl, options.max_ttl),
-                    None => options.ttl,
-                };
-                let keys = Arc::new(keys);
-                *self.loaded.write().unwrap_or_else(PoisonError::into_inner) = Some(Loaded {
-                    keys: keys.clone(),
-                    fetched_at: now,
-                    expires_at: now + ttl.as_secs_f64(),
+        self.control().last_error = Some(error);
+        false
+    }
+
+    fn finish_fetch(&self, ok: bool, now: f64, options: &CacheOptions) {
+        let mut control = self.control();
+        control.in_flight = None;
+        control.generation += 1;
+        if ok {
+            control.failures_in_a_row = 0;
+            control.next_attempt = now;
+            control.last_error = None;
+        } else {
+            control.failures_in_a_row = control.failures_in_a_row.saturating_add(1);
+            let exponent = (control.failures_in_a_row - 1).min(20);
+            let wait = (options.backoff_initial.as_secs_f64() * 2f64.powi(exponent as i32))
+                .min(options.backoff_max.as_secs_f64())
+                * jitter();
+            control.next_attempt = now + wait;
+        }
+        drop(control);
+        self.fetched.notify_all();
+    }
+
+    fn install(&self, loaded: Loaded) {
+        *self.loaded.write().unwrap_or_else(PoisonError::into_inner) = Some(loaded);
+    }
+
+    fn unavailable(&self) -> Error {
+        self.control().last_error.clone().unwrap_or_else(|| {
+            Error::with_detail(
+                Status::KeysUnavailable,
+                format!("{}: no keys yet", self.url),
+            )
+        })
+    }
+
+    fn write_snapshots(&self, now: f64, body: &[u8]) {
+        let paths = self
+            .snapshots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if paths.is_empty() {
+            return;
+        }
+        let Ok(jwks) = serde_json::from_slice::<serde_json::Value>(body) else {
+            return;
+        };
+        let snapshot = Snapshot {
+            url: self.url.clone(),
+            fetched_at: now,
+            jwks,
+        };
+        let Ok(text) = serde_json::to_vec_pretty(&snapshot) else {
+            return;
+        };
+        for path in paths {
+            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+            let written = std::fs::write(&tmp, &text).and_then(|()| std::fs::rename(&tmp, &path));
+            if let Err(e) = written {
+                let _ = std::fs::remove_file(&tmp);
+                log::emit(Level::Warn, || {
+                    format!("jwtguard: cannot write snapshot {}: {e}", path.display())
                 });
-                state.retry_after = now;
-                self.fetches_ok.fetch_add(1, Ordering::Relaxed);
-                Ok(keys)
             }
-            Err(e) => {
-                state.retry_after = now + options.refetch_cooldown.as_secs_f64();
-                self.fetches_failed.fetch_add(1, Ordering::Relaxed);
-                Err(e)
+        }
+    }
+
+    /// Load the first readable snapshot for this URL that is still within `max_stale`.
+    fn seed_from_snapshot(&self, now: f64, options: &CacheOptions) -> bool {
+        let paths = self
+            .snapshots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        for path in paths {
+            let Ok(text) = std::fs::read(&path) else {
+                continue;
+            };
+            let Ok(snapshot) = serde_json::from_slice::<Snapshot>(&text) else {
+                log::emit(Level::Warn, || {
+                    format!("jwtguard: snapshot {} is not readable", path.display())
+                });
+                continue;
+            };
+            if snapshot.url != self.url
+                || now - snapshot.fetched_at > options.max_stale.as_secs_f64()
+            {
+                continue;
             }
+            let Ok(keys) = KeySet::from_json(snapshot.jwks.to_string().as_bytes()) else {
+                continue;
+            };
+            let mut slot = self.loaded.write().unwrap_or_else(PoisonError::into_inner);
+            if slot.is_none() {
+                log::emit(Level::Info, || {
+                    format!(
+                        "jwtguard: JWKS {} loaded from snapshot {}",
+                        self.url,
+                        path.display()
+                    )
+                });
+                let ttl = options
+                    .ttl
+                    .clamp(options.min_ttl, options.max_ttl.max(options.min_ttl));
+                *slot = Some(Loaded {
+                    keys: Arc::new(keys),
+                    fetched_at: snapshot.fetched_at,
+                    expires_at: snapshot.fetched_at + ttl.as_secs_f64(),
+                    etag: None,
+                });
+            }
+            return true;
+        }
+        false
+    }
+
+    /// Wait until no fetch for this URL runs in this process (at most `timeout`).
+    pub fn wait_idle(&self, timeout: Duration) -> bool {
+        let pid = std::process::id();
+        let deadline = std::time::Instant::now() + timeout;
+        let mut control = self.control();
+        while control.in_flight == Some(pid) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            control = self
+                .fetched
+                .wait_timeout(control, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        true
+    }
+
+    /// Fetch now (waiting for it), whatever the cache state, unless a fetch is already running
+    /// (then wait for that one). For hosts that prefetch at start and for tests.
+    pub fn refresh_now(&self, clock: &Clock, options: &CacheOptions) -> Result<()> {
+        {
+            let mut control = self.control();
+            control.next_attempt = f64::MIN;
+        }
+        self.fetch_or_wait(clock, options, Reason::Refresh);
+        match self.control().last_error.clone() {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
     }
 }

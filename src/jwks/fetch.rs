@@ -40,6 +40,20 @@ pub struct Fetched {
     pub body: Vec<u8>,
     /// `Cache-Control: max-age`, in seconds, when present.
     pub max_age: Option<u64>,
+    /// The `ETag`, for revalidation.
+    pub etag: Option<String>,
+}
+
+/// What a conditional GET found.
+#[derive(Clone, Debug)]
+pub enum Outcome {
+    /// A new body (status 200).
+    Body(Fetched),
+    /// The cached body is still current (status 304); `max_age` as sent with it.
+    NotModified {
+        /// `Cache-Control: max-age` of the 304, when present.
+        max_age: Option<u64>,
+    },
 }
 
 /// Whether `host` (as it appears in a URL) is a loopback host.
@@ -97,31 +111,77 @@ fn agent(options: &FetchOptions, use_env_proxy: bool) -> Agent {
     builder.build().new_agent()
 }
 
-/// GET `url` and return its body if the answer is 200 and the body fits the cap.
-pub fn fetch(url: &str, options: &FetchOptions) -> Result<Fetched> {
-    let loopback = check_url(url, options.allow_insecure_http)?;
+/// Most redirects followed for one fetch.
+pub const MAX_REDIRECTS: usize = 3;
+
+/// Where a redirect from `from` to `location` leads, if it stays on the same host and does not
+/// leave https.
+fn redirect_target(from: &Uri, location: &str) -> Option<String> {
+    let target = if location.starts_with("http://") || location.starts_with("https://") {
+        location.to_string()
+    } else if location.starts_with('/') && !location.starts_with("//") {
+        format!("{}://{}{location}", from.scheme_str()?, from.authority()?)
+    } else {
+        return None;
+    };
+    let uri: Uri = target.parse().ok()?;
+    let same_host = uri.host()?.eq_ignore_ascii_case(from.host()?);
+    let downgrade = from.scheme_str() == Some("https") && uri.scheme_str() != Some("https");
+    (same_host && !downgrade).then_some(target)
+}
+
+fn header_value(response: &ureq::http::Response<ureq::Body>, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// GET `url` (conditionally, when `etag` is given). Redirects are followed only to the same
+/// host, at most three times. Anything but 200 or 304 is an error, as is a body over the cap.
+pub fn fetch(url: &str, options: &FetchOptions, etag: Option<&str>) -> Result<Outcome> {
     let unavailable =
         |why: String| Error::with_detail(Status::KeysUnavailable, format!("{url}: {why}"));
-    let mut response = agent(options, !loopback)
-        .get(url)
-        .call()
-        .map_err(|e| unavailable(e.to_string()))?;
-    let status = response.status().as_u16();
-    if status != 200 {
-        return Err(unavailable(format!("HTTP status {status}")));
+    let mut current = url.to_string();
+    for _ in 0..=MAX_REDIRECTS {
+        let loopback = check_url(&current, options.allow_insecure_http)?;
+        let mut request = agent(options, !loopback).get(&current);
+        if let Some(tag) = etag {
+            request = request.header("If-None-Match", tag);
+        }
+        let mut response = request.call().map_err(|e| unavailable(e.to_string()))?;
+        let status = response.status().as_u16();
+        let max_age = header_value(&response, "cache-control").and_then(|v| parse_max_age(&v));
+        match status {
+            200 => {
+                let body = response
+                    .body_mut()
+                    .with_config()
+                    .limit(options.max_body_bytes)
+                    .read_to_vec()
+                    .map_err(|e| unavailable(format!("body: {e}")))?;
+                let etag = header_value(&response, "etag");
+                return Ok(Outcome::Body(Fetched {
+                    body,
+                    max_age,
+                    etag,
+                }));
+            }
+            304 if etag.is_some() => return Ok(Outcome::NotModified { max_age }),
+            301 | 302 | 303 | 307 | 308 => {
+                let from: Uri = current.parse().map_err(|_| unavailable("bad URL".into()))?;
+                let location = header_value(&response, "location").unwrap_or_default();
+                current = redirect_target(&from, &location).ok_or_else(|| {
+                    unavailable(format!(
+                        "redirect to {location:?} leaves the host; not followed"
+                    ))
+                })?;
+            }
+            _ => return Err(unavailable(format!("HTTP status {status}"))),
+        }
     }
-    let max_age = response
-        .headers()
-        .get("cache-control")
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_max_age);
-    let body = response
-        .body_mut()
-        .with_config()
-        .limit(options.max_body_bytes)
-        .read_to_vec()
-        .map_err(|e| unavailable(format!("body: {e}")))?;
-    Ok(Fetched { body, max_age })
+    Err(unavailable(format!("more than {MAX_REDIRECTS} redirects")))
 }
 
 /// `max-age` from a `Cache-Control` value; `None` when absent or when `no-store`/`no-cache`
@@ -175,6 +235,28 @@ mod tests {
             "https://",
         ] {
             assert!(check_url(bad, true).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn redirects_stay_on_the_host() {
+        let from: Uri = "https://tenant.example/jwks".parse().unwrap();
+        assert_eq!(
+            redirect_target(&from, "/keys").as_deref(),
+            Some("https://tenant.example/keys")
+        );
+        assert_eq!(
+            redirect_target(&from, "https://TENANT.example/v2/keys").as_deref(),
+            Some("https://TENANT.example/v2/keys")
+        );
+        for bad in [
+            "https://evil.example/keys",
+            "http://tenant.example/keys",
+            "//evil.example/k",
+            "keys",
+            "",
+        ] {
+            assert_eq!(redirect_target(&from, bad), None, "{bad}");
         }
     }
 

@@ -1,6 +1,7 @@
 //! JSON Web Key Sets: parsing into verification keys, fetching, and the process-global cache.
 
 pub mod cache;
+pub mod discovery;
 pub mod fetch;
 pub mod keyset;
 
