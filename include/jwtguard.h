@@ -99,6 +99,60 @@ typedef uint32_t jwt_status;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// What `jwt_verifier_count` counts.
+enum jwt_counter
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Verifications that succeeded (this verifier).
+  JWT_COUNTER_VERIFY_OK = 0,
+  // Verifications that failed, for any reason (this verifier).
+  JWT_COUNTER_VERIFY_FAILED = 1,
+  // JWKS fetches that produced keys (the verifier's JWKS URL, whole process).
+  JWT_COUNTER_FETCH_OK = 2,
+  // JWKS fetches that failed.
+  JWT_COUNTER_FETCH_FAILED = 3,
+  // JWKS revalidations answered 304 Not Modified.
+  JWT_COUNTER_FETCH_NOT_MODIFIED = 4,
+  // Refetches caused by unknown `kid`s.
+  JWT_COUNTER_UNKNOWN_KID_REFETCH = 5,
+  // Key lookups answered from fresh cached keys.
+  JWT_COUNTER_CACHE_HIT = 6,
+  // Key lookups answered from keys past their expiry while refreshes fail.
+  JWT_COUNTER_STALE_HIT = 7,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum jwt_counter jwt_counter;
+#else
+typedef uint32_t jwt_counter;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// Severity of a log message, most severe first.
+enum jwt_log_level
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // JWKS fetch failures, verification impossible.
+  JWT_LOG_LEVEL_ERROR = 1,
+  // Skipped keys, stale keys in use, unreadable snapshot.
+  JWT_LOG_LEVEL_WARN = 2,
+  // JWKS fetched, issuer discovered.
+  JWT_LOG_LEVEL_INFO = 3,
+  // Details.
+  JWT_LOG_LEVEL_DEBUG = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum jwt_log_level jwt_log_level;
+#else
+typedef uint32_t jwt_log_level;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // The claims of a verified token. Made by `jwt_verify`, released by `jwt_claims_free`.
 // Read-only: may be read from several threads at once.
 typedef struct jwt_claims jwt_claims;
@@ -111,6 +165,15 @@ typedef struct jwt_config jwt_config;
 // A configured verifier. Thread-safe: one handle may be used by many threads at once.
 // Made by `jwt_verifier_new`, released by `jwt_verifier_free`.
 typedef struct jwt_verifier jwt_verifier;
+
+// A log callback: `userdata` as given to `jwt_set_log_callback`, the level (a
+// `jwt_log_level` value), and the message as `(pointer, length)`, also NUL-terminated. The
+// message is valid only during the call. Called from any thread, including the library's
+// background refresh threads, so it must be thread-safe.
+typedef void (*jwt_log_callback)(void *userdata,
+                                 uint32_t level,
+                                 const char *message,
+                                 size_t message_len);
 
 #ifdef __cplusplus
 extern "C" {
@@ -198,6 +261,41 @@ jwt_status jwt_config_set_cache_ttl(jwt_config *config, uint64_t seconds);
 // Least time between two JWKS refetches caused by unknown `kid`s, per URL (default 30 s).
 jwt_status jwt_config_set_refetch_cooldown(jwt_config *config, uint64_t seconds);
 
+// How long before expiry a background refresh starts, in seconds (default 60; at most half
+// the keys' lifetime is used).
+jwt_status jwt_config_set_refresh_ahead(jwt_config *config, uint64_t seconds);
+
+// How long the last good keys keep serving while refreshes fail, in seconds (default 86400).
+jwt_status jwt_config_set_max_stale(jwt_config *config, uint64_t seconds);
+
+// Backoff after failed fetches: the first wait and the longest, in milliseconds (defaults
+// 2000 and 300000); each failure in a row doubles the wait, with ±20% jitter.
+jwt_status jwt_config_set_backoff(jwt_config *config, uint64_t initial_ms, uint64_t max_ms);
+
+// Network timeouts of each fetch, in milliseconds: connect and total (defaults 2000, 5000).
+jwt_status jwt_config_set_fetch_timeouts(jwt_config *config,
+                                         uint64_t connect_ms,
+                                         uint64_t total_ms);
+
+// Largest JWKS (and discovery document) body accepted, in bytes (default 1 MiB).
+jwt_status jwt_config_set_max_jwks_size(jwt_config *config, size_t bytes);
+
+// Non-blocking mode for event-loop hosts (nginx): verification never waits on the network.
+// A cold cache answers `JWT_STATUS_KEYS_UNAVAILABLE` and an unknown `kid`
+// `JWT_STATUS_KEY_NOT_FOUND` at once while the fetch runs on a background thread. Off by
+// default.
+jwt_status jwt_config_set_non_blocking(jwt_config *config, bool non_blocking);
+
+// Keep the last good JWKS in this file (written atomically after each fetch) and use it on a
+// cold start while the issuer cannot be reached.
+jwt_status jwt_config_set_snapshot(jwt_config *config, const char *path, size_t path_len);
+
+// Route the library's messages at `max_level` (a `jwt_log_level` value) and more severe to
+// `callback`, process-wide, replacing any earlier callback. NULL `callback` silences the
+// library (the default). The callback and `userdata` must stay valid until replaced, and the
+// callback must be safe to call from any thread.
+jwt_status jwt_set_log_callback(jwt_log_callback callback, void *userdata, uint32_t max_level);
+
 // The stable snake_case name of a status (e.g. `"token_expired"`), the same in every binding.
 // Static, NUL-terminated; `"unknown"` for a number that is not a status.
 const char *jwt_status_reason(uint32_t status);
@@ -224,9 +322,11 @@ const char *jwt_version(void);
 
 // Build a verifier from `config` (which stays owned by the caller and may be freed right
 // after). On success `*verifier_out` receives a handle to free with `jwt_verifier_free`; on
-// error it receives NULL. Building never touches the network: a JWKS URL is fetched on first
-// use. Errors: `JWT_STATUS_CONFIG_INVALID` (no issuer, audience or key source, bad URL),
-// `JWT_STATUS_JWKS_INVALID` (the JWKS text has no usable key).
+// error it receives NULL. Without a JWKS URL, text or file, the JWKS URL is discovered from
+// the first issuer (`{issuer}/.well-known/openid-configuration`). Building never touches the
+// network: keys are fetched on first use (or by `jwt_verifier_refresh` /
+// `jwt_verifier_prefetch`). Errors: `JWT_STATUS_CONFIG_INVALID` (no issuer or audience, bad
+// URL), `JWT_STATUS_JWKS_INVALID` (the JWKS text has no usable key).
 jwt_status jwt_verifier_new(const jwt_config *config, jwt_verifier **verifier_out);
 
 // Release a verifier. NULL is fine. Must not be called twice, nor while another thread uses it.
@@ -250,6 +350,24 @@ jwt_status jwt_verify_authorization(const jwt_verifier *verifier,
                                     const char *header,
                                     size_t header_len,
                                     jwt_claims **claims_out);
+
+// Fetch the verifier's keys now and wait (discovering the JWKS URL first if needed): for
+// hosts that load keys at start, in each worker process. Returns `JWT_STATUS_OK`,
+// `JWT_STATUS_KEYS_UNAVAILABLE` when the fetch failed (cached keys, if any, stay), or
+// `JWT_STATUS_NULL_ARGUMENT`. A fixed JWKS needs nothing and returns `JWT_STATUS_OK`.
+jwt_status jwt_verifier_refresh(const jwt_verifier *verifier);
+
+// Start fetching the verifier's keys on a background thread if they are missing or due, and
+// return at once. For event-loop hosts at worker start.
+jwt_status jwt_verifier_prefetch(const jwt_verifier *verifier);
+
+// Read a counter (see `jwt_counter`). 0 for NULL, an unknown counter, or a JWKS counter of a
+// verifier whose keys are fixed or not yet discovered.
+uint64_t jwt_verifier_count(const jwt_verifier *verifier, uint32_t counter);
+
+// How many verifications by this verifier ended with `status` (`JWT_STATUS_OK` for
+// successes). 0 for NULL or a number that is not a status.
+uint64_t jwt_verifier_count_status(const jwt_verifier *verifier, uint32_t status);
 
 #ifdef __cplusplus
 }  // extern "C"

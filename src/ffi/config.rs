@@ -256,3 +256,112 @@ pub extern "C" fn jwt_config_set_refetch_cooldown(config: *mut jwt_config, secon
         })
     }
 }
+
+/// How long before expiry a background refresh starts, in seconds (default 60; at most half
+/// the keys' lifetime is used).
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_config_set_refresh_ahead(config: *mut jwt_config, seconds: u64) -> Status {
+    ffi_panic_boundary! {
+        with_config(config, |c| {
+            c.cache.refresh_ahead = Duration::from_secs(seconds);
+            Ok(())
+        })
+    }
+}
+
+/// How long the last good keys keep serving while refreshes fail, in seconds (default 86400).
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_config_set_max_stale(config: *mut jwt_config, seconds: u64) -> Status {
+    ffi_panic_boundary! {
+        with_config(config, |c| {
+            c.cache.max_stale = Duration::from_secs(seconds);
+            Ok(())
+        })
+    }
+}
+
+/// Backoff after failed fetches: the first wait and the longest, in milliseconds (defaults
+/// 2000 and 300000); each failure in a row doubles the wait, with ±20% jitter.
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_config_set_backoff(
+    config: *mut jwt_config,
+    initial_ms: u64,
+    max_ms: u64,
+) -> Status {
+    ffi_panic_boundary! {
+        with_config(config, |c| {
+            if initial_ms == 0 || max_ms < initial_ms {
+                return Err(Status::InvalidArgument);
+            }
+            c.cache.backoff_initial = Duration::from_millis(initial_ms);
+            c.cache.backoff_max = Duration::from_millis(max_ms);
+            Ok(())
+        })
+    }
+}
+
+/// Network timeouts of each fetch, in milliseconds: connect and total (defaults 2000, 5000).
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_config_set_fetch_timeouts(
+    config: *mut jwt_config,
+    connect_ms: u64,
+    total_ms: u64,
+) -> Status {
+    ffi_panic_boundary! {
+        with_config(config, |c| {
+            if connect_ms == 0 || total_ms == 0 {
+                return Err(Status::InvalidArgument);
+            }
+            c.cache.fetch.connect_timeout = Duration::from_millis(connect_ms);
+            c.cache.fetch.total_timeout = Duration::from_millis(total_ms);
+            Ok(())
+        })
+    }
+}
+
+/// Largest JWKS (and discovery document) body accepted, in bytes (default 1 MiB).
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_config_set_max_jwks_size(config: *mut jwt_config, bytes: usize) -> Status {
+    ffi_panic_boundary! {
+        with_config(config, |c| {
+            if bytes == 0 {
+                return Err(Status::InvalidArgument);
+            }
+            c.cache.fetch.max_body_bytes = bytes as u64;
+            Ok(())
+        })
+    }
+}
+
+/// Non-blocking mode for event-loop hosts (nginx): verification never waits on the network.
+/// A cold cache answers `JWT_STATUS_KEYS_UNAVAILABLE` and an unknown `kid`
+/// `JWT_STATUS_KEY_NOT_FOUND` at once while the fetch runs on a background thread. Off by
+/// default.
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_config_set_non_blocking(
+    config: *mut jwt_config,
+    non_blocking: bool,
+) -> Status {
+    ffi_panic_boundary! {
+        with_config(config, |c| {
+            c.cache.non_blocking = non_blocking;
+            Ok(())
+        })
+    }
+}
+
+/// Keep the last good JWKS in this file (written atomically after each fetch) and use it on a
+/// cold start while the issuer cannot be reached.
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_config_set_snapshot(
+    config: *mut jwt_config,
+    path: *const c_char,
+    path_len: usize,
+) -> Status {
+    ffi_panic_boundary! {
+        text_setter(config, path, path_len, |c, s| {
+            c.cache.snapshot = Some(s.into());
+            Ok(())
+        })
+    }
+}

@@ -13,6 +13,7 @@
 
 pub mod claims;
 pub mod config;
+pub mod log;
 pub mod status;
 pub mod verifier;
 
@@ -39,6 +40,12 @@ impl PanicDefault for bool {
 impl PanicDefault for u16 {
     fn on_panic() -> Self {
         500
+    }
+}
+
+impl PanicDefault for u64 {
+    fn on_panic() -> Self {
+        0
     }
 }
 

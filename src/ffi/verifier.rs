@@ -8,7 +8,7 @@ use super::{
 use crate::claims::Claims;
 use crate::clock::Clock;
 use crate::error::Status;
-use crate::verify::{Config, Verifier};
+use crate::verify::{Config, Keys, Verifier};
 use std::os::raw::c_char;
 
 /// A configured verifier. Thread-safe: one handle may be used by many threads at once.
@@ -19,9 +19,11 @@ pub struct jwt_verifier {
 
 /// Build a verifier from `config` (which stays owned by the caller and may be freed right
 /// after). On success `*verifier_out` receives a handle to free with `jwt_verifier_free`; on
-/// error it receives NULL. Building never touches the network: a JWKS URL is fetched on first
-/// use. Errors: `JWT_STATUS_CONFIG_INVALID` (no issuer, audience or key source, bad URL),
-/// `JWT_STATUS_JWKS_INVALID` (the JWKS text has no usable key).
+/// error it receives NULL. Without a JWKS URL, text or file, the JWKS URL is discovered from
+/// the first issuer (`{issuer}/.well-known/openid-configuration`). Building never touches the
+/// network: keys are fetched on first use (or by `jwt_verifier_refresh` /
+/// `jwt_verifier_prefetch`). Errors: `JWT_STATUS_CONFIG_INVALID` (no issuer or audience, bad
+/// URL), `JWT_STATUS_JWKS_INVALID` (the JWKS text has no usable key).
 #[unsafe(no_mangle)]
 pub extern "C" fn jwt_verifier_new(
     config: *const jwt_config,
@@ -33,7 +35,7 @@ pub extern "C" fn jwt_verifier_new(
         }
         let _ = write_out(verifier_out, std::ptr::null_mut());
         to_status(ref_arg(config.cast::<ConfigBuilder>()).and_then(|c| {
-            let keys = c.keys.clone().ok_or(Status::ConfigInvalid)?;
+            let keys = c.keys.clone().unwrap_or(Keys::Discover);
             let verifier = Verifier::new(Config {
                 policy: c.policy.clone(),
                 keys,
@@ -112,5 +114,82 @@ pub extern "C" fn jwt_verify_authorization(
             };
             v.verify_authorization(value).map_err(|e| e.status())
         })
+    }
+}
+
+/// Fetch the verifier's keys now and wait (discovering the JWKS URL first if needed): for
+/// hosts that load keys at start, in each worker process. Returns `JWT_STATUS_OK`,
+/// `JWT_STATUS_KEYS_UNAVAILABLE` when the fetch failed (cached keys, if any, stay), or
+/// `JWT_STATUS_NULL_ARGUMENT`. A fixed JWKS needs nothing and returns `JWT_STATUS_OK`.
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_verifier_refresh(verifier: *const jwt_verifier) -> Status {
+    ffi_panic_boundary! {
+        to_status(ref_arg(verifier.cast::<Verifier>()).and_then(|v| v.refresh_keys().map_err(|e| e.status())))
+    }
+}
+
+/// Start fetching the verifier's keys on a background thread if they are missing or due, and
+/// return at once. For event-loop hosts at worker start.
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_verifier_prefetch(verifier: *const jwt_verifier) -> Status {
+    ffi_panic_boundary! {
+        to_status(ref_arg(verifier.cast::<Verifier>()).map(|v| v.prefetch_keys()))
+    }
+}
+
+/// What `jwt_verifier_count` counts.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum jwt_counter {
+    /// Verifications that succeeded (this verifier).
+    VerifyOk = 0,
+    /// Verifications that failed, for any reason (this verifier).
+    VerifyFailed = 1,
+    /// JWKS fetches that produced keys (the verifier's JWKS URL, whole process).
+    FetchOk = 2,
+    /// JWKS fetches that failed.
+    FetchFailed = 3,
+    /// JWKS revalidations answered 304 Not Modified.
+    FetchNotModified = 4,
+    /// Refetches caused by unknown `kid`s.
+    UnknownKidRefetch = 5,
+    /// Key lookups answered from fresh cached keys.
+    CacheHit = 6,
+    /// Key lookups answered from keys past their expiry while refreshes fail.
+    StaleHit = 7,
+}
+
+/// Read a counter (see `jwt_counter`). 0 for NULL, an unknown counter, or a JWKS counter of a
+/// verifier whose keys are fixed or not yet discovered.
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_verifier_count(verifier: *const jwt_verifier, counter: u32) -> u64 {
+    ffi_panic_boundary! {
+        let Ok(v) = ref_arg(verifier.cast::<Verifier>()) else {
+            return 0;
+        };
+        let stats = v.jwks_source().map(|s| s.stats()).unwrap_or_default();
+        match counter {
+            0 => v.count(Status::Ok),
+            1 => Status::ALL.iter().filter(|s| !s.is_ok()).map(|s| v.count(*s)).sum(),
+            2 => stats.fetches_ok,
+            3 => stats.fetches_failed,
+            4 => stats.fetches_not_modified,
+            5 => stats.unknown_kid_refetches,
+            6 => stats.cache_hits,
+            7 => stats.stale_hits,
+            _ => 0,
+        }
+    }
+}
+
+/// How many verifications by this verifier ended with `status` (`JWT_STATUS_OK` for
+/// successes). 0 for NULL or a number that is not a status.
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_verifier_count_status(verifier: *const jwt_verifier, status: u32) -> u64 {
+    ffi_panic_boundary! {
+        match (ref_arg(verifier.cast::<Verifier>()), Status::from_u32(status)) {
+            (Ok(v), Some(s)) => v.count(s),
+            _ => 0,
+        }
     }
 }

@@ -230,3 +230,99 @@ impl JwksServer {
         self.requests.load(Ordering::SeqCst)
     }
 }
+
+/// A real `jwtguard dev-issuer --admin` process on loopback, stopped on drop.
+pub struct DevIssuer {
+    child: std::process::Child,
+    pub url: String,
+    agent: ureq::Agent,
+}
+
+impl DevIssuer {
+    pub fn start(extra: &[&str]) -> DevIssuer {
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_jwtguard"))
+            .args(["dev-issuer", "--admin"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start jwtguard dev-issuer");
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert!(
+            first.starts_with("http://127.0.0.1:"),
+            "dev-issuer said {first:?}"
+        );
+        let agent = ureq::Agent::config_builder()
+            .proxy(None)
+            .http_status_as_error(false)
+            .build()
+            .new_agent();
+        DevIssuer {
+            child,
+            url: first.trim().to_string(),
+            agent,
+        }
+    }
+
+    pub fn jwks_uri(&self) -> String {
+        format!("{}.well-known/jwks.json", self.url)
+    }
+
+    fn post(&self, path: &str, body: Value) -> Value {
+        let mut response = self
+            .agent
+            .post(&format!("{}{path}", self.url))
+            .header("Content-Type", "application/json")
+            .send(body.to_string())
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+        serde_json::from_slice(&response.body_mut().read_to_vec().unwrap()).unwrap()
+    }
+
+    /// A token for `scope`, valid for `expires_in` seconds (negative: already expired).
+    pub fn token(&self, scope: &str, expires_in: i64) -> String {
+        let answer = self.post(
+            "oauth/token",
+            json!({"grant_type": "client_credentials", "audience": AUDIENCE, "scope": scope, "expires_in": expires_in}),
+        );
+        answer["access_token"].as_str().unwrap().to_string()
+    }
+
+    /// Publish a new signing key; `retire` removes the old ones. Returns the new kid.
+    pub fn rotate(&self, retire: bool) -> String {
+        self.post("admin/rotate", json!({"retire": retire}))["kid"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    pub fn fault(&self, fault: Value) {
+        self.post("admin/fault", fault);
+    }
+
+    pub fn jwks_requests(&self) -> u64 {
+        let mut response = self
+            .agent
+            .get(&format!("{}admin/stats", self.url))
+            .call()
+            .unwrap();
+        let stats: Value =
+            serde_json::from_slice(&response.body_mut().read_to_vec().unwrap()).unwrap();
+        stats["jwks_requests"].as_u64().unwrap()
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for DevIssuer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

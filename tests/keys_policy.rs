@@ -1,0 +1,293 @@
+//! The cache policy against a real `jwtguard dev-issuer` over loopback, with a movable clock
+//! where hours pass (SECURITY-CASES 31-35, 41-43): unknown-kid floods, rotation, every fault
+//! mode for hours, the stale limit, recovery, discovery, snapshots, non-blocking mode.
+
+mod common;
+
+use common::*;
+use jwtguard::{CacheOptions, Clock, Config, Keys, Policy, Status, Verifier};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const HOUR: f64 = 3600.0;
+
+fn verifier_for(
+    issuer: &DevIssuer,
+    keys: Keys,
+    clock: &Clock,
+    tune: impl FnOnce(&mut CacheOptions),
+) -> Verifier {
+    let mut config = Config::new(Policy::new(issuer.url.clone(), AUDIENCE), keys);
+    config.clock = clock.clone();
+    tune(&mut config.cache);
+    Verifier::new(config).unwrap()
+}
+
+fn status(v: &Verifier, token: &str) -> Status {
+    v.verify(token).map_or_else(|e| e.status(), |_| Status::Ok)
+}
+
+fn settle(v: &Verifier) {
+    if let Some(source) = v.jwks_source() {
+        assert!(source.wait_idle(Duration::from_secs(15)));
+    }
+}
+
+/// Current Unix time: tokens from the dev issuer carry real times, so a manual clock starts now.
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[test]
+fn flood_of_unknown_kids_fetches_at_most_once_per_cooldown() {
+    let issuer = DevIssuer::start(&[]);
+    let clock = Clock::manual(now());
+    let v = Arc::new(verifier_for(
+        &issuer,
+        Keys::Url(issuer.jwks_uri()),
+        &clock,
+        |_| {},
+    ));
+    let valid = issuer.token("read:messages", 3600);
+    assert_eq!(status(&v, &valid), Status::Ok);
+    assert_eq!(issuer.jwks_requests(), 1);
+
+    // 10,000 tokens with random unknown kids from 8 threads, valid tokens verifying meanwhile.
+    let (header, rest) = valid.split_once('.').unwrap();
+    let header: serde_json::Value =
+        serde_json::from_slice(&jwtguard::token::b64_decode(header).unwrap()).unwrap();
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let (v, valid, rest, header) =
+                (v.clone(), valid.clone(), rest.to_string(), header.clone());
+            std::thread::spawn(move || {
+                for i in 0..1250 {
+                    let mut h = header.clone();
+                    h["kid"] = json!(format!("forged-{t}-{i}"));
+                    let forged = format!(
+                        "{}.{rest}",
+                        jwtguard::token::b64_encode(h.to_string().as_bytes())
+                    );
+                    assert_eq!(status(&v, &forged), Status::KeyNotFound);
+                    if i % 25 == 0 {
+                        assert_eq!(status(&v, &valid), Status::Ok);
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(
+        issuer.jwks_requests(),
+        2,
+        "the initial fetch and one refetch per cooldown"
+    );
+    assert_eq!(v.count(Status::KeyNotFound), 10_000);
+    // The next cooldown allows exactly one more.
+    clock.advance(31.0);
+    for i in 0..100 {
+        let mut h = header.clone();
+        h["kid"] = json!(format!("later-{i}"));
+        let forged = format!(
+            "{}.{rest}",
+            jwtguard::token::b64_encode(h.to_string().as_bytes())
+        );
+        assert_eq!(status(&v, &forged), Status::KeyNotFound);
+    }
+    assert_eq!(issuer.jwks_requests(), 3);
+}
+
+#[test]
+fn rotation_new_key_at_once_retired_key_after_refresh() {
+    let issuer = DevIssuer::start(&[]);
+    let clock = Clock::manual(now());
+    let v = verifier_for(&issuer, Keys::Url(issuer.jwks_uri()), &clock, |_| {});
+    let old = issuer.token("read:messages", 10 * 3600);
+    assert_eq!(status(&v, &old), Status::Ok);
+
+    issuer.rotate(false);
+    let new = issuer.token("read:messages", 10 * 3600);
+    assert_eq!(
+        status(&v, &new),
+        Status::Ok,
+        "the new key verifies on its first try"
+    );
+    assert_eq!(
+        status(&v, &old),
+        Status::Ok,
+        "the old key is still published"
+    );
+
+    // Inside the refetch cooldown a second new kid is refused at once; after it, it verifies.
+    issuer.rotate(true);
+    let newest = issuer.token("read:messages", 10 * 3600);
+    assert_eq!(status(&v, &newest), Status::KeyNotFound);
+    clock.advance(31.0);
+    assert_eq!(status(&v, &newest), Status::Ok);
+    // The retired keys disappear at the next refresh (the dev issuer says max-age=300).
+    clock.advance(271.0);
+    assert_eq!(status(&v, &newest), Status::Ok);
+    settle(&v);
+    assert_eq!(status(&v, &old), Status::KeyNotFound);
+    assert_eq!(status(&v, &new), Status::KeyNotFound);
+}
+
+#[test]
+fn every_fault_for_six_hours_then_the_stale_limit_then_recovery() {
+    let modes = [
+        json!({"mode": "status", "status": 500}),
+        json!({"mode": "status", "status": 404}),
+        json!({"mode": "garbage"}),
+        json!({"mode": "oversize"}),
+        json!({"mode": "drop"}),
+        json!({"mode": "delay", "ms": 3000}),
+    ];
+    let runs: Vec<_> = modes
+        .into_iter()
+        .map(|mode| {
+            std::thread::spawn(move || {
+                let issuer = DevIssuer::start(&[]);
+                let clock = Clock::manual(now());
+                let v = verifier_for(&issuer, Keys::Url(issuer.jwks_uri()), &clock, |c| {
+                    c.fetch.total_timeout = Duration::from_millis(400);
+                });
+                let token = issuer.token("read:messages", 40 * 3600);
+                assert_eq!(status(&v, &token), Status::Ok);
+                issuer.fault(mode.clone());
+                let before = issuer.jwks_requests();
+                for _ in 0..12 {
+                    clock.advance(HOUR / 2.0);
+                    assert_eq!(status(&v, &token), Status::Ok, "{mode} on stale keys");
+                    settle(&v);
+                }
+                let stats = v.jwks_source().unwrap().stats();
+                assert!(stats.fetches_failed >= 6, "{mode}: {stats:?}");
+                assert!(stats.stale_hits >= 6, "{mode}: {stats:?}");
+                assert!(
+                    issuer.jwks_requests() > before,
+                    "{mode}: refreshes were attempted"
+                );
+                // Past 24 h since the last good fetch: keys unavailable (503).
+                clock.advance(18.5 * HOUR);
+                let s = status(&v, &token);
+                assert_eq!(s, Status::KeysUnavailable, "{mode}");
+                assert_eq!(s.http_status(), 503);
+                // The fault clears; the next attempt after the backoff (at most 300 s + 20%
+                // jitter) recovers.
+                issuer.fault(json!({"mode": "off"}));
+                clock.advance(361.0);
+                assert_eq!(status(&v, &token), Status::Ok, "{mode} recovers");
+            })
+        })
+        .collect();
+    for run in runs {
+        run.join().unwrap();
+    }
+}
+
+#[test]
+fn etag_revalidation_counts_not_modified() {
+    let issuer = DevIssuer::start(&["--jwks-max-age", "60"]);
+    let clock = Clock::manual(now());
+    let v = verifier_for(&issuer, Keys::Url(issuer.jwks_uri()), &clock, |_| {});
+    let token = issuer.token("read:messages", 3600);
+    assert_eq!(status(&v, &token), Status::Ok);
+    clock.advance(61.0);
+    assert_eq!(status(&v, &token), Status::Ok);
+    settle(&v);
+    let stats = v.jwks_source().unwrap().stats();
+    assert_eq!((stats.fetches_ok, stats.fetches_not_modified), (1, 1));
+    assert_eq!(issuer.jwks_requests(), 2);
+    // Fresh again for another max-age.
+    clock.advance(20.0);
+    assert_eq!(status(&v, &token), Status::Ok);
+    settle(&v);
+    assert_eq!(issuer.jwks_requests(), 2);
+}
+
+#[test]
+fn discovery_from_the_issuer_alone() {
+    let issuer = DevIssuer::start(&[]);
+    let v = verifier_for(&issuer, Keys::Discover, &Clock::System, |_| {});
+    assert!(
+        v.jwks_source().is_none(),
+        "building does not touch the network"
+    );
+    let token = issuer.token("read:messages", 600);
+    let claims = v.verify(&token).unwrap();
+    assert!(claims.has_scope("read:messages"));
+    assert_eq!(v.jwks_source().unwrap().url(), issuer.jwks_uri());
+    // A discovery document naming another issuer is refused.
+    let mut config = Config::new(
+        Policy::new(issuer.url.trim_end_matches('/'), AUDIENCE),
+        Keys::Discover,
+    );
+    config.cache.backoff_initial = Duration::from_millis(1);
+    let wrong = Verifier::new(config).unwrap();
+    assert_eq!(status(&wrong, &token), Status::KeysUnavailable);
+}
+
+#[test]
+fn non_blocking_mode_never_waits_on_the_network() {
+    let issuer = DevIssuer::start(&[]);
+    let token = issuer.token("read:messages", 3600);
+    issuer.fault(json!({"mode": "delay", "ms": 2000}));
+    let v = verifier_for(&issuer, Keys::Url(issuer.jwks_uri()), &Clock::System, |c| {
+        c.non_blocking = true;
+    });
+    // Cold cache: answered at once while the fetch runs in the background.
+    let started = Instant::now();
+    assert_eq!(status(&v, &token), Status::KeysUnavailable);
+    assert!(
+        started.elapsed() < Duration::from_millis(250),
+        "{:?}",
+        started.elapsed()
+    );
+    settle(&v);
+    assert_eq!(status(&v, &token), Status::Ok);
+    // An unknown kid during a slow issuer: answered at once too.
+    issuer.rotate(false);
+    let rotated = issuer.token("read:messages", 3600);
+    let started = Instant::now();
+    assert_eq!(status(&v, &rotated), Status::KeyNotFound);
+    assert!(
+        started.elapsed() < Duration::from_millis(250),
+        "{:?}",
+        started.elapsed()
+    );
+    settle(&v);
+    assert_eq!(
+        status(&v, &rotated),
+        Status::Ok,
+        "the background refetch brought the new key"
+    );
+}
+
+#[test]
+fn cold_start_without_snapshot_is_unavailable_quickly() {
+    let mut issuer = DevIssuer::start(&[]);
+    let token = issuer.token("read:messages", 3600);
+    issuer.stop();
+    let v = verifier_for(
+        &issuer,
+        Keys::Url(issuer.jwks_uri()),
+        &Clock::System,
+        |_| {},
+    );
+    let started = Instant::now();
+    assert_eq!(status(&v, &token), Status::KeysUnavailable);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // Inside the backoff the answer comes without another attempt.
+    assert_eq!(status(&v, &token), Status::KeysUnavailable);
+    assert_eq!(v.jwks_source().unwrap().stats().fetches_failed, 1);
+}
