@@ -38,12 +38,9 @@ struct VerifyArgs {
     /// Accepted audience (`aud`). Repeatable.
     #[arg(long, required = true)]
     audience: Vec<String>,
-    /// JWKS URL (https, or http to a loopback host).
-    #[arg(
-        long,
-        conflicts_with = "jwks_file",
-        required_unless_present = "jwks_file"
-    )]
+    /// JWKS URL (https, or http to a loopback host). Without it and without --jwks-file, the
+    /// JWKS URL is discovered from the first issuer (OpenID Connect discovery).
+    #[arg(long, conflicts_with = "jwks_file")]
     jwks_uri: Option<String>,
     /// JWKS file.
     #[arg(long)]
@@ -66,6 +63,12 @@ struct VerifyArgs {
     /// Allow plain http JWKS URLs to hosts other than loopback.
     #[arg(long)]
     allow_insecure_http: bool,
+    /// Keep the last good JWKS in this file and use it when the issuer cannot be reached.
+    #[arg(long)]
+    snapshot: Option<PathBuf>,
+    /// Print the library's log messages to stderr.
+    #[arg(long, short)]
+    verbose: bool,
     /// The token, or - to read it from standard input.
     token: String,
 }
@@ -110,8 +113,14 @@ fn verify(args: VerifyArgs) -> ExitCode {
             Ok(text) => Keys::Json(text),
             Err(e) => return usage_error(format!("cannot read {}: {e}", path.display())),
         },
-        (None, None) => return usage_error("--jwks-uri or --jwks-file is required"),
+        (None, None) => Keys::Discover,
     };
+    if args.verbose {
+        jwtguard::log::set_sink(Some((
+            jwtguard::log::Level::Debug,
+            std::sync::Arc::new(|level, message: &str| eprintln!("[{level:?}] {message}")),
+        )));
+    }
     let mut policy = Policy::empty()
         .with_leeway(args.leeway)
         .with_strict(args.strict);
@@ -129,6 +138,7 @@ fn verify(args: VerifyArgs) -> ExitCode {
     }
     let mut config = Config::new(policy, keys);
     config.cache.fetch.allow_insecure_http = args.allow_insecure_http;
+    config.cache.snapshot = args.snapshot.clone();
     let verifier = match Verifier::new(config) {
         Ok(v) => v,
         Err(e) => return usage_error(e),
@@ -142,6 +152,10 @@ fn verify(args: VerifyArgs) -> ExitCode {
             None => Ok(claims),
         }
     });
+    // Let a background refresh the verification started finish (it updates the snapshot).
+    if let Some(source) = verifier.jwks_source() {
+        source.wait_idle(std::time::Duration::from_secs(6));
+    }
     match outcome {
         Ok(claims) => {
             println!("{}", serde_json::Value::Object(claims.as_map().clone()));
