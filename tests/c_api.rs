@@ -35,17 +35,10 @@ fn build_library() -> PathBuf {
     dir
 }
 
-fn compile(source: &Path, out: &Path, lib_dir: &Path) {
+fn compile(source: &Path, out: &Path, lib_dir: &Path, std: &str) {
     let output = Command::new("cc")
-        .args([
-            "-std=c99",
-            "-Wall",
-            "-Wextra",
-            "-Wpedantic",
-            "-Werror",
-            "-g",
-            "-O1",
-        ])
+        .arg(format!("-std={std}"))
+        .args(["-Wall", "-Wextra", "-Wpedantic", "-Werror", "-g", "-O1"])
         .arg("-I")
         .arg(root().join("include"))
         .arg(source)
@@ -64,13 +57,75 @@ fn compile(source: &Path, out: &Path, lib_dir: &Path) {
     );
 }
 
+/// valgrind as every C test runs under it: any error or leak makes the exit status 99.
+fn valgrind() -> Command {
+    let mut cmd = Command::new("valgrind");
+    cmd.args([
+        "--quiet",
+        "--error-exitcode=99",
+        "--leak-check=full",
+        "--num-callers=50",
+        "--show-leak-kinds=definite,indirect,possible",
+        "--errors-for-leak-kinds=definite,indirect,possible",
+    ])
+    .arg(format!(
+        "--suppressions={}",
+        root().join("tests/c/valgrind.supp").display()
+    ));
+    cmd
+}
+
+fn out_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("c");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn fork_after_warm_cache_child_refreshes_on_its_own() {
+    let lib_dir = build_library();
+    let program = out_dir().join("fork_test");
+    // POSIX fork/waitpid: the C99 of the other client plus the POSIX 2008 interfaces.
+    compile(
+        &root().join("tests/c/fork_test.c"),
+        &program,
+        &lib_dir,
+        "gnu99",
+    );
+    let issuer = DevIssuer::start(&[]);
+    let token = issuer.token("read:messages", 600);
+    let output = valgrind()
+        .arg(&program)
+        .args([issuer.url.as_str(), AUDIENCE, &token])
+        .output()
+        .expect("valgrind is required");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}{stderr}");
+    assert!(
+        output.status.success(),
+        "fork test failed ({}):\n{stderr}",
+        output.status
+    );
+    assert!(stdout.contains("fork checks passed"));
+    assert_eq!(
+        issuer.jwks_requests(),
+        2,
+        "the parent's fetch and the child's own"
+    );
+}
+
 #[test]
 fn c_client_passes_under_valgrind() {
     let lib_dir = build_library();
-    let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("c");
-    std::fs::create_dir_all(&out_dir).unwrap();
+    let out_dir = out_dir();
     let client = out_dir.join("test_client");
-    compile(&root().join("tests/c/test_client.c"), &client, &lib_dir);
+    compile(
+        &root().join("tests/c/test_client.c"),
+        &client,
+        &lib_dir,
+        "c99",
+    );
 
     let signer = Signer::rs256();
     let keys = jwks(&[signer.jwk(true), Signer::es256().jwk(true)]);
@@ -87,19 +142,7 @@ fn c_client_passes_under_valgrind() {
         json!({"iat": now - 5, "exp": now + 3600, "scope": "openid"}),
     ));
 
-    let output = Command::new("valgrind")
-        .args([
-            "--quiet",
-            "--error-exitcode=99",
-            "--leak-check=full",
-            "--num-callers=50",
-            "--show-leak-kinds=definite,indirect,possible",
-            "--errors-for-leak-kinds=definite,indirect,possible",
-        ])
-        .arg(format!(
-            "--suppressions={}",
-            root().join("tests/c/valgrind.supp").display()
-        ))
+    let output = valgrind()
         .arg(&client)
         .args([ISSUER, AUDIENCE, &server.url])
         .arg(&jwks_file)
@@ -117,7 +160,7 @@ fn c_client_passes_under_valgrind() {
     assert!(stdout.contains("C API checks passed"));
     assert_eq!(
         server.count(),
-        1,
-        "the remote verifier fetched the JWKS once"
+        2,
+        "the first fetch and the one jwt_verifier_refresh made"
     );
 }

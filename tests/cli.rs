@@ -215,8 +215,23 @@ fn bad_usage_exits_2() {
 fn discovery_from_the_issuer_alone() {
     let issuer = DevIssuer::start(&[]);
     let token = issuer.token("read:messages", 600);
-    let out = jwtguard(&["verify", "--issuer", &issuer.url, "--audience", AUDIENCE, &token], None);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = jwtguard(
+        &[
+            "verify",
+            "--issuer",
+            &issuer.url,
+            "--audience",
+            AUDIENCE,
+            &token,
+        ],
+        None,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(stdout_json(&out)["iss"], issuer.url.as_str());
 }
 
@@ -225,7 +240,8 @@ fn snapshot_carries_a_cold_start_through_an_issuer_outage() {
     let mut issuer = DevIssuer::start(&[]);
     let token = issuer.token("read:messages", 600);
     let snapshot = tempfile_path::TempPath(
-        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("snapshot-{}.json", std::process::id())),
+        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("snapshot-{}.json", std::process::id())),
     );
     let snap = snapshot.0.to_str().unwrap();
     let run = |extra: &[&str]| {
@@ -235,22 +251,46 @@ fn snapshot_carries_a_cold_start_through_an_issuer_outage() {
         jwtguard(&args, None)
     };
     let out = run(&["--snapshot", snap]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(snapshot.0.exists(), "the first run wrote the snapshot");
     let url = issuer.url.clone();
     issuer.stop();
 
     // A new process, the issuer down: the snapshot answers (discovery included).
-    let mut args = vec!["verify", "--issuer", &url, "--audience", AUDIENCE, "--snapshot", snap];
+    let mut args = vec![
+        "verify",
+        "--issuer",
+        &url,
+        "--audience",
+        AUDIENCE,
+        "--snapshot",
+        snap,
+    ];
     args.push(&token);
     let out = jwtguard(&args, None);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // Without the snapshot: keys unavailable, answered well under the fetch timeout.
     let started = std::time::Instant::now();
-    let out = jwtguard(&["verify", "--issuer", &url, "--audience", AUDIENCE, &token], None);
+    let out = jwtguard(
+        &["verify", "--issuer", &url, "--audience", AUDIENCE, &token],
+        None,
+    );
     assert_eq!(out.status.code(), Some(1));
     let err = stdout_json(&out);
-    assert_eq!((err["status"].as_u64(), err["reason"].as_str()), (Some(503), Some("keys_unavailable")));
+    assert_eq!(
+        (err["status"].as_u64(), err["reason"].as_str()),
+        (Some(503), Some("keys_unavailable"))
+    );
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }

@@ -15,6 +15,24 @@
 
 static int failures = 0;
 
+/* Log messages received through jwt_set_log_callback. */
+struct log_sink {
+  int messages;
+  int errors;
+};
+
+static void
+on_log(void *userdata, uint32_t level, const char *message, size_t message_len)
+{
+  struct log_sink *sink = userdata;
+  sink->messages++;
+  if (level == JWT_LOG_LEVEL_ERROR)
+    sink->errors++;
+  /* The message is NUL-terminated as well as counted. */
+  if (message[message_len] != '\0' || strlen(message) != message_len)
+    sink->errors += 1000;
+}
+
 #define CHECK(cond)                                                              \
   do {                                                                           \
     if (!(cond)) {                                                               \
@@ -81,6 +99,19 @@ test_config_misuse(void)
   CHECK_STATUS(jwt_config_set_allow_insecure_http(NULL, true), JWT_STATUS_NULL_ARGUMENT);
   CHECK_STATUS(jwt_config_set_cache_ttl(NULL, 1), JWT_STATUS_NULL_ARGUMENT);
   CHECK_STATUS(jwt_config_set_refetch_cooldown(NULL, 1), JWT_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(jwt_config_set_refresh_ahead(NULL, 1), JWT_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(jwt_config_set_max_stale(NULL, 1), JWT_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(jwt_config_set_backoff(NULL, 1, 2), JWT_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(jwt_config_set_fetch_timeouts(NULL, 1, 2), JWT_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(jwt_config_set_max_jwks_size(NULL, 1), JWT_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(jwt_config_set_non_blocking(NULL, true), JWT_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(jwt_config_set_snapshot(NULL, S("/tmp/x")), JWT_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(jwt_verifier_refresh(NULL), JWT_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(jwt_verifier_prefetch(NULL), JWT_STATUS_NULL_ARGUMENT);
+  CHECK(jwt_verifier_count(NULL, JWT_COUNTER_VERIFY_OK) == 0);
+  CHECK(jwt_verifier_count_status(NULL, JWT_STATUS_OK) == 0);
+  CHECK_STATUS(jwt_set_log_callback(on_log, NULL, 0), JWT_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(jwt_set_log_callback(on_log, NULL, 5), JWT_STATUS_INVALID_ARGUMENT);
   CHECK_STATUS(jwt_verifier_new(NULL, &verifier), JWT_STATUS_NULL_ARGUMENT);
   CHECK(verifier == NULL);
   jwt_config_free(NULL);
@@ -103,6 +134,11 @@ test_config_misuse(void)
   CHECK_STATUS(jwt_config_set_max_token_size(config, 0), JWT_STATUS_INVALID_ARGUMENT);
   CHECK_STATUS(jwt_config_set_jwks_file(config, S("/nonexistent/jwks.json")),
                JWT_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(jwt_config_set_backoff(config, 0, 10), JWT_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(jwt_config_set_backoff(config, 10, 5), JWT_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(jwt_config_set_fetch_timeouts(config, 0, 10), JWT_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(jwt_config_set_max_jwks_size(config, 0), JWT_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(jwt_config_set_snapshot(config, "", 0), JWT_STATUS_INVALID_ARGUMENT);
 
   /* Incomplete configurations. */
   CHECK_STATUS(jwt_verifier_new(config, NULL), JWT_STATUS_NULL_ARGUMENT);
@@ -110,7 +146,6 @@ test_config_misuse(void)
   CHECK(verifier == NULL);
   CHECK_STATUS(jwt_config_add_issuer(config, S("https://tenant.example/")), JWT_STATUS_OK);
   CHECK_STATUS(jwt_config_add_audience(config, S("api")), JWT_STATUS_OK);
-  CHECK_STATUS(jwt_verifier_new(config, &verifier), JWT_STATUS_CONFIG_INVALID);
   CHECK_STATUS(jwt_config_set_jwks_uri(config, S("http://tenant.example/jwks")), JWT_STATUS_OK);
   CHECK_STATUS(jwt_verifier_new(config, &verifier), JWT_STATUS_CONFIG_INVALID);
   CHECK_STATUS(jwt_config_set_jwks_json(config, S("{\"keys\":[]}")), JWT_STATUS_OK);
@@ -144,6 +179,12 @@ make_verifier(const char *issuer, const char *audience, const char *jwks_url,
   CHECK_STATUS(jwt_config_set_allow_insecure_http(config, false), JWT_STATUS_OK);
   CHECK_STATUS(jwt_config_set_cache_ttl(config, 300), JWT_STATUS_OK);
   CHECK_STATUS(jwt_config_set_refetch_cooldown(config, 30), JWT_STATUS_OK);
+  CHECK_STATUS(jwt_config_set_refresh_ahead(config, 30), JWT_STATUS_OK);
+  CHECK_STATUS(jwt_config_set_max_stale(config, 3600), JWT_STATUS_OK);
+  CHECK_STATUS(jwt_config_set_backoff(config, 500, 60000), JWT_STATUS_OK);
+  CHECK_STATUS(jwt_config_set_fetch_timeouts(config, 1000, 3000), JWT_STATUS_OK);
+  CHECK_STATUS(jwt_config_set_max_jwks_size(config, 65536), JWT_STATUS_OK);
+  CHECK_STATUS(jwt_config_set_non_blocking(config, false), JWT_STATUS_OK);
   if (jwks_file != NULL)
     CHECK_STATUS(jwt_config_set_jwks_file(config, S(jwks_file)), JWT_STATUS_OK);
   else
@@ -252,6 +293,16 @@ test_verify(jwt_verifier *verifier, const char *valid, const char *expired,
   CHECK_STATUS(jwt_verify_authorization(verifier, S("Bearer x"), NULL), JWT_STATUS_NULL_ARGUMENT);
   CHECK(other == NULL);
 
+  /* Counters: this verifier's outcomes. */
+  CHECK(jwt_verifier_count(verifier, JWT_COUNTER_VERIFY_OK) >= 3);
+  CHECK(jwt_verifier_count(verifier, JWT_COUNTER_VERIFY_FAILED) >= 5);
+  CHECK(jwt_verifier_count_status(verifier, JWT_STATUS_TOKEN_EXPIRED) == 1);
+  CHECK(jwt_verifier_count_status(verifier, JWT_STATUS_TOKEN_MISSING) == 2);
+  CHECK(jwt_verifier_count_status(verifier, 123456) == 0);
+  CHECK(jwt_verifier_count(verifier, 99) == 0);
+  CHECK_STATUS(jwt_verifier_refresh(verifier), JWT_STATUS_OK);
+  CHECK_STATUS(jwt_verifier_prefetch(verifier), JWT_STATUS_OK);
+
 cleanup:
   free(header);
   free(padded);
@@ -263,6 +314,7 @@ main(int argc, char **argv)
 {
   jwt_verifier *remote = NULL;
   jwt_verifier *local = NULL;
+  struct log_sink sink = { 0, 0 };
 
   if (argc != 8) {
     fprintf(stderr,
@@ -271,12 +323,19 @@ main(int argc, char **argv)
   }
   test_status_functions();
   test_config_misuse();
+  CHECK_STATUS(jwt_set_log_callback(on_log, &sink, JWT_LOG_LEVEL_DEBUG), JWT_STATUS_OK);
 
   remote = make_verifier(argv[1], argv[2], argv[3], NULL);
   CHECK(remote != NULL);
   if (remote == NULL)
     goto cleanup;
   test_verify(remote, argv[5], argv[6], argv[7]);
+  /* JWKS counters: the first fetch and the one jwt_verifier_refresh made. */
+  CHECK(jwt_verifier_count(remote, JWT_COUNTER_FETCH_OK) == 2);
+  CHECK(jwt_verifier_count(remote, JWT_COUNTER_FETCH_FAILED) == 0);
+  CHECK(jwt_verifier_count(remote, JWT_COUNTER_CACHE_HIT) >= 3);
+  CHECK(sink.messages >= 1 && sink.errors == 0);
+  CHECK_STATUS(jwt_set_log_callback(NULL, NULL, JWT_LOG_LEVEL_ERROR), JWT_STATUS_OK);
 
   local = make_verifier(argv[1], argv[2], NULL, argv[4]);
   CHECK(local != NULL);
