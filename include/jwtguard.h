@@ -290,6 +290,11 @@ jwt_status jwt_config_set_non_blocking(jwt_config *config, bool non_blocking);
 // cold start while the issuer cannot be reached.
 jwt_status jwt_config_set_snapshot(jwt_config *config, const char *path, size_t path_len);
 
+// Trust the CA certificates in this PEM file for https JWKS and discovery URLs, in addition to
+// the system's store. `jwt_verifier_new` fails with `JWT_STATUS_CONFIG_INVALID` when the file
+// cannot be read or holds no certificate.
+jwt_status jwt_config_set_ca_file(jwt_config *config, const char *path, size_t path_len);
+
 // Route the library's messages at `max_level` (a `jwt_log_level` value) and more severe to
 // `callback`, process-wide, replacing any earlier callback. NULL `callback` silences the
 // library (the default). The callback and `userdata` must stay valid until replaced, and the

@@ -191,6 +191,9 @@ impl Verifier {
     /// first use (so building never touches the network).
     pub fn new(config: Config) -> Result<Verifier> {
         config.policy.validate()?;
+        if let Some(path) = &config.cache.fetch.ca_file {
+            fetch::load_ca_file(path)?;
+        }
         let source = match &config.keys {
             Keys::Json(text) => {
                 let set = KeySet::from_json(text.as_bytes())?;

@@ -291,3 +291,44 @@ fn cold_start_without_snapshot_is_unavailable_quickly() {
     assert_eq!(status(&v, &token), Status::KeysUnavailable);
     assert_eq!(v.jwks_source().unwrap().stats().fetches_failed, 1);
 }
+
+#[test]
+fn many_threads_verify_through_refreshes_and_rotations() {
+    let issuer = DevIssuer::start(&["--jwks-max-age", "60"]);
+    let clock = Clock::manual(now());
+    let v = Arc::new(verifier_for(
+        &issuer,
+        Keys::Url(issuer.jwks_uri()),
+        &clock,
+        |_| {},
+    ));
+    let token = issuer.token("read:messages", 10 * 3600);
+    assert_eq!(status(&v, &token), Status::Ok);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let (v, token, stop) = (v.clone(), token.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut done = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    assert_eq!(status(&v, &token), Status::Ok);
+                    done += 1;
+                }
+                done
+            })
+        })
+        .collect();
+    for _ in 0..10 {
+        issuer.rotate(false);
+        clock.advance(61.0);
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let total: u64 = workers.into_iter().map(|w| w.join().unwrap()).sum();
+    settle(&v);
+    assert!(total > 100, "{total} verifications");
+    let stats = v.jwks_source().unwrap().stats();
+    assert!(stats.fetches_ok >= 5, "{stats:?}");
+    assert_eq!(stats.fetches_failed, 0);
+    assert_eq!(v.count(Status::Ok), total + 1);
+}

@@ -365,3 +365,20 @@ pub extern "C" fn jwt_config_set_snapshot(
         })
     }
 }
+
+/// Trust the CA certificates in this PEM file for https JWKS and discovery URLs, in addition to
+/// the system's store. `jwt_verifier_new` fails with `JWT_STATUS_CONFIG_INVALID` when the file
+/// cannot be read or holds no certificate.
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_config_set_ca_file(
+    config: *mut jwt_config,
+    path: *const c_char,
+    path_len: usize,
+) -> Status {
+    ffi_panic_boundary! {
+        text_setter(config, path, path_len, |c, s| {
+            c.cache.fetch.ca_file = Some(s.into());
+            Ok(())
+        })
+    }
+}

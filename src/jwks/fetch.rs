@@ -3,11 +3,12 @@
 
 use crate::error::{Error, Result, Status};
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 use ureq::Agent;
 use ureq::http::Uri;
-use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
+use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig, TlsProvider};
 
 /// Limits and permissions for one fetch.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,6 +21,8 @@ pub struct FetchOptions {
     pub max_body_bytes: u64,
     /// Allow plain `http` to hosts other than loopback.
     pub allow_insecure_http: bool,
+    /// Extra trusted CA certificates (PEM), added to the system's store.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for FetchOptions {
@@ -29,6 +32,7 @@ impl Default for FetchOptions {
             total_timeout: Duration::from_secs(5),
             max_body_bytes: 1024 * 1024,
             allow_insecure_http: false,
+            ca_file: None,
         }
     }
 }
@@ -87,16 +91,57 @@ pub fn check_url(url: &str, allow_insecure_http: bool) -> Result<bool> {
     }
 }
 
-fn agent(options: &FetchOptions, use_env_proxy: bool) -> Agent {
-    static TLS: LazyLock<TlsConfig> = LazyLock::new(|| {
-        TlsConfig::builder()
-            .provider(TlsProvider::Rustls)
-            .root_certs(RootCerts::PlatformVerifier)
-            .unversioned_rustls_crypto_provider(Arc::new(
-                rustls::crypto::aws_lc_rs::default_provider(),
-            ))
-            .build()
-    });
+/// The certificates of a PEM file; an error when it cannot be read or holds none.
+pub fn load_ca_file(path: &Path) -> Result<Vec<Certificate<'static>>> {
+    let bad = |why: String| {
+        Error::with_detail(
+            Status::ConfigInvalid,
+            format!("CA file {}: {why}", path.display()),
+        )
+    };
+    let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let certs: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)
+        .filter_map(|item| match item {
+            Ok(PemItem::Certificate(c)) => Some(c),
+            _ => None,
+        })
+        .collect();
+    if certs.is_empty() {
+        return Err(bad("no certificate in it".into()));
+    }
+    Ok(certs)
+}
+
+fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
+    static PROVIDER: LazyLock<Arc<rustls::crypto::CryptoProvider>> =
+        LazyLock::new(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+    PROVIDER.clone()
+}
+
+/// TLS settings: the platform's verifier, or the system's roots plus a CA file.
+fn tls_config(ca_file: Option<&Path>) -> Result<TlsConfig> {
+    let roots = match ca_file {
+        None => RootCerts::PlatformVerifier,
+        Some(path) => {
+            let mut certs = load_ca_file(path)?;
+            let system = rustls_native_certs::load_native_certs();
+            certs.extend(
+                system
+                    .certs
+                    .iter()
+                    .map(|c| Certificate::from_der(c.as_ref()).to_owned()),
+            );
+            RootCerts::from(certs)
+        }
+    };
+    Ok(TlsConfig::builder()
+        .provider(TlsProvider::Rustls)
+        .root_certs(roots)
+        .unversioned_rustls_crypto_provider(crypto_provider())
+        .build())
+}
+
+fn agent(options: &FetchOptions, use_env_proxy: bool) -> Result<Agent> {
     let mut builder = Agent::config_builder()
         .timeout_connect(Some(options.connect_timeout))
         .timeout_global(Some(options.total_timeout))
@@ -104,11 +149,11 @@ fn agent(options: &FetchOptions, use_env_proxy: bool) -> Agent {
         .http_status_as_error(false)
         .user_agent(concat!("jwtguard/", env!("CARGO_PKG_VERSION")))
         .accept("application/json, application/jwk-set+json")
-        .tls_config(TLS.clone());
+        .tls_config(tls_config(options.ca_file.as_deref())?);
     if !use_env_proxy {
         builder = builder.proxy(None);
     }
-    builder.build().new_agent()
+    Ok(builder.build().new_agent())
 }
 
 /// Most redirects followed for one fetch.
@@ -146,7 +191,9 @@ pub fn fetch(url: &str, options: &FetchOptions, etag: Option<&str>) -> Result<Ou
     let mut current = url.to_string();
     for _ in 0..=MAX_REDIRECTS {
         let loopback = check_url(&current, options.allow_insecure_http)?;
-        let mut request = agent(options, !loopback).get(&current);
+        let mut request = agent(options, !loopback)
+            .map_err(|e| unavailable(e.to_string()))?
+            .get(&current);
         if let Some(tag) = etag {
             request = request.header("If-None-Match", tag);
         }

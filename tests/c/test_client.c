@@ -106,6 +106,7 @@ test_config_misuse(void)
   CHECK_STATUS(jwt_config_set_max_jwks_size(NULL, 1), JWT_STATUS_NULL_ARGUMENT);
   CHECK_STATUS(jwt_config_set_non_blocking(NULL, true), JWT_STATUS_NULL_ARGUMENT);
   CHECK_STATUS(jwt_config_set_snapshot(NULL, S("/tmp/x")), JWT_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(jwt_config_set_ca_file(NULL, S("/tmp/x")), JWT_STATUS_NULL_ARGUMENT);
   CHECK_STATUS(jwt_verifier_refresh(NULL), JWT_STATUS_NULL_ARGUMENT);
   CHECK_STATUS(jwt_verifier_prefetch(NULL), JWT_STATUS_NULL_ARGUMENT);
   CHECK(jwt_verifier_count(NULL, JWT_COUNTER_VERIFY_OK) == 0);
@@ -139,6 +140,7 @@ test_config_misuse(void)
   CHECK_STATUS(jwt_config_set_fetch_timeouts(config, 0, 10), JWT_STATUS_INVALID_ARGUMENT);
   CHECK_STATUS(jwt_config_set_max_jwks_size(config, 0), JWT_STATUS_INVALID_ARGUMENT);
   CHECK_STATUS(jwt_config_set_snapshot(config, "", 0), JWT_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(jwt_config_set_ca_file(config, "", 0), JWT_STATUS_INVALID_ARGUMENT);
 
   /* Incomplete configurations. */
   CHECK_STATUS(jwt_verifier_new(config, NULL), JWT_STATUS_NULL_ARGUMENT);
@@ -148,6 +150,18 @@ test_config_misuse(void)
   CHECK_STATUS(jwt_config_add_audience(config, S("api")), JWT_STATUS_OK);
   CHECK_STATUS(jwt_config_set_jwks_uri(config, S("http://tenant.example/jwks")), JWT_STATUS_OK);
   CHECK_STATUS(jwt_verifier_new(config, &verifier), JWT_STATUS_CONFIG_INVALID);
+  CHECK_STATUS(jwt_config_set_jwks_uri(config, S("https://tenant.example/jwks")), JWT_STATUS_OK);
+  CHECK_STATUS(jwt_verifier_new(config, &verifier), JWT_STATUS_OK);
+  jwt_verifier_free(verifier);
+  verifier = NULL;
+  CHECK_STATUS(jwt_config_set_ca_file(config, S("/nonexistent/ca.pem")), JWT_STATUS_OK);
+  CHECK_STATUS(jwt_verifier_new(config, &verifier), JWT_STATUS_CONFIG_INVALID);
+  jwt_config_free(config);
+  config = jwt_config_new();
+  if (config == NULL)
+    goto cleanup;
+  CHECK_STATUS(jwt_config_add_issuer(config, S("https://tenant.example/")), JWT_STATUS_OK);
+  CHECK_STATUS(jwt_config_add_audience(config, S("api")), JWT_STATUS_OK);
   CHECK_STATUS(jwt_config_set_jwks_json(config, S("{\"keys\":[]}")), JWT_STATUS_OK);
   CHECK_STATUS(jwt_verifier_new(config, &verifier), JWT_STATUS_JWKS_INVALID);
   CHECK_STATUS(jwt_config_set_jwks_json(config, S("not json")), JWT_STATUS_OK);

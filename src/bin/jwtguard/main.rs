@@ -66,6 +66,9 @@ struct VerifyArgs {
     /// Keep the last good JWKS in this file and use it when the issuer cannot be reached.
     #[arg(long)]
     snapshot: Option<PathBuf>,
+    /// Extra CA certificates (PEM) to trust for https, beside the system's store.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
     /// Print the library's log messages to stderr.
     #[arg(long, short)]
     verbose: bool,
@@ -139,6 +142,7 @@ fn verify(args: VerifyArgs) -> ExitCode {
     let mut config = Config::new(policy, keys);
     config.cache.fetch.allow_insecure_http = args.allow_insecure_http;
     config.cache.snapshot = args.snapshot.clone();
+    config.cache.fetch.ca_file = args.ca_file.clone();
     let verifier = match Verifier::new(config) {
         Ok(v) => v,
         Err(e) => return usage_error(e),
