@@ -95,7 +95,23 @@ fn bench(c: &mut Criterion) {
             .unwrap()
         })
     });
+
+    // Non-blocking mode with a stalled issuer (accepts connections, never answers): the time a
+    // verification takes while the background fetch hangs.
+    let stalled = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/jwks", stalled.local_addr().unwrap());
+    let mut config = Config::new(Policy::new(ISSUER, AUDIENCE), Keys::Url(url));
+    config.cache.non_blocking = true;
+    let cold = Verifier::new(config).unwrap();
+    assert_eq!(
+        cold.verify(&token).unwrap_err().status(),
+        Status::KeysUnavailable
+    );
+    group.bench_function("RS256/non_blocking_cold_stalled_issuer", |b| {
+        b.iter(|| cold.verify(black_box(&token)).unwrap_err())
+    });
     group.finish();
+    drop(stalled);
     jwt_verifier_free(c_verifier);
 }
 
