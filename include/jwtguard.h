@@ -295,6 +295,12 @@ jwt_status jwt_config_set_snapshot(jwt_config *config, const char *path, size_t 
 // cannot be read or holds no certificate.
 jwt_status jwt_config_set_ca_file(jwt_config *config, const char *path, size_t path_len);
 
+// Bounds applied to the issuer's `Cache-Control: max-age` (and to the TTL), in seconds
+// (defaults 60 and 86400).
+jwt_status jwt_config_set_ttl_bounds(jwt_config *config,
+                                     uint64_t min_seconds,
+                                     uint64_t max_seconds);
+
 // Route the library's messages at `max_level` (a `jwt_log_level` value) and more severe to
 // `callback`, process-wide, replacing any earlier callback. NULL `callback` silences the
 // library (the default). The callback and `userdata` must stay valid until replaced, and the

@@ -382,3 +382,23 @@ pub extern "C" fn jwt_config_set_ca_file(
         })
     }
 }
+
+/// Bounds applied to the issuer's `Cache-Control: max-age` (and to the TTL), in seconds
+/// (defaults 60 and 86400).
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_config_set_ttl_bounds(
+    config: *mut jwt_config,
+    min_seconds: u64,
+    max_seconds: u64,
+) -> Status {
+    ffi_panic_boundary! {
+        with_config(config, |c| {
+            if max_seconds < min_seconds {
+                return Err(Status::InvalidArgument);
+            }
+            c.cache.min_ttl = Duration::from_secs(min_seconds);
+            c.cache.max_ttl = Duration::from_secs(max_seconds);
+            Ok(())
+        })
+    }
+}

@@ -107,6 +107,7 @@ test_config_misuse(void)
   CHECK_STATUS(jwt_config_set_non_blocking(NULL, true), JWT_STATUS_NULL_ARGUMENT);
   CHECK_STATUS(jwt_config_set_snapshot(NULL, S("/tmp/x")), JWT_STATUS_NULL_ARGUMENT);
   CHECK_STATUS(jwt_config_set_ca_file(NULL, S("/tmp/x")), JWT_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(jwt_config_set_ttl_bounds(NULL, 1, 2), JWT_STATUS_NULL_ARGUMENT);
   CHECK_STATUS(jwt_verifier_refresh(NULL), JWT_STATUS_NULL_ARGUMENT);
   CHECK_STATUS(jwt_verifier_prefetch(NULL), JWT_STATUS_NULL_ARGUMENT);
   CHECK(jwt_verifier_count(NULL, JWT_COUNTER_VERIFY_OK) == 0);
@@ -141,6 +142,7 @@ test_config_misuse(void)
   CHECK_STATUS(jwt_config_set_max_jwks_size(config, 0), JWT_STATUS_INVALID_ARGUMENT);
   CHECK_STATUS(jwt_config_set_snapshot(config, "", 0), JWT_STATUS_INVALID_ARGUMENT);
   CHECK_STATUS(jwt_config_set_ca_file(config, "", 0), JWT_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(jwt_config_set_ttl_bounds(config, 10, 5), JWT_STATUS_INVALID_ARGUMENT);
 
   /* Incomplete configurations. */
   CHECK_STATUS(jwt_verifier_new(config, NULL), JWT_STATUS_NULL_ARGUMENT);
@@ -199,6 +201,7 @@ make_verifier(const char *issuer, const char *audience, const char *jwks_url,
   CHECK_STATUS(jwt_config_set_fetch_timeouts(config, 1000, 3000), JWT_STATUS_OK);
   CHECK_STATUS(jwt_config_set_max_jwks_size(config, 65536), JWT_STATUS_OK);
   CHECK_STATUS(jwt_config_set_non_blocking(config, false), JWT_STATUS_OK);
+  CHECK_STATUS(jwt_config_set_ttl_bounds(config, 60, 3600), JWT_STATUS_OK);
   if (jwks_file != NULL)
     CHECK_STATUS(jwt_config_set_jwks_file(config, S(jwks_file)), JWT_STATUS_OK);
   else
