@@ -208,6 +208,13 @@ jwt_status jwt_claims_json(const jwt_claims *claims_handle,
                            const char **json_out,
                            size_t *json_len_out);
 
+// `jwt_has_scope` for claims held as JSON text (a JSON object), for bindings that keep claims
+// in their own data structures. False for NULL, invalid JSON, or a non-object.
+bool jwt_has_scope_json(const char *claims_json,
+                        size_t claims_json_len,
+                        const char *scope,
+                        size_t scope_len);
+
 // Make an empty configuration: no issuer, no audience, no keys; algorithms `RS256`, leeway
 // 60 s, default cache policy. Free it with `jwt_config_free`. Returns NULL only on a panic.
 jwt_config *jwt_config_new(void);

@@ -95,3 +95,23 @@ pub extern "C" fn jwt_claims_json(
         to_status(claims(claims_handle).and_then(|c| write_str(c.json(), json_out, json_len_out)))
     }
 }
+
+/// `jwt_has_scope` for claims held as JSON text (a JSON object), for bindings that keep claims
+/// in their own data structures. False for NULL, invalid JSON, or a non-object.
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_has_scope_json(
+    claims_json: *const c_char,
+    claims_json_len: usize,
+    scope: *const c_char,
+    scope_len: usize,
+) -> bool {
+    ffi_panic_boundary! {
+        match (str_arg(claims_json, claims_json_len), str_arg(scope, scope_len)) {
+            (Ok(json), Ok(scope)) => match serde_json::from_str::<serde_json::Value>(json) {
+                Ok(serde_json::Value::Object(map)) => crate::claims::has_scope(&map, scope),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}

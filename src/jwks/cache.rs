@@ -75,6 +75,8 @@ impl Default for CacheOptions {
 #[derive(Clone)]
 struct Loaded {
     keys: Arc<KeySet>,
+    /// The JWKS document the keys came from, for snapshots.
+    body: Arc<[u8]>,
     fetched_at: f64,
     expires_at: f64,
     etag: Option<String>,
@@ -204,14 +206,23 @@ impl JwksSource {
         }
     }
 
-    /// Keep a snapshot of this URL's keys in `path` (and read it on a cold start).
+    /// Keep a snapshot of this URL's keys in `path` (and read it on a cold start). When keys
+    /// are loaded already and the file does not exist yet, it is written now.
     pub fn add_snapshot(&self, path: PathBuf) {
-        let mut paths = self
-            .snapshots
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if !paths.contains(&path) {
-            paths.push(path);
+        {
+            let mut paths = self
+                .snapshots
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if paths.contains(&path) {
+                return;
+            }
+            paths.push(path.clone());
+        }
+        if let Some(l) = self.loaded()
+            && !path.exists()
+        {
+            self.write_snapshot(&path, l.fetched_at, &l.body);
         }
     }
 
@@ -408,6 +419,7 @@ impl JwksSource {
                     self.write_snapshots(now, &fetched.body);
                     self.install(Loaded {
                         keys: Arc::new(keys),
+                        body: fetched.body.into(),
                         fetched_at: now,
                         expires_at: now + ttl_for(fetched.max_age),
                         etag: fetched.etag,
@@ -481,29 +493,31 @@ impl JwksSource {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        if paths.is_empty() {
-            return;
+        for path in paths {
+            self.write_snapshot(&path, now, body);
         }
+    }
+
+    /// Write one snapshot atomically (temporary file, then rename).
+    fn write_snapshot(&self, path: &std::path::Path, fetched_at: f64, body: &[u8]) {
         let Ok(jwks) = serde_json::from_slice::<serde_json::Value>(body) else {
             return;
         };
         let snapshot = Snapshot {
             url: self.url.clone(),
-            fetched_at: now,
+            fetched_at,
             jwks,
         };
         let Ok(text) = serde_json::to_vec_pretty(&snapshot) else {
             return;
         };
-        for path in paths {
-            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-            let written = std::fs::write(&tmp, &text).and_then(|()| std::fs::rename(&tmp, &path));
-            if let Err(e) = written {
-                let _ = std::fs::remove_file(&tmp);
-                log::emit(Level::Warn, || {
-                    format!("jwtguard: cannot write snapshot {}: {e}", path.display())
-                });
-            }
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        let written = std::fs::write(&tmp, &text).and_then(|()| std::fs::rename(&tmp, path));
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            log::emit(Level::Warn, || {
+                format!("jwtguard: cannot write snapshot {}: {e}", path.display())
+            });
         }
     }
 
@@ -529,7 +543,8 @@ impl JwksSource {
             {
                 continue;
             }
-            let Ok(keys) = KeySet::from_json(snapshot.jwks.to_string().as_bytes()) else {
+            let body = snapshot.jwks.to_string().into_bytes();
+            let Ok(keys) = KeySet::from_json(&body) else {
                 continue;
             };
             let mut slot = self.loaded.write().unwrap_or_else(PoisonError::into_inner);
@@ -546,6 +561,7 @@ impl JwksSource {
                     .clamp(options.min_ttl, options.max_ttl.max(options.min_ttl));
                 *slot = Some(Loaded {
                     keys: Arc::new(keys),
+                    body: body.into(),
                     fetched_at: snapshot.fetched_at,
                     expires_at: snapshot.fetched_at + ttl.as_secs_f64(),
                     etag: None,

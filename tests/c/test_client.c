@@ -236,6 +236,11 @@ test_verify(jwt_verifier *verifier, const char *valid, const char *expired,
   CHECK(!jwt_has_scope(claims, "read:messages", 0));
   CHECK(!jwt_has_scope(NULL, S("read:messages")));
   CHECK(!jwt_has_scope(claims, NULL, 4));
+  CHECK(jwt_has_scope_json(S("{\"scp\":[\"read:messages\"]}"), S("read:messages")));
+  CHECK(!jwt_has_scope_json(S("{\"scope\":\"read:messages2\"}"), S("read:messages")));
+  CHECK(!jwt_has_scope_json(S("[\"read:messages\"]"), S("read:messages")));
+  CHECK(!jwt_has_scope_json(S("not json"), S("read:messages")));
+  CHECK(!jwt_has_scope_json(NULL, 3, S("read:messages")));
 
   CHECK_STATUS(jwt_claims_get_string(claims, S("sub"), &text, &text_len), JWT_STATUS_OK);
   CHECK(text_len == strlen("client-1@clients") && memcmp(text, "client-1@clients", text_len) == 0);

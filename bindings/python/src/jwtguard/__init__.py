@@ -1,0 +1,327 @@
+"""jwtguard: JWT access-token verification for Python.
+
+The verifier is the jwtguard Rust library, called through ctypes: strict parsing, an algorithm
+allow-list, keys only from the issuer's JWKS, and a process-wide JWKS cache that survives key
+rotation and issuer outages.
+
+    verifier = jwtguard.Verifier("https://TENANT/", "https://api.example")
+    claims = verifier.verify_authorization(request.headers.get("Authorization"))
+    jwtguard.has_scope(claims, "read:messages")
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import os
+import threading
+from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Union
+
+from . import _native
+from ._native import lib
+
+__all__ = [
+    "AuthError",
+    "Verifier",
+    "has_scope",
+    "version",
+    "STATUS_OK",
+    "STATUS_INSUFFICIENT_SCOPE",
+    "STATUS_TOKEN_MISSING",
+    "STATUS_KEYS_UNAVAILABLE",
+]
+
+__version__ = "0.1.0"
+
+# Status numbers used by the Python layer itself (the full list is in jwtguard.h).
+STATUS_OK = 0
+STATUS_TOKEN_MISSING = 100
+STATUS_AUTHORIZATION_HEADER_MALFORMED = 101
+STATUS_INSUFFICIENT_SCOPE = 400
+STATUS_KEYS_UNAVAILABLE = 500
+STATUS_NULL_ARGUMENT = 900
+STATUS_INVALID_ARGUMENT = 901
+STATUS_CONFIG_INVALID = 902
+
+_COUNTERS = (
+    "verify_ok",
+    "verify_failed",
+    "fetch_ok",
+    "fetch_failed",
+    "fetch_not_modified",
+    "unknown_kid_refetch",
+    "cache_hit",
+    "stale_hit",
+)
+
+_log = logging.getLogger("jwtguard")
+
+
+def version() -> str:
+    """The version of the loaded jwtguard library."""
+    return lib.jwt_version().decode()
+
+
+class AuthError(Exception):
+    """A request was refused.
+
+    Attributes:
+        code: the quickstart's JSON code (``token_expired``, ``invalid_header``, ...).
+        description: a human description.
+        status_code: the HTTP status to answer with (400, 401, 403, 503).
+        error: the RFC 6750 ``error`` attribute (``invalid_token``, ...), or ``""``.
+        reason: the stable name shared with the CLI, C and nginx (``token_expired``, ...).
+        status: the jwtguard status number.
+    """
+
+    def __init__(self, status: int, description: Optional[str] = None):
+        self.status = int(status)
+        self.reason: str = lib.jwt_status_reason(self.status).decode()
+        self.code: str = lib.jwt_status_code(self.status).decode()
+        self.error: str = lib.jwt_status_rfc6750_error(self.status).decode()
+        self.status_code: int = int(lib.jwt_status_http_status(self.status))
+        self.description: str = description or lib.jwt_status_description(self.status).decode()
+        super().__init__(f"{self.description} ({self.reason})")
+
+    def to_dict(self) -> Dict[str, str]:
+        """The quickstart's error body: ``{"code", "description"}``."""
+        return {"code": self.code, "description": self.description}
+
+    def __repr__(self) -> str:
+        return f"AuthError(reason={self.reason!r}, status_code={self.status_code})"
+
+
+def _text(value: str) -> bytes:
+    return value.encode("utf-8")
+
+
+def _check(status: int, what: str) -> None:
+    if status != STATUS_OK:
+        error = AuthError(status)
+        raise ValueError(f"jwtguard: {what}: {error.description} ({error.reason})")
+
+
+def _as_list(value: Union[str, Iterable[str]]) -> Sequence[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def has_scope(claims: Mapping[str, Any], scope: str) -> bool:
+    """Whether verified claims grant ``scope``: an exact, case-sensitive match of one
+    space-separated entry of ``scope``, of ``scp`` (string or list) or of one entry of Auth0's
+    ``permissions`` list. The same rule as the C ``jwt_has_scope``."""
+    if not isinstance(scope, str) or not scope:
+        return False
+    try:
+        document = _text(json.dumps(dict(claims)))
+    except (TypeError, ValueError):
+        return False
+    encoded = _text(scope)
+    return bool(lib.jwt_has_scope_json(document, len(document), encoded, len(encoded)))
+
+
+# Seconds options -> C setter; other options are handled one by one in Verifier.__init__.
+_SECONDS_OPTIONS = {
+    "ttl": "jwt_config_set_cache_ttl",
+    "refetch_cooldown": "jwt_config_set_refetch_cooldown",
+    "refresh_ahead": "jwt_config_set_refresh_ahead",
+    "max_stale": "jwt_config_set_max_stale",
+}
+_CACHE_OPTIONS = tuple(_SECONDS_OPTIONS) + (
+    "ttl_bounds",
+    "backoff",
+    "timeouts",
+    "max_jwks_size",
+    "non_blocking",
+    "snapshot",
+    "ca_file",
+    "allow_insecure_http",
+    "max_token_size",
+)
+
+
+class Verifier:
+    """A configured verifier, safe to share between threads.
+
+    Args:
+        issuer: accepted ``iss`` (e.g. ``"https://TENANT/"``), or a list of them.
+        audience: accepted ``aud``, or a list of them.
+        jwks_uri: the issuer's JWKS URL; ``None`` discovers it from the (first) issuer.
+        algorithms: allowed algorithms (``RS256`` by default).
+        leeway: seconds of clock skew for ``exp``, ``nbf`` and ``iat``.
+        required_claims: claims that must be present (``sub``, ``client_id``, ...).
+        strict: RFC 9068 mode (``typ`` ``at+jwt`` and the RFC's claims required).
+        jwks: a fixed JWKS (dict or JSON text) instead of a URL.
+        jwks_file: a fixed JWKS file instead of a URL.
+        **cache_options: ``ttl``, ``refresh_ahead``, ``refetch_cooldown``, ``max_stale``
+            (seconds), ``ttl_bounds`` ((min, max) seconds), ``backoff`` ((initial, max)
+            seconds), ``timeouts`` ((connect, total) seconds), ``max_jwks_size`` (bytes),
+            ``max_token_size`` (bytes), ``non_blocking``, ``snapshot`` (path), ``ca_file``
+            (path), ``allow_insecure_http``.
+
+    Building never touches the network; keys are fetched on first use or by :meth:`refresh`.
+    """
+
+    def __init__(
+        self,
+        issuer: Union[str, Iterable[str]],
+        audience: Union[str, Iterable[str]],
+        jwks_uri: Optional[str] = None,
+        algorithms: Iterable[str] = ("RS256",),
+        leeway: int = 60,
+        required_claims: Iterable[str] = (),
+        strict: bool = False,
+        *,
+        jwks: Union[None, str, Mapping[str, Any]] = None,
+        jwks_file: Optional[Union[str, os.PathLike]] = None,
+        **cache_options: Any,
+    ):
+        self._handle: Optional[int] = None
+        self._lock = threading.Lock()
+        unknown = set(cache_options) - set(_CACHE_OPTIONS)
+        if unknown:
+            raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
+        config = lib.jwt_config_new()
+        if not config:
+            raise MemoryError("jwt_config_new failed")
+        try:
+            self._configure(
+                config, issuer, audience, jwks_uri, algorithms, leeway, required_claims, strict, jwks, jwks_file, cache_options
+            )
+            handle = _native.verifier_p()
+            status = lib.jwt_verifier_new(config, ctypes.byref(handle))
+            _check(status, "cannot build the verifier")
+            self._handle = handle.value
+        finally:
+            lib.jwt_config_free(config)
+
+    @staticmethod
+    def _configure(config, issuer, audience, jwks_uri, algorithms, leeway, required_claims, strict, jwks, jwks_file, options):
+        def text(setter: str, value: str, what: str) -> None:
+            data = _text(str(value))
+            _check(getattr(lib, setter)(config, data, len(data)), f"{what} {value!r}")
+
+        for value in _as_list(issuer):
+            text("jwt_config_add_issuer", value, "issuer")
+        for value in _as_list(audience):
+            text("jwt_config_add_audience", value, "audience")
+        for value in _as_list(algorithms):
+            text("jwt_config_add_algorithm", value, "algorithm")
+        for value in _as_list(required_claims):
+            text("jwt_config_add_required_claim", value, "required claim")
+        _check(lib.jwt_config_set_leeway(config, int(leeway)), "leeway")
+        _check(lib.jwt_config_set_strict(config, bool(strict)), "strict")
+        sources = [s for s in (jwks_uri, jwks, jwks_file) if s is not None]
+        if len(sources) > 1:
+            raise ValueError("give at most one of jwks_uri, jwks and jwks_file")
+        if jwks_uri is not None:
+            text("jwt_config_set_jwks_uri", jwks_uri, "jwks_uri")
+        elif jwks is not None:
+            text("jwt_config_set_jwks_json", jwks if isinstance(jwks, str) else json.dumps(jwks), "jwks")
+        elif jwks_file is not None:
+            text("jwt_config_set_jwks_file", os.fspath(jwks_file), "jwks_file")
+        for name, value in options.items():
+            if name in _SECONDS_OPTIONS:
+                _check(getattr(lib, _SECONDS_OPTIONS[name])(config, int(value)), name)
+            elif name == "ttl_bounds":
+                _check(lib.jwt_config_set_ttl_bounds(config, int(value[0]), int(value[1])), name)
+            elif name == "backoff":
+                _check(lib.jwt_config_set_backoff(config, int(value[0] * 1000), int(value[1] * 1000)), name)
+            elif name == "timeouts":
+                _check(lib.jwt_config_set_fetch_timeouts(config, int(value[0] * 1000), int(value[1] * 1000)), name)
+            elif name == "max_jwks_size":
+                _check(lib.jwt_config_set_max_jwks_size(config, int(value)), name)
+            elif name == "max_token_size":
+                _check(lib.jwt_config_set_max_token_size(config, int(value)), name)
+            elif name == "non_blocking":
+                _check(lib.jwt_config_set_non_blocking(config, bool(value)), name)
+            elif name == "allow_insecure_http":
+                _check(lib.jwt_config_set_allow_insecure_http(config, bool(value)), name)
+            elif name == "snapshot":
+                text("jwt_config_set_snapshot", os.fspath(value), name)
+            elif name == "ca_file":
+                text("jwt_config_set_ca_file", os.fspath(value), name)
+
+    def _live(self) -> int:
+        handle = self._handle
+        if handle is None:
+            raise ValueError("jwtguard: the verifier is closed")
+        return handle
+
+    def _claims(self, status: int, claims: "ctypes.c_void_p") -> Dict[str, Any]:
+        try:
+            if status != STATUS_OK:
+                raise AuthError(status)
+            pointer = ctypes.c_void_p()
+            length = ctypes.c_size_t()
+            _check(lib.jwt_claims_json(claims, ctypes.byref(pointer), ctypes.byref(length)), "claims")
+            return json.loads(ctypes.string_at(pointer.value, length.value))
+        finally:
+            lib.jwt_claims_free(claims)
+
+    def verify(self, token: str) -> Dict[str, Any]:
+        """Verify a token and return its claims, or raise :class:`AuthError`."""
+        if not isinstance(token, (str, bytes)):
+            raise AuthError(111, "Token must be a string")
+        data = token if isinstance(token, bytes) else token.encode("utf-8", "surrogatepass")
+        claims = _native.claims_p()
+        status = lib.jwt_verify(self._live(), data, len(data), ctypes.byref(claims))
+        return self._claims(status, claims)
+
+    def verify_authorization(self, header_value: Optional[str]) -> Dict[str, Any]:
+        """Verify the token of an ``Authorization`` header value (``None`` when the header is
+        absent): ``Bearer <token>``, scheme in any case, exactly one token."""
+        claims = _native.claims_p()
+        if header_value is None:
+            status = lib.jwt_verify_authorization(self._live(), None, 0, ctypes.byref(claims))
+        else:
+            data = header_value.encode("utf-8", "surrogatepass")
+            status = lib.jwt_verify_authorization(self._live(), data, len(data), ctypes.byref(claims))
+        return self._claims(status, claims)
+
+    def refresh(self) -> None:
+        """Fetch the keys now and wait (raises :class:`AuthError` when they cannot be had)."""
+        status = lib.jwt_verifier_refresh(self._live())
+        if status != STATUS_OK:
+            raise AuthError(status)
+
+    def prefetch(self) -> None:
+        """Start fetching the keys in the background if they are missing or due."""
+        lib.jwt_verifier_prefetch(self._live())
+
+    def counters(self) -> Dict[str, int]:
+        """Verifications by outcome and JWKS cache counters."""
+        handle = self._live()
+        return {name: int(lib.jwt_verifier_count(handle, i)) for i, name in enumerate(_COUNTERS)}
+
+    def close(self) -> None:
+        """Release the verifier. Safe to call more than once."""
+        with self._lock:
+            handle, self._handle = self._handle, None
+        if handle is not None:
+            lib.jwt_verifier_free(handle)
+
+    def __enter__(self) -> "Verifier":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: the library may be gone already
+            pass
+
+
+_LEVELS = {1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO, 4: logging.DEBUG}
+
+
+@_native.LOG_CALLBACK
+def _forward_log(_userdata, level, message, length):  # called from any thread
+    _log.log(_LEVELS.get(level, logging.INFO), ctypes.string_at(message, length).decode("utf-8", "replace"))
+
+
+# The library's messages (fetch failures, skipped keys, stale keys) go to the "jwtguard"
+# logger; INFO and above by default.
+lib.jwt_set_log_callback(_forward_log, None, 3)

@@ -1,0 +1,166 @@
+"""Shared fixtures: a real `jwtguard dev-issuer` on loopback, a loopback JWKS server for
+tokens minted independently with PyJWT, and the library under test (JWTGUARD_LIBRARY)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import jwt as pyjwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+ROOT = Path(__file__).resolve().parents[3]
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release"
+os.environ.setdefault("JWTGUARD_LIBRARY", str(TARGET / "libjwtguard.so"))
+JWTGUARD_BIN = os.environ.get("JWTGUARD_BIN", str(TARGET / "jwtguard"))
+sys.path.insert(0, str(ROOT / "bindings" / "python" / "src"))
+
+AUDIENCE = "https://api.example"
+MINTED_ISSUER = "https://tenant.example/"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(method: str, url: str, body: bytes | None = None, headers: dict | None = None):
+    """(status, headers, parsed JSON or text) of one request; never raises on HTTP errors."""
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(request, timeout=10) as response:
+            status, head, raw = response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        status, head, raw = error.code, error.headers, error.read()
+    try:
+        return status, head, json.loads(raw)
+    except ValueError:
+        return status, head, raw.decode("utf-8", "replace")
+
+
+class DevIssuer:
+    """`jwtguard dev-issuer --admin` as a real process."""
+
+    def __init__(self, *args: str):
+        self.process = subprocess.Popen(
+            [JWTGUARD_BIN, "dev-issuer", "--admin", "--audience", AUDIENCE, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        self.url = self.process.stdout.readline().strip()
+        assert self.url.startswith("http://127.0.0.1:"), self.url
+        self.jwks_uri = self.url + ".well-known/jwks.json"
+
+    def token(self, scope: str = "read:messages", expires_in: int = 3600) -> str:
+        body = json.dumps({"audience": AUDIENCE, "scope": scope, "expires_in": expires_in}).encode()
+        status, _, answer = http("POST", self.url + "oauth/token", body, {"Content-Type": "application/json"})
+        assert status == 200, answer
+        return answer["access_token"]
+
+    def rotate(self, retire: bool = False) -> str:
+        body = json.dumps({"retire": retire}).encode()
+        return http("POST", self.url + "admin/rotate", body, {"Content-Type": "application/json"})[2]["kid"]
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+
+@pytest.fixture(scope="session")
+def issuer():
+    dev = DevIssuer()
+    yield dev
+    dev.stop()
+
+
+class Minter:
+    """Keys and tokens made with PyJWT + cryptography, independently of jwtguard, with their
+    public keys served as a JWKS on loopback."""
+
+    def __init__(self):
+        self.keys = {
+            "RS256": ("rsa", rsa.generate_private_key(public_exponent=65537, key_size=2048)),
+            "PS256": ("rsa", None),
+            "ES256": ("ec", ec.generate_private_key(ec.SECP256R1())),
+            "EdDSA": ("ed", ed25519.Ed25519PrivateKey.generate()),
+        }
+        self.keys["PS256"] = ("rsa", self.keys["RS256"][1])
+        jwks = []
+        for kid, alg in (("rsa", "RS256"), ("ec", "ES256"), ("ed", "EdDSA")):
+            public = self.keys[alg][1].public_key()
+            algorithm = pyjwt.get_algorithm_by_name(alg)
+            jwk = json.loads(algorithm.to_jwk(public))
+            jwk.update({"kid": kid, "use": "sig"})
+            jwks.append(jwk)
+        self.jwks = {"keys": jwks}
+        body = json.dumps(self.jwks).encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server's name)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.jwks_uri = f"http://127.0.0.1:{self.server.server_port}/.well-known/jwks.json"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def claims(self, **changes):
+        now = int(time.time())
+        claims = {
+            "iss": MINTED_ISSUER,
+            "sub": "client-1@clients",
+            "aud": AUDIENCE,
+            "iat": now - 5,
+            "exp": now + 600,
+            "scope": "read:messages",
+            "client_id": "client-1",
+            "jti": "j-1",
+        }
+        for key, value in changes.items():
+            if value is None:
+                claims.pop(key, None)
+            else:
+                claims[key] = value
+        return claims
+
+    def token(self, alg: str = "RS256", headers: dict | None = None, **changes) -> str:
+        kid, key = self.keys[alg]
+        head = {"kid": kid, "typ": "at+jwt"}
+        head.update(headers or {})
+        return pyjwt.encode(self.claims(**changes), key, algorithm=alg, headers=head)
+
+    def close(self):
+        self.server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def minter():
+    m = Minter()
+    yield m
+    m.close()
+
+
+@pytest.fixture()
+def verifier(minter):
+    import jwtguard
+
+    with jwtguard.Verifier(MINTED_ISSUER, AUDIENCE, jwks_uri=minter.jwks_uri, algorithms=("RS256", "PS256", "ES256", "EdDSA")) as v:
+        yield v
