@@ -1,25 +1,38 @@
-# jwtguard: thin wrappers over cargo. `make demo` and `make test` are the two commands a user
-# runs; see README.md.
+# jwtguard: thin wrappers. `make demo` and `make test` are the two commands a user runs on a
+# fresh Debian 12 machine (as root: missing packages are installed); see README.md.
 
 CARGO ?= cargo
+RELEASE := $(CURDIR)/target/release
+PYTHON := $(CURDIR)/.venv/bin/python
+# The Python package straight from the source tree, on the freshly built library.
+PYENV := JWTGUARD_LIBRARY=$(RELEASE)/libjwtguard.so JWTGUARD_BIN=$(RELEASE)/jwtguard \
+	PYTHONPATH=$(CURDIR)/bindings/python/src
 
-.PHONY: all build demo test lint header bench clean
+.PHONY: all deps build demo test lint rust-test python-test header bench bench-python clean
 
 all: build
 
-build:
+# Debian packages and the Python venv (.venv) that demo and test need.
+deps:
+	@bash scripts/setup-env.sh
+
+build: deps
 	$(CARGO) build --release
 
-# The ping API end to end against a local issuer arrives with the Python issue (see README).
+# The ping API end to end: dev issuer + Flask API on loopback, a table of answers.
 demo: build
-	@echo "make demo: coming. The ping API demo (Flask app + nginx module against"
-	@echo "'jwtguard dev-issuer') lands with the Python and native-server issues."
-	@echo "Until then, verify a token with the CLI:"
-	@echo "  target/release/jwtguard verify --issuer https://TENANT/ --audience API --jwks-uri https://TENANT/.well-known/jwks.json TOKEN"
+	$(PYENV) $(PYTHON) bindings/python/examples/flask_api/demo.py
 
 # Everything: formatting, lints, Rust unit and integration tests (Wycheproof vectors, the
-# pipeline, JWKS over loopback, CLI), header drift, and the C client under valgrind.
-test: lint
+# pipeline, JWKS over loopback, the dev issuer, CLI, TLS), header drift, the C clients under
+# valgrind, and the Python suite (ctypes, Flask, the example API as a server, a wheel).
+test: deps lint rust-test python-test
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+rust-test:
 	if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --no-fail-fast; \
 	else \
@@ -27,9 +40,8 @@ test: lint
 	fi
 	$(CARGO) test --doc
 
-lint:
-	$(CARGO) fmt --check
-	$(CARGO) clippy --all-targets -- -D warnings
+python-test: build
+	$(PYENV) $(PYTHON) -m pytest -q bindings/python/tests
 
 # Regenerate include/jwtguard.h from the sources (commit the result).
 header:
@@ -39,5 +51,9 @@ bench:
 	$(CARGO) bench --bench verify
 	openssl speed -seconds 2 rsa2048 ecdsap256 ed25519
 
+bench-python: build
+	$(PYENV) $(PYTHON) bindings/python/bench/compare.py
+
 clean:
 	$(CARGO) clean
+	rm -rf .venv bindings/python/build bindings/python/src/*.egg-info

@@ -1,0 +1,140 @@
+"""`make demo`: the ping API end to end against a local issuer.
+
+Starts `jwtguard dev-issuer` and the example API (server.py) on loopback, obtains tokens with
+and without `read:messages`, calls the three routes with no token, a valid token, a token with
+the scope, an expired token and a tampered token, prints what each answered, and stops
+everything it started (also on Ctrl-C or failure).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[3]
+JWTGUARD_BIN = os.environ.get("JWTGUARD_BIN", str(ROOT / "target" / "release" / "jwtguard"))
+AUDIENCE = "https://ping-api.example"
+OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def call(method: str, url: str, body: bytes | None = None, headers: dict | None = None):
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with OPENER.open(request, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def token(issuer: str, scope: str, expires_in: int = 3600) -> str:
+    body = json.dumps({"audience": AUDIENCE, "scope": scope, "expires_in": expires_in}).encode()
+    status, text = call("POST", issuer + "oauth/token", body, {"Content-Type": "application/json"})
+    if status != 200:
+        raise SystemExit(f"demo: the issuer refused a token: {status} {text}")
+    return json.loads(text)["access_token"]
+
+
+def tamper(tok: str) -> str:
+    head, payload, sig = tok.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["scope"] = "read:messages"
+    return ".".join([head, base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode(), sig])
+
+
+def wait_until_up(url: str, process: subprocess.Popen, name: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"demo: {name} exited early ({process.returncode})")
+        try:
+            call("GET", url)
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"demo: {name} did not start")
+
+
+def main() -> int:
+    started: list[subprocess.Popen] = []
+
+    def stop(*_args) -> None:
+        for process in reversed(started):
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+        started.clear()
+
+    signal.signal(signal.SIGTERM, lambda *a: (stop(), sys.exit(130)))
+    try:
+        issuer_process = subprocess.Popen(
+            [JWTGUARD_BIN, "dev-issuer", "--audience", AUDIENCE],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        started.append(issuer_process)
+        issuer = issuer_process.stdout.readline().strip()
+        if not issuer.startswith("http"):
+            raise SystemExit("demo: the dev issuer did not start")
+
+        port = free_port()
+        env = dict(os.environ, JWTGUARD_ISSUER=issuer, JWTGUARD_AUDIENCE=AUDIENCE, PORT=str(port))
+        env.pop("AUTH0_DOMAIN", None)
+        env.pop("API_IDENTIFIER", None)
+        api_process = subprocess.Popen(
+            [sys.executable, str(HERE / "server.py")], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        started.append(api_process)
+        api = f"http://127.0.0.1:{port}"
+        wait_until_up(api + "/api/public", api_process, "the Flask API")
+
+        plain = token(issuer, "openid")
+        scoped = token(issuer, "read:messages")
+        expired = token(issuer, "read:messages", expires_in=-300)
+        tokens = [
+            ("no token", None),
+            ("valid, no scope", plain),
+            ("valid + read:messages", scoped),
+            ("expired", expired),
+            ("tampered (scope added)", tamper(plain)),
+        ]
+        print(f"jwtguard ping API demo — issuer {issuer}  Flask API {api}\n")
+        print(f"{'route':<22} {'token':<24} {'status':>6}  body")
+        print("-" * 110)
+        for route in ("/api/public", "/api/private", "/api/private-scoped"):
+            for name, tok in tokens:
+                headers = {"Authorization": f"Bearer {tok}"} if tok else {}
+                status, body = call("GET", api + route, headers=headers)
+                text = json.dumps(json.loads(body)) if body.strip().startswith("{") else body.strip()
+                print(f"{route:<22} {name:<24} {status:>6}  {text[:72]}")
+            print()
+        print("Point the same app at a real Auth0 tenant: set AUTH0_DOMAIN and API_IDENTIFIER")
+        print("(see bindings/python/examples/flask_api/.env.example) and run server.py.")
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

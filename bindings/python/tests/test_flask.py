@@ -1,0 +1,138 @@
+"""jwtguard.flask through Flask's test client: every status, body and WWW-Authenticate header,
+config from the quickstart's names and from jwtguard's, the app-factory extension."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask, g, jsonify
+
+import jwtguard
+from conftest import AUDIENCE, MINTED_ISSUER
+from jwtguard.flask import JWTGuard, current_claims, requires_auth, requires_scope
+
+
+def make_app(config: dict) -> Flask:
+    app = Flask("t")
+    app.config.update(config)
+    JWTGuard(app)
+
+    @app.route("/private")
+    @requires_auth
+    def private():
+        return jsonify(sub=current_claims["sub"], same=g.jwt_claims is current_claims._get_current_object())
+
+    @app.route("/scoped")
+    @requires_scope("read:messages")
+    def scoped():
+        return jsonify(ok=True)
+
+    @app.route("/stacked")
+    @requires_auth
+    @requires_scope("read:messages")
+    def stacked():
+        return jsonify(ok=True)
+
+    return app
+
+
+@pytest.fixture()
+def client(minter):
+    app = make_app(
+        {"JWTGUARD_ISSUER": MINTED_ISSUER, "JWTGUARD_AUDIENCE": AUDIENCE, "JWTGUARD_JWKS_URI": minter.jwks_uri}
+    )
+    return app.test_client()
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_valid_tokens(client, minter):
+    r = client.get("/private", headers=bearer(minter.token()))
+    assert r.status_code == 200
+    assert r.get_json() == {"sub": "client-1@clients", "same": True}
+    assert client.get("/scoped", headers=bearer(minter.token())).status_code == 200
+    assert client.get("/stacked", headers=bearer(minter.token())).status_code == 200
+    assert client.get("/scoped", headers=bearer(minter.token(scope=None, permissions=["read:messages"]))).status_code == 200
+
+
+def test_missing_token(client):
+    r = client.get("/private")
+    assert r.status_code == 401
+    assert r.get_json() == {"code": "authorization_header_missing", "description": "Authorization header is expected"}
+    assert r.headers["WWW-Authenticate"] == 'Bearer realm="api"'
+
+
+def test_invalid_and_expired_tokens(client, minter):
+    r = client.get("/private", headers=bearer(minter.token(exp=1000)))
+    assert r.status_code == 401
+    assert r.get_json()["code"] == "token_expired"
+    assert r.headers["WWW-Authenticate"].startswith('Bearer realm="api", error="invalid_token", error_description="')
+    token = minter.token()
+    r = client.get("/private", headers=bearer(token[:-6] + "AAAAAA"))
+    assert (r.status_code, r.get_json()["code"]) == (401, "invalid_token")
+    r = client.get("/private", headers=bearer(minter.token(aud="https://other")))
+    assert (r.status_code, r.get_json()["code"]) == (401, "invalid_claims")
+    r = client.get("/private", headers={"Authorization": f"Basic {token}"})
+    assert (r.status_code, r.get_json()["code"]) == (400, "invalid_header")
+    assert 'error="invalid_request"' in r.headers["WWW-Authenticate"]
+
+
+def test_missing_scope(client, minter):
+    for path in ("/scoped", "/stacked"):
+        r = client.get(path, headers=bearer(minter.token(scope="openid")))
+        assert r.status_code == 403
+        assert r.get_json() == {"code": "Unauthorized", "description": "You don't have access to this resource"}
+        assert r.headers["WWW-Authenticate"] == (
+            'Bearer realm="api", error="insufficient_scope", '
+            'error_description="You don\'t have access to this resource", scope="read:messages"'
+        )
+
+
+def test_keys_unavailable_is_503():
+    app = make_app(
+        {
+            "JWTGUARD_ISSUER": MINTED_ISSUER,
+            "JWTGUARD_AUDIENCE": AUDIENCE,
+            "JWTGUARD_JWKS_URI": "http://127.0.0.1:9/jwks",
+            "JWTGUARD_OPTIONS": {"timeouts": (0.5, 0.5)},
+        }
+    )
+    from conftest import Minter  # a token whose keys cannot be fetched
+
+    r = app.test_client().get("/private", headers=bearer(Minter().token()))
+    assert r.status_code == 503
+    assert r.get_json()["code"] == "jwks_unavailable"
+    assert r.headers["Retry-After"] == "5"
+
+
+def test_quickstart_config_names(minter):
+    # AUTH0_DOMAIN + API_IDENTIFIER: issuer https://DOMAIN/ (keys from a fixed JWKS here).
+    app = make_app(
+        {"AUTH0_DOMAIN": "tenant.example", "API_IDENTIFIER": AUDIENCE, "JWTGUARD_OPTIONS": {"jwks": minter.jwks}}
+    )
+    assert app.test_client().get("/private", headers=bearer(minter.token())).status_code == 200
+    r = app.test_client().get("/private", headers=bearer(minter.token(iss="https://tenant.example")))
+    assert (r.status_code, r.get_json()["code"]) == (401, "invalid_claims")
+
+
+def test_unconfigured_app_says_what_is_missing():
+    app = make_app({})
+    app.config["PROPAGATE_EXCEPTIONS"] = True
+    with pytest.raises(RuntimeError, match="AUTH0_DOMAIN"):
+        app.test_client().get("/private", headers=bearer("x.y.z"))
+
+
+def test_extension_for_app_factories(minter):
+    guard = JWTGuard(jwks=minter.jwks)
+    app = Flask("factory")
+    app.config.update(JWTGUARD_ISSUER=MINTED_ISSUER, JWTGUARD_AUDIENCE=AUDIENCE)
+    guard.init_app(app)
+
+    @app.route("/p")
+    @requires_auth
+    def p():
+        return jsonify(ok=True)
+
+    assert app.test_client().get("/p", headers=bearer(minter.token())).status_code == 200
+    assert isinstance(guard.verifier(app), jwtguard.Verifier)
