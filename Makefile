@@ -8,7 +8,11 @@ PYTHON := $(CURDIR)/.venv/bin/python
 PYENV := JWTGUARD_LIBRARY=$(RELEASE)/libjwtguard.so JWTGUARD_BIN=$(RELEASE)/jwtguard \
 	PYTHONPATH=$(CURDIR)/bindings/python/src
 
-.PHONY: all deps build demo test lint rust-test python-test header bench bench-python clean
+NGINX_BUILD := $(CURDIR)/target/nginx-build
+NGINX_MODULE := $(RELEASE)/ngx_http_jwtguard_module.so
+
+.PHONY: all deps build nginx-module demo test lint rust-test python-test nginx-test header bench \
+	bench-python clean
 
 all: build
 
@@ -19,6 +23,14 @@ deps:
 build: deps
 	$(CARGO) build --release
 
+# The nginx dynamic module against Debian's nginx-dev build tree, linking libjwtguard.a.
+nginx-module: build
+	rm -rf $(NGINX_BUILD) && cp -r /usr/share/nginx/src $(NGINX_BUILD)
+	cd $(NGINX_BUILD) && ./configure --with-compat \
+		--add-dynamic-module=$(CURDIR)/bindings/nginx >$(NGINX_BUILD)/configure.log
+	$(MAKE) -C $(NGINX_BUILD) -f objs/Makefile modules >$(NGINX_BUILD)/make.log
+	cp $(NGINX_BUILD)/objs/ngx_http_jwtguard_module.so $(NGINX_MODULE)
+
 # The ping API end to end: dev issuer + Flask API on loopback, a table of answers.
 demo: build
 	$(PYENV) $(PYTHON) bindings/python/examples/flask_api/demo.py
@@ -26,7 +38,7 @@ demo: build
 # Everything: formatting, lints, Rust unit and integration tests (Wycheproof vectors, the
 # pipeline, JWKS over loopback, the dev issuer, CLI, TLS), header drift, the C clients under
 # valgrind, and the Python suite (ctypes, Flask, the example API as a server, a wheel).
-test: deps lint rust-test python-test
+test: deps lint rust-test python-test nginx-test
 
 lint:
 	$(CARGO) fmt --check
@@ -42,6 +54,9 @@ rust-test:
 
 python-test: build
 	$(PYENV) $(PYTHON) -m pytest -q bindings/python/tests
+
+nginx-test: nginx-module
+	JWTGUARD_NGINX_MODULE=$(NGINX_MODULE) $(PYENV) $(PYTHON) -m pytest -q bindings/nginx/tests
 
 # Regenerate include/jwtguard.h from the sources (commit the result).
 header:

@@ -215,6 +215,19 @@ bool jwt_has_scope_json(const char *claims_json,
                         const char *scope,
                         size_t scope_len);
 
+// Copy one claim as text into `buffer` (NUL-terminated): a string as is, a number or boolean
+// as JSON, an array as its elements joined by single spaces, an object as JSON. `*needed_out`
+// always receives the text's length without the NUL. With a `buffer_len` too small (or
+// `buffer` NULL and `buffer_len` 0) nothing is copied and `JWT_STATUS_INVALID_ARGUMENT` is
+// returned: call again with `*needed_out + 1` bytes. Errors: `JWT_STATUS_CLAIM_NOT_FOUND`,
+// `JWT_STATUS_NULL_ARGUMENT`.
+jwt_status jwt_claims_get_text(const jwt_claims *claims_handle,
+                               const char *name,
+                               size_t name_len,
+                               char *buffer,
+                               size_t buffer_len,
+                               size_t *needed_out);
+
 // Make an empty configuration: no issuer, no audience, no keys; algorithms `RS256`, leeway
 // 60 s, default cache policy. Free it with `jwt_config_free`. Returns NULL only on a panic.
 jwt_config *jwt_config_new(void);
@@ -378,6 +391,12 @@ jwt_status jwt_verifier_refresh(const jwt_verifier *verifier);
 // Start fetching the verifier's keys on a background thread if they are missing or due, and
 // return at once. For event-loop hosts at worker start.
 jwt_status jwt_verifier_prefetch(const jwt_verifier *verifier);
+
+// Whether the verifier's keys are being fetched (or its JWKS URL discovered) right now. A
+// host in non-blocking mode that got `JWT_STATUS_KEY_NOT_FOUND` or
+// `JWT_STATUS_KEYS_UNAVAILABLE` can retry the request on a timer while this is true, instead
+// of refusing it (a rotated key, a cold start). False for NULL.
+bool jwt_verifier_fetching(const jwt_verifier *verifier);
 
 // Read a counter (see `jwt_counter`). 0 for NULL, an unknown counter, or a JWKS counter of a
 // verifier whose keys are fixed or not yet discovered.

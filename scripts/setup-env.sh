@@ -13,6 +13,10 @@ have openssl || need+=(openssl)
 have curl || need+=(curl)
 have python3 || need+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+have nginx || need+=(nginx)
+[ -x /usr/share/nginx/src/configure ] || need+=(nginx-dev)
+[ -f /usr/include/microhttpd.h ] || need+=(libmicrohttpd-dev)
+have wrk || need+=(wrk)
 if [ "${#need[@]}" -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "setup-env: missing packages: ${need[*]} (run as root, or install them)" >&2

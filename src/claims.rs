@@ -49,6 +49,28 @@ impl Claims {
         }
     }
 
+    /// One claim as text for logs and headers: a string as is, a number or boolean as JSON, an
+    /// array as its elements' text joined by single spaces, an object (or a nested array) as
+    /// JSON, `null` as the empty string.
+    pub fn get_text(&self, name: &str) -> Result<String> {
+        fn text(value: &Value) -> String {
+            match value {
+                Value::String(s) => s.clone(),
+                Value::Null => String::new(),
+                other => other.to_string(),
+            }
+        }
+        match self.map.get(name) {
+            None => Err(Status::ClaimNotFound.into()),
+            Some(Value::Array(items)) => Ok(items
+                .iter()
+                .map(text)
+                .collect::<Vec<_>>()
+                .join(" ")),
+            Some(value) => Ok(text(value)),
+        }
+    }
+
     /// Whether the token grants `scope` (see [`has_scope`]).
     pub fn has_scope(&self, scope: &str) -> bool {
         has_scope(&self.map, scope)

@@ -263,6 +263,17 @@ impl Verifier {
         }
     }
 
+    /// Whether keys are being fetched (or the JWKS URL discovered) right now, so that a
+    /// verification refused for want of keys may succeed shortly. Event-loop hosts use it to
+    /// retry such a request on a timer instead of refusing it.
+    pub fn fetch_in_progress(&self) -> bool {
+        match &self.source {
+            KeySource::Fixed(_) => false,
+            KeySource::Cached(s) => s.is_fetching(),
+            KeySource::Discovered(d) => d.is_running(),
+        }
+    }
+
     /// Start fetching the keys in the background if they are missing or due, without waiting.
     pub fn prefetch_keys(&self) {
         if let Ok(Some(source)) = self.network_source() {

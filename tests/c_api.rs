@@ -136,7 +136,9 @@ fn c_client_passes_under_valgrind() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    let valid = signer.token(&claims_with(json!({"iat": now - 5, "exp": now + 3600})));
+    let valid = signer.token(&claims_with(
+        json!({"iat": now - 5, "exp": now + 3600, "roles": ["admin", "ops"]}),
+    ));
     let expired = signer.token(&claims_with(json!({"iat": now - 7200, "exp": now - 3600})));
     let no_scope = signer.token(&claims_with(
         json!({"iat": now - 5, "exp": now + 3600, "scope": "openid"}),

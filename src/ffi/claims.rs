@@ -115,3 +115,31 @@ pub extern "C" fn jwt_has_scope_json(
         }
     }
 }
+
+/// Copy one claim as text into `buffer` (NUL-terminated): a string as is, a number or boolean
+/// as JSON, an array as its elements joined by single spaces, an object as JSON. `*needed_out`
+/// always receives the text's length without the NUL. With a `buffer_len` too small (or
+/// `buffer` NULL and `buffer_len` 0) nothing is copied and `JWT_STATUS_INVALID_ARGUMENT` is
+/// returned: call again with `*needed_out + 1` bytes. Errors: `JWT_STATUS_CLAIM_NOT_FOUND`,
+/// `JWT_STATUS_NULL_ARGUMENT`.
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_claims_get_text(
+    claims_handle: *const jwt_claims,
+    name: *const c_char,
+    name_len: usize,
+    buffer: *mut c_char,
+    buffer_len: usize,
+    needed_out: *mut usize,
+) -> Status {
+    ffi_panic_boundary! {
+        to_status((|| {
+            let c = claims(claims_handle)?;
+            let text = c.get_text(str_arg(name, name_len)?).map_err(|e| e.status())?;
+            write_out(needed_out, text.len())?;
+            if buffer.is_null() || buffer_len <= text.len() {
+                return Err(Status::InvalidArgument);
+            }
+            super::copy_out(text.as_bytes(), buffer, buffer_len)
+        })())
+    }
+}

@@ -129,6 +129,21 @@ pub(crate) fn write_out<T>(out: *mut T, value: T) -> Result<(), Status> {
     Ok(())
 }
 
+/// Copy `bytes` and a terminating NUL into a caller's buffer of `capacity` bytes (which must
+/// be larger than `bytes`).
+pub(crate) fn copy_out(bytes: &[u8], buffer: *mut c_char, capacity: usize) -> Result<(), Status> {
+    if buffer.is_null() || capacity <= bytes.len() {
+        return Err(Status::InvalidArgument);
+    }
+    // SAFETY: the caller promises `buffer` points to `capacity` writable bytes; we write
+    // `bytes.len() + 1 <= capacity` of them.
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), buffer.cast::<u8>(), bytes.len());
+        buffer.add(bytes.len()).write(0);
+    }
+    Ok(())
+}
+
 /// Move a value to the heap and hand it to C as an opaque pointer.
 pub(crate) fn into_handle<T, H>(value: T) -> *mut H {
     Box::into_raw(Box::new(value)).cast::<H>()

@@ -137,6 +137,17 @@ pub extern "C" fn jwt_verifier_prefetch(verifier: *const jwt_verifier) -> Status
     }
 }
 
+/// Whether the verifier's keys are being fetched (or its JWKS URL discovered) right now. A
+/// host in non-blocking mode that got `JWT_STATUS_KEY_NOT_FOUND` or
+/// `JWT_STATUS_KEYS_UNAVAILABLE` can retry the request on a timer while this is true, instead
+/// of refusing it (a rotated key, a cold start). False for NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_verifier_fetching(verifier: *const jwt_verifier) -> bool {
+    ffi_panic_boundary! {
+        ref_arg(verifier.cast::<Verifier>()).is_ok_and(|v| v.fetch_in_progress())
+    }
+}
+
 /// What `jwt_verifier_count` counts.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -572,6 +572,11 @@ impl JwksSource {
         false
     }
 
+    /// Whether a fetch for this URL is running in this process now.
+    pub fn is_fetching(&self) -> bool {
+        self.control().in_flight == Some(std::process::id())
+    }
+
     /// Wait until no fetch for this URL runs in this process (at most `timeout`).
     pub fn wait_idle(&self, timeout: Duration) -> bool {
         let pid = std::process::id();

@@ -66,6 +66,15 @@ impl Discovery {
         }
     }
 
+    /// Whether discovery, or the first fetch of the discovered keys, is running now.
+    pub fn is_running(&self) -> bool {
+        self.attempts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .running
+            || self.resolved.get().is_some_and(|s| s.is_fetching())
+    }
+
     /// The JWKS source, once discovery succeeded.
     pub fn resolved(&self) -> Option<&Arc<JwksSource>> {
         self.resolved.get()
@@ -120,7 +129,11 @@ impl Discovery {
             let spawned = std::thread::Builder::new()
                 .name("jwtguard-discovery".into())
                 .spawn(move || {
-                    let _ = me.run(&thread_clock, &thread_options);
+                    // Already in the background: fetch the keys right after discovery too.
+                    if let Ok(source) = me.run(&thread_clock, &thread_options, true) {
+                        let _ = source.refresh_now(&thread_clock, &thread_options);
+                        me.attempts.lock().unwrap_or_else(PoisonError::into_inner).running = false;
+                    }
                 });
             if spawned.is_err() {
                 self.attempts
@@ -130,16 +143,18 @@ impl Discovery {
             }
             return self.fallback(options);
         }
-        match self.run(clock, options) {
+        match self.run(clock, options, false) {
             Ok(source) => Ok(source),
             Err(_) => self.fallback(options),
         }
     }
 
-    fn run(&self, clock: &Clock, options: &CacheOptions) -> Result<Arc<JwksSource>> {
+    /// Discover now. `then_fetch`: the caller fetches the keys next, so `running` stays set
+    /// on success until it has (no gap in which neither seems to be under way).
+    fn run(&self, clock: &Clock, options: &CacheOptions, then_fetch: bool) -> Result<Arc<JwksSource>> {
         let result = discover(&self.issuer, options);
         let mut attempts = self.attempts.lock().unwrap_or_else(PoisonError::into_inner);
-        attempts.running = false;
+        attempts.running = then_fetch && result.is_ok();
         match result {
             Ok(url) => {
                 drop(attempts);

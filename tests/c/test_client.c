@@ -260,6 +260,23 @@ test_verify(jwt_verifier *verifier, const char *valid, const char *expired,
   CHECK_STATUS(jwt_claims_get_number(claims, S("exp"), NULL), JWT_STATUS_NULL_ARGUMENT);
   CHECK_STATUS(jwt_claims_get_number(NULL, S("exp"), &number), JWT_STATUS_NULL_ARGUMENT);
 
+  {
+    char buf[64];
+    size_t needed = 0;
+    CHECK_STATUS(jwt_claims_get_text(claims, S("roles"), buf, sizeof buf, &needed), JWT_STATUS_OK);
+    CHECK(strcmp(buf, "admin ops") == 0 && needed == 9);
+    CHECK_STATUS(jwt_claims_get_text(claims, S("roles"), NULL, 0, &needed), JWT_STATUS_INVALID_ARGUMENT);
+    CHECK(needed == 9);
+    CHECK_STATUS(jwt_claims_get_text(claims, S("roles"), buf, 9, &needed), JWT_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(jwt_claims_get_text(claims, S("exp"), buf, sizeof buf, &needed), JWT_STATUS_OK);
+    CHECK(needed == 10 && strlen(buf) == 10);
+    CHECK_STATUS(jwt_claims_get_text(claims, S("sub"), buf, sizeof buf, &needed), JWT_STATUS_OK);
+    CHECK(strcmp(buf, "client-1@clients") == 0);
+    CHECK_STATUS(jwt_claims_get_text(claims, S("nope"), buf, sizeof buf, &needed), JWT_STATUS_CLAIM_NOT_FOUND);
+    CHECK_STATUS(jwt_claims_get_text(claims, S("sub"), buf, sizeof buf, NULL), JWT_STATUS_NULL_ARGUMENT);
+    CHECK_STATUS(jwt_claims_get_text(NULL, S("sub"), buf, sizeof buf, &needed), JWT_STATUS_NULL_ARGUMENT);
+  }
+
   CHECK_STATUS(jwt_claims_json(claims, &text, &text_len), JWT_STATUS_OK);
   CHECK(text_len > 2 && text[0] == '{' && text[text_len - 1] == '}');
   CHECK_STATUS(jwt_claims_json(claims, NULL, &text_len), JWT_STATUS_NULL_ARGUMENT);

@@ -1,0 +1,975 @@
+/*
+ * ngx_http_jwtguard_module: JWT access-token verification for nginx, by the jwtguard library
+ * (linked statically). An access-phase handler verifies the bearer token against the issuer's
+ * JWKS (fetched in the background: the event loop never waits on the network), checks
+ * required scopes, answers 401/403/503 with RFC 6750 WWW-Authenticate headers, and exposes
+ * $jwt_claim_<name>, $jwt_claims and $jwt_status.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "jwtguard.h"
+
+
+typedef struct {
+    ngx_array_t               *verifiers;      /* jwt_verifier *, for prefetch */
+    ngx_str_t                  snapshot;
+    ngx_str_t                  ca_file;
+    time_t                     cache_ttl;
+    time_t                     refetch_cooldown;
+    time_t                     max_stale;
+} ngx_http_jwtguard_main_conf_t;
+
+
+typedef struct {
+    ngx_flag_t                 enable;
+    ngx_array_t               *issuers;        /* ngx_str_t */
+    ngx_array_t               *audiences;      /* ngx_str_t */
+    ngx_str_t                  jwks_uri;
+    ngx_array_t               *algorithms;     /* ngx_str_t */
+    time_t                     leeway;
+    ngx_flag_t                 strict;
+    ngx_array_t               *scopes;         /* ngx_str_t */
+    ngx_http_complex_value_t  *token;
+    ngx_str_t                  realm;
+    jwt_verifier              *verifier;
+} ngx_http_jwtguard_loc_conf_t;
+
+
+typedef struct {
+    jwt_status                 status;
+    jwt_claims                *claims;
+    ngx_uint_t                 verified;
+    ngx_msec_t                 waited;
+} ngx_http_jwtguard_ctx_t;
+
+
+/*
+ * While the library fetches keys (a cold start, a rotated key), a request refused for want of
+ * keys waits on a timer and is verified again, instead of failing: the event loop never
+ * blocks, and nothing waits longer than the library's fetch timeout.
+ */
+#define NGX_HTTP_JWTGUARD_WAIT_STEP  20
+#define NGX_HTTP_JWTGUARD_WAIT_MAX   6000
+
+
+static ngx_int_t ngx_http_jwtguard_handler(ngx_http_request_t *r);
+static void ngx_http_jwtguard_wake(ngx_http_request_t *r);
+static ngx_int_t ngx_http_jwtguard_challenge(ngx_http_request_t *r,
+    ngx_http_jwtguard_loc_conf_t *lcf, jwt_status status);
+static ngx_int_t ngx_http_jwtguard_status_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_jwtguard_claims_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_jwtguard_claim_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static void *ngx_http_jwtguard_create_main_conf(ngx_conf_t *cf);
+static void *ngx_http_jwtguard_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_jwtguard_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static ngx_int_t ngx_http_jwtguard_add_variables(ngx_conf_t *cf);
+static ngx_int_t ngx_http_jwtguard_init(ngx_conf_t *cf);
+static ngx_int_t ngx_http_jwtguard_init_process(ngx_cycle_t *cycle);
+static char *ngx_http_jwtguard_set_list(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+
+static ngx_command_t  ngx_http_jwtguard_commands[] = {
+
+    { ngx_string("jwtguard"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_jwtguard_loc_conf_t, enable),
+      NULL },
+
+    { ngx_string("jwtguard_issuer"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_jwtguard_set_list,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_jwtguard_loc_conf_t, issuers),
+      NULL },
+
+    { ngx_string("jwtguard_audience"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_jwtguard_set_list,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_jwtguard_loc_conf_t, audiences),
+      NULL },
+
+    { ngx_string("jwtguard_jwks_uri"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_jwtguard_loc_conf_t, jwks_uri),
+      NULL },
+
+    { ngx_string("jwtguard_algorithms"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_jwtguard_set_list,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_jwtguard_loc_conf_t, algorithms),
+      NULL },
+
+    { ngx_string("jwtguard_leeway"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_jwtguard_loc_conf_t, leeway),
+      NULL },
+
+    { ngx_string("jwtguard_strict"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_jwtguard_loc_conf_t, strict),
+      NULL },
+
+    { ngx_string("jwtguard_require_scope"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_jwtguard_set_list,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_jwtguard_loc_conf_t, scopes),
+      NULL },
+
+    { ngx_string("jwtguard_token"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_jwtguard_loc_conf_t, token),
+      NULL },
+
+    { ngx_string("jwtguard_realm"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_jwtguard_loc_conf_t, realm),
+      NULL },
+
+    { ngx_string("jwtguard_snapshot"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_jwtguard_main_conf_t, snapshot),
+      NULL },
+
+    { ngx_string("jwtguard_ca_file"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_jwtguard_main_conf_t, ca_file),
+      NULL },
+
+    { ngx_string("jwtguard_cache_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_jwtguard_main_conf_t, cache_ttl),
+      NULL },
+
+    { ngx_string("jwtguard_refetch_cooldown"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_jwtguard_main_conf_t, refetch_cooldown),
+      NULL },
+
+    { ngx_string("jwtguard_max_stale"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_jwtguard_main_conf_t, max_stale),
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_jwtguard_module_ctx = {
+    ngx_http_jwtguard_add_variables,       /* preconfiguration */
+    ngx_http_jwtguard_init,                /* postconfiguration */
+
+    ngx_http_jwtguard_create_main_conf,    /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_jwtguard_create_loc_conf,     /* create location configuration */
+    ngx_http_jwtguard_merge_loc_conf       /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_jwtguard_module = {
+    NGX_MODULE_V1,
+    &ngx_http_jwtguard_module_ctx,         /* module context */
+    ngx_http_jwtguard_commands,            /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    ngx_http_jwtguard_init_process,        /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_http_variable_t  ngx_http_jwtguard_vars[] = {
+
+    { ngx_string("jwt_status"), NULL, ngx_http_jwtguard_status_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("jwt_claims"), NULL, ngx_http_jwtguard_claims_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("jwt_claim_"), NULL, ngx_http_jwtguard_claim_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_PREFIX, 0 },
+
+      ngx_http_null_variable
+};
+
+
+static void
+ngx_http_jwtguard_cleanup(void *data)
+{
+    ngx_http_jwtguard_ctx_t  *ctx = data;
+
+    jwt_claims_free(ctx->claims);
+}
+
+
+/*
+ * The request's context, also after an internal redirect (error_page, named locations),
+ * which clears module contexts: it is found again through the request pool's cleanup.
+ */
+static ngx_http_jwtguard_ctx_t *
+ngx_http_jwtguard_get_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t       *cln;
+    ngx_http_jwtguard_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r->main, ngx_http_jwtguard_module);
+
+    if (ctx == NULL && (r->internal || r->filter_finalize)) {
+        for (cln = r->main->pool->cleanup; cln; cln = cln->next) {
+            if (cln->handler == ngx_http_jwtguard_cleanup) {
+                ctx = cln->data;
+                break;
+            }
+        }
+    }
+
+    return ctx;
+}
+
+
+static ngx_int_t
+ngx_http_jwtguard_handler(ngx_http_request_t *r)
+{
+    jwt_status                     status;
+    jwt_claims                    *claims;
+    ngx_str_t                      token, *scope;
+    ngx_uint_t                     i, level;
+    ngx_table_elt_t               *authorization;
+    ngx_pool_cleanup_t            *cln;
+    ngx_http_jwtguard_ctx_t       *ctx;
+    ngx_http_jwtguard_loc_conf_t  *lcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_jwtguard_module);
+
+    if (!lcf->enable || lcf->verifier == NULL) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_jwtguard_get_ctx(r);
+
+    if (ctx != NULL && ctx->verified) {
+        /* the access phase again for this request (after an internal redirect) */
+        ngx_http_set_ctx(r, ctx, ngx_http_jwtguard_module);
+        return ctx->status == JWT_STATUS_OK ? NGX_OK
+                                            : ngx_http_jwtguard_challenge(r, lcf,
+                                                                         ctx->status);
+    }
+
+    if (ctx == NULL) {
+        cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_jwtguard_ctx_t));
+        if (cln == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx = cln->data;
+        ngx_memzero(ctx, sizeof(ngx_http_jwtguard_ctx_t));
+        cln->handler = ngx_http_jwtguard_cleanup;
+        ngx_http_set_ctx(r, ctx, ngx_http_jwtguard_module);
+    }
+
+    claims = NULL;
+
+    if (lcf->token) {
+        if (ngx_http_complex_value(r, lcf->token, &token) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (token.len == 0) {
+            status = jwt_verify_authorization(lcf->verifier, NULL, 0, &claims);
+
+        } else {
+            status = jwt_verify(lcf->verifier, (const char *) token.data,
+                                token.len, &claims);
+        }
+
+    } else {
+        authorization = r->headers_in.authorization;
+
+        if (authorization == NULL) {
+            status = jwt_verify_authorization(lcf->verifier, NULL, 0, &claims);
+
+        } else {
+            status = jwt_verify_authorization(lcf->verifier,
+                                              (const char *) authorization->value.data,
+                                              authorization->value.len, &claims);
+        }
+    }
+
+    if ((status == JWT_STATUS_KEY_NOT_FOUND || status == JWT_STATUS_KEYS_UNAVAILABLE)
+        && ctx->waited < NGX_HTTP_JWTGUARD_WAIT_MAX
+        && jwt_verifier_fetching(lcf->verifier))
+    {
+        ctx->waited += NGX_HTTP_JWTGUARD_WAIT_STEP;
+        r->connection->write->delayed = 1;
+        ngx_add_timer(r->connection->write, NGX_HTTP_JWTGUARD_WAIT_STEP);
+        r->read_event_handler = ngx_http_test_reading;
+        r->write_event_handler = ngx_http_jwtguard_wake;
+        return NGX_AGAIN;
+    }
+
+    ctx->claims = claims;
+    ctx->verified = 1;
+
+    if (status == JWT_STATUS_OK && lcf->scopes) {
+        scope = lcf->scopes->elts;
+
+        for (i = 0; i < lcf->scopes->nelts; i++) {
+            if (!jwt_has_scope(claims, (const char *) scope[i].data, scope[i].len)) {
+                status = JWT_STATUS_INSUFFICIENT_SCOPE;
+                break;
+            }
+        }
+    }
+
+    ctx->status = status;
+
+    if (status == JWT_STATUS_OK) {
+        return NGX_OK;
+    }
+
+    level = (status == JWT_STATUS_KEYS_UNAVAILABLE) ? NGX_LOG_WARN : NGX_LOG_INFO;
+    ngx_log_error(level, r->connection->log, 0, "jwtguard: request refused: %s",
+                  jwt_status_reason(status));
+
+    return ngx_http_jwtguard_challenge(r, lcf, status);
+}
+
+
+static void
+ngx_http_jwtguard_wake(ngx_http_request_t *r)
+{
+    ngx_event_t  *wev;
+
+    wev = r->connection->write;
+
+    if (wev->delayed) {
+        if (ngx_handle_write_event(wev, 0) != NGX_OK) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        }
+
+        return;
+    }
+
+    if (ngx_handle_read_event(r->connection->read, 0) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    r->read_event_handler = ngx_http_block_reading;
+    r->write_event_handler = ngx_http_core_run_phases;
+
+    ngx_http_core_run_phases(r);
+}
+
+
+static u_char *
+ngx_http_jwtguard_quoted(u_char *p, const char *text)
+{
+    for ( /* void */ ; *text; text++) {
+        if (*text == '"' || *text == '\\') {
+            *p++ = '\\';
+        }
+        *p++ = (u_char) *text;
+    }
+
+    return p;
+}
+
+
+static ngx_int_t
+ngx_http_jwtguard_challenge(ngx_http_request_t *r,
+    ngx_http_jwtguard_loc_conf_t *lcf, jwt_status status)
+{
+    size_t            len;
+    u_char           *p;
+    ngx_str_t        *scope;
+    ngx_uint_t        i, http;
+    const char       *error, *description;
+    ngx_table_elt_t  *h;
+
+    http = jwt_status_http_status(status);
+
+    if (http != NGX_HTTP_UNAUTHORIZED && http != NGX_HTTP_FORBIDDEN
+        && http != NGX_HTTP_BAD_REQUEST)
+    {
+        return http == NGX_HTTP_SERVICE_UNAVAILABLE ? NGX_HTTP_SERVICE_UNAVAILABLE
+                                                    : NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    error = jwt_status_rfc6750_error(status);
+    description = jwt_status_description(status);
+
+    len = sizeof("Bearer realm=\"\"") - 1 + 2 * lcf->realm.len
+          + sizeof(", error=\"\", error_description=\"\"") - 1
+          + ngx_strlen(error) + 2 * ngx_strlen(description)
+          + sizeof(", scope=\"\"") - 1;
+
+    if (status == JWT_STATUS_INSUFFICIENT_SCOPE && lcf->scopes) {
+        scope = lcf->scopes->elts;
+        for (i = 0; i < lcf->scopes->nelts; i++) {
+            len += 2 * scope[i].len + 1;
+        }
+    }
+
+    p = ngx_pnalloc(r->pool, len + 1);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "WWW-Authenticate");
+    h->value.data = p;
+
+    p = ngx_cpymem(p, "Bearer realm=\"", sizeof("Bearer realm=\"") - 1);
+    for (i = 0; i < lcf->realm.len; i++) {
+        if (lcf->realm.data[i] == '"' || lcf->realm.data[i] == '\\') {
+            *p++ = '\\';
+        }
+        *p++ = lcf->realm.data[i];
+    }
+    *p++ = '"';
+
+    if (error[0] != '\0') {
+        p = ngx_cpymem(p, ", error=\"", sizeof(", error=\"") - 1);
+        p = ngx_cpymem(p, error, ngx_strlen(error));
+        p = ngx_cpymem(p, "\", error_description=\"",
+                       sizeof("\", error_description=\"") - 1);
+        p = ngx_http_jwtguard_quoted(p, description);
+        *p++ = '"';
+    }
+
+    if (status == JWT_STATUS_INSUFFICIENT_SCOPE && lcf->scopes) {
+        p = ngx_cpymem(p, ", scope=\"", sizeof(", scope=\"") - 1);
+        scope = lcf->scopes->elts;
+        for (i = 0; i < lcf->scopes->nelts; i++) {
+            if (i > 0) {
+                *p++ = ' ';
+            }
+            p = ngx_cpymem(p, scope[i].data, scope[i].len);
+        }
+        *p++ = '"';
+    }
+
+    h->value.len = p - h->value.data;
+    r->headers_out.www_authenticate = h;
+
+    return http;
+}
+
+
+static ngx_int_t
+ngx_http_jwtguard_status_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    const char               *reason;
+    ngx_http_jwtguard_ctx_t  *ctx;
+
+    ctx = ngx_http_jwtguard_get_ctx(r);
+    if (ctx == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    reason = jwt_status_reason(ctx->status);
+    v->data = (u_char *) reason;
+    v->len = ngx_strlen(reason);
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_jwtguard_claims_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    size_t                    len;
+    const char               *json;
+    ngx_http_jwtguard_ctx_t  *ctx;
+
+    ctx = ngx_http_jwtguard_get_ctx(r);
+    if (ctx == NULL || ctx->claims == NULL
+        || jwt_claims_json(ctx->claims, &json, &len) != JWT_STATUS_OK)
+    {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    /* borrowed from the claims handle, which lives as long as the request pool */
+    v->data = (u_char *) json;
+    v->len = len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_jwtguard_claim_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    size_t                    needed, prefix;
+    u_char                   *buffer;
+    ngx_str_t                *name;
+    ngx_http_jwtguard_ctx_t  *ctx;
+
+    name = (ngx_str_t *) data;
+    prefix = sizeof("jwt_claim_") - 1;
+    ctx = ngx_http_jwtguard_get_ctx(r);
+
+    if (ctx == NULL || ctx->claims == NULL || name->len <= prefix) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    needed = 0;
+    if (jwt_claims_get_text(ctx->claims, (const char *) name->data + prefix,
+                            name->len - prefix, NULL, 0, &needed)
+        == JWT_STATUS_CLAIM_NOT_FOUND)
+    {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    buffer = ngx_pnalloc(r->pool, needed + 1);
+    if (buffer == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (jwt_claims_get_text(ctx->claims, (const char *) name->data + prefix,
+                            name->len - prefix, (char *) buffer, needed + 1, &needed)
+        != JWT_STATUS_OK)
+    {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->data = buffer;
+    v->len = needed;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+static void *
+ngx_http_jwtguard_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_jwtguard_main_conf_t  *conf;
+
+    conf = ngx_pcalloc(cf->pool, sizeof(ngx_http_jwtguard_main_conf_t));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    conf->verifiers = ngx_array_create(cf->pool, 4, sizeof(jwt_verifier *));
+    if (conf->verifiers == NULL) {
+        return NULL;
+    }
+
+    conf->cache_ttl = NGX_CONF_UNSET;
+    conf->refetch_cooldown = NGX_CONF_UNSET;
+    conf->max_stale = NGX_CONF_UNSET;
+
+    return conf;
+}
+
+
+static void *
+ngx_http_jwtguard_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_jwtguard_loc_conf_t  *conf;
+
+    conf = ngx_pcalloc(cf->pool, sizeof(ngx_http_jwtguard_loc_conf_t));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     conf->issuers = NULL;
+     *     conf->audiences = NULL;
+     *     conf->jwks_uri = { 0, NULL };
+     *     conf->algorithms = NULL;
+     *     conf->scopes = NULL;
+     *     conf->token = NULL;
+     *     conf->realm = { 0, NULL };
+     *     conf->verifier = NULL;
+     */
+
+    conf->enable = NGX_CONF_UNSET;
+    conf->leeway = NGX_CONF_UNSET;
+    conf->strict = NGX_CONF_UNSET;
+
+    return conf;
+}
+
+
+static void
+ngx_http_jwtguard_free_verifier(void *data)
+{
+    jwt_verifier_free(data);
+}
+
+
+static ngx_int_t
+ngx_http_jwtguard_add_list(ngx_conf_t *cf, jwt_config *config, ngx_array_t *list,
+    jwt_status (*add)(jwt_config *, const char *, size_t), const char *what)
+{
+    ngx_str_t   *value;
+    ngx_uint_t   i;
+    jwt_status   status;
+
+    if (list == NULL) {
+        return NGX_OK;
+    }
+
+    value = list->elts;
+
+    for (i = 0; i < list->nelts; i++) {
+        status = add(config, (const char *) value[i].data, value[i].len);
+        if (status != JWT_STATUS_OK) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "jwtguard: invalid %s \"%V\": %s",
+                               what, &value[i], jwt_status_description(status));
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static jwt_verifier *
+ngx_http_jwtguard_make_verifier(ngx_conf_t *cf, ngx_http_jwtguard_loc_conf_t *conf)
+{
+    jwt_status                      status;
+    jwt_config                     *config;
+    jwt_verifier                   *verifier, **slot;
+    ngx_pool_cleanup_t             *cln;
+    ngx_http_jwtguard_main_conf_t  *jmcf;
+
+    jmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_jwtguard_module);
+
+    config = jwt_config_new();
+    if (config == NULL) {
+        return NULL;
+    }
+
+    verifier = NULL;
+
+    if (ngx_http_jwtguard_add_list(cf, config, conf->issuers,
+                                   jwt_config_add_issuer, "issuer") != NGX_OK
+        || ngx_http_jwtguard_add_list(cf, config, conf->audiences,
+                                      jwt_config_add_audience, "audience") != NGX_OK
+        || ngx_http_jwtguard_add_list(cf, config, conf->algorithms,
+                                      jwt_config_add_algorithm, "algorithm") != NGX_OK)
+    {
+        goto cleanup;
+    }
+
+    /* the event loop must never wait on the network */
+    jwt_config_set_non_blocking(config, true);
+    jwt_config_set_leeway(config, (uint64_t) conf->leeway);
+    jwt_config_set_strict(config, conf->strict ? true : false);
+
+    if (conf->jwks_uri.len) {
+        jwt_config_set_jwks_uri(config, (const char *) conf->jwks_uri.data,
+                                conf->jwks_uri.len);
+    }
+
+    if (jmcf->snapshot.len) {
+        if (ngx_conf_full_name(cf->cycle, &jmcf->snapshot, 0) != NGX_OK) {
+            goto cleanup;
+        }
+
+        jwt_config_set_snapshot(config, (const char *) jmcf->snapshot.data,
+                                jmcf->snapshot.len);
+    }
+
+    if (jmcf->ca_file.len) {
+        if (ngx_conf_full_name(cf->cycle, &jmcf->ca_file, 0) != NGX_OK) {
+            goto cleanup;
+        }
+
+        jwt_config_set_ca_file(config, (const char *) jmcf->ca_file.data,
+                               jmcf->ca_file.len);
+    }
+
+    if (jmcf->cache_ttl != NGX_CONF_UNSET) {
+        jwt_config_set_cache_ttl(config, (uint64_t) jmcf->cache_ttl);
+    }
+
+    if (jmcf->refetch_cooldown != NGX_CONF_UNSET) {
+        jwt_config_set_refetch_cooldown(config, (uint64_t) jmcf->refetch_cooldown);
+    }
+
+    if (jmcf->max_stale != NGX_CONF_UNSET) {
+        jwt_config_set_max_stale(config, (uint64_t) jmcf->max_stale);
+    }
+
+    status = jwt_verifier_new(config, &verifier);
+    if (status != JWT_STATUS_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "jwtguard: %s",
+                           jwt_status_description(status));
+        goto cleanup;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        jwt_verifier_free(verifier);
+        verifier = NULL;
+        goto cleanup;
+    }
+
+    cln->handler = ngx_http_jwtguard_free_verifier;
+    cln->data = verifier;
+
+    slot = ngx_array_push(jmcf->verifiers);
+    if (slot == NULL) {
+        verifier = NULL;
+        goto cleanup;
+    }
+
+    *slot = verifier;
+
+cleanup:
+
+    jwt_config_free(config);
+
+    return verifier;
+}
+
+
+static char *
+ngx_http_jwtguard_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_jwtguard_loc_conf_t *prev = parent;
+    ngx_http_jwtguard_loc_conf_t *conf = child;
+
+    ngx_uint_t  own;
+
+    own = conf->issuers != NULL || conf->audiences != NULL
+          || conf->jwks_uri.data != NULL || conf->algorithms != NULL
+          || conf->leeway != NGX_CONF_UNSET || conf->strict != NGX_CONF_UNSET;
+
+    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    if (conf->issuers == NULL) {
+        conf->issuers = prev->issuers;
+    }
+
+    if (conf->audiences == NULL) {
+        conf->audiences = prev->audiences;
+    }
+
+    if (conf->algorithms == NULL) {
+        conf->algorithms = prev->algorithms;
+    }
+
+    if (conf->scopes == NULL) {
+        conf->scopes = prev->scopes;
+    }
+
+    ngx_conf_merge_str_value(conf->jwks_uri, prev->jwks_uri, "");
+    ngx_conf_merge_sec_value(conf->leeway, prev->leeway, 60);
+    ngx_conf_merge_value(conf->strict, prev->strict, 0);
+    ngx_conf_merge_str_value(conf->realm, prev->realm, "api");
+
+    if (conf->token == NULL) {
+        conf->token = prev->token;
+    }
+
+    if (!own && prev->verifier) {
+        conf->verifier = prev->verifier;
+
+    } else if (conf->issuers && conf->audiences) {
+        conf->verifier = ngx_http_jwtguard_make_verifier(cf, conf);
+        if (conf->verifier == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (conf->enable && conf->verifier == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"jwtguard on\" needs \"jwtguard_issuer\" and "
+                           "\"jwtguard_audience\"");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_jwtguard_set_list(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    ngx_str_t     *value, *item;
+    ngx_uint_t     i;
+    ngx_array_t  **list;
+
+    list = (ngx_array_t **) (p + cmd->offset);
+
+    if (*list == NULL) {
+        *list = ngx_array_create(cf->pool, 4, sizeof(ngx_str_t));
+        if (*list == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        item = ngx_array_push(*list);
+        if (item == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *item = value[i];
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_jwtguard_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_jwtguard_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_jwtguard_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_jwtguard_handler;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_jwtguard_log(void *data, uint32_t level, const char *message,
+    size_t message_len)
+{
+    ngx_uint_t  nginx_level;
+
+    switch (level) {
+    case JWT_LOG_LEVEL_ERROR:
+        nginx_level = NGX_LOG_ERR;
+        break;
+    case JWT_LOG_LEVEL_WARN:
+        nginx_level = NGX_LOG_WARN;
+        break;
+    case JWT_LOG_LEVEL_INFO:
+        nginx_level = NGX_LOG_NOTICE;
+        break;
+    default:
+        nginx_level = NGX_LOG_DEBUG;
+        break;
+    }
+
+    ngx_log_error(nginx_level, (ngx_log_t *) data, 0, "%*s", message_len, message);
+}
+
+
+static ngx_int_t
+ngx_http_jwtguard_init_process(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                      i;
+    jwt_verifier                  **verifier;
+    ngx_http_jwtguard_main_conf_t  *jmcf;
+
+    if (ngx_process != NGX_PROCESS_WORKER && ngx_process != NGX_PROCESS_SINGLE) {
+        return NGX_OK;
+    }
+
+    jmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_jwtguard_module);
+    if (jmcf == NULL) {
+        return NGX_OK;
+    }
+
+    jwt_set_log_callback(ngx_http_jwtguard_log, cycle->log, JWT_LOG_LEVEL_INFO);
+
+    /* keys are fetched in the background of each worker, so the first requests find them */
+    verifier = jmcf->verifiers->elts;
+    for (i = 0; i < jmcf->verifiers->nelts; i++) {
+        jwt_verifier_prefetch(verifier[i]);
+    }
+
+    return NGX_OK;
+}
