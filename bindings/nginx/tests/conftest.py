@@ -1,0 +1,105 @@
+"""Fixtures for the nginx suite: Debian's nginx with the built module, started on loopback
+against a real `jwtguard dev-issuer`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(ROOT / "tests" / "support"))
+
+from harness import AUDIENCE, DevIssuer, free_port, http  # noqa: E402,F401
+
+MODULE = Path(os.environ.get("JWTGUARD_NGINX_MODULE", ROOT / "target" / "release" / "ngx_http_jwtguard_module.so"))
+EXAMPLES = ROOT / "bindings" / "nginx" / "examples"
+
+
+class Nginx:
+    """nginx -p PREFIX -c nginx.conf, in the foreground, stopped on close()."""
+
+    def __init__(self, prefix: Path, config: str, port: int):
+        self.prefix = prefix
+        self.port = port
+        self.base = f"http://127.0.0.1:{port}"
+        (prefix / "modules").mkdir(parents=True, exist_ok=True)
+        target = prefix / "modules" / "ngx_http_jwtguard_module.so"
+        if not target.exists():
+            target.symlink_to(MODULE)
+        (prefix / "logs").mkdir(exist_ok=True)
+        if not (prefix / "html").exists():
+            (prefix / "html").symlink_to(EXAMPLES / "html")
+        os.chmod(prefix, 0o777)
+        (prefix / "nginx.conf").write_text(config)
+        self.log = open(prefix / "logs" / "stderr.log", "w")
+        self.process = subprocess.Popen(
+            ["nginx", "-p", str(prefix), "-c", "nginx.conf"],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                http("GET", self.base + "/nginx-up")
+                break
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("nginx did not start:\n" + (prefix / "logs" / "stderr.log").read_text())
+                time.sleep(0.05)
+
+    def get(self, path: str, token: str | None = None, headers: dict | None = None):
+        all_headers = dict(headers or {})
+        if token is not None:
+            all_headers["Authorization"] = f"Bearer {token}"
+        return http("GET", self.base + path, headers=all_headers)
+
+    def workers(self) -> list[int]:
+        out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True).stdout
+        return [int(pid) for pid in out.split()]
+
+    def reload(self) -> None:
+        subprocess.run(["nginx", "-p", str(self.prefix), "-c", "nginx.conf", "-s", "reload"], check=True)
+
+    def error_log(self) -> str:
+        return (self.prefix / "logs" / "stderr.log").read_text()
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGQUIT)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+
+def example_config(issuer_url: str, port: int) -> str:
+    """The shipped example, pointed at this test's issuer and port."""
+    text = (EXAMPLES / "nginx.conf").read_text()
+    return text.replace("http://127.0.0.1:8080/", issuer_url).replace("127.0.0.1:3020", f"127.0.0.1:{port}")
+
+
+@pytest.fixture()
+def prefix(request) -> Path:
+    """A fresh nginx prefix under target/ (nginx workers run as nobody and must reach it)."""
+    path = ROOT / "target" / "nginx-test" / f"{request.node.name}-{os.getpid()}"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    for parent in [path, *path.parents][:3]:
+        os.chmod(parent, 0o777 if parent == path else 0o755)
+    return path
+
+
+@pytest.fixture(scope="module")
+def issuer():
+    dev = DevIssuer()
+    yield dev
+    dev.stop()
