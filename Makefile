@@ -11,8 +11,10 @@ PYENV := JWTGUARD_LIBRARY=$(RELEASE)/libjwtguard.so JWTGUARD_BIN=$(RELEASE)/jwtg
 NGINX_BUILD := $(CURDIR)/target/nginx-build
 NGINX_MODULE := $(RELEASE)/ngx_http_jwtguard_module.so
 
-.PHONY: all deps build nginx-module demo test lint rust-test python-test nginx-test header bench \
-	bench-python clean
+PING_SERVER := $(RELEASE)/ping_server
+
+.PHONY: all deps build nginx-module c-ping-server demo test lint rust-test python-test nginx-test \
+	c-test header bench bench-python clean
 
 all: build
 
@@ -31,6 +33,11 @@ nginx-module: build
 	$(MAKE) -C $(NGINX_BUILD) -f objs/Makefile modules >$(NGINX_BUILD)/make.log
 	cp $(NGINX_BUILD)/objs/ngx_http_jwtguard_module.so $(NGINX_MODULE)
 
+# The C ping server example on libmicrohttpd, linked against the shared library.
+c-ping-server: build
+	cc -std=c99 -Wall -Wextra -Werror -g -O1 -Iinclude bindings/c/examples/ping_server.c \
+		-o $(PING_SERVER) -L$(RELEASE) -Wl,-rpath,$(RELEASE) -ljwtguard -lmicrohttpd -pthread
+
 # The ping API end to end: dev issuer + Flask API on loopback, a table of answers.
 demo: build
 	$(PYENV) $(PYTHON) bindings/python/examples/flask_api/demo.py
@@ -38,7 +45,7 @@ demo: build
 # Everything: formatting, lints, Rust unit and integration tests (Wycheproof vectors, the
 # pipeline, JWKS over loopback, the dev issuer, CLI, TLS), header drift, the C clients under
 # valgrind, and the Python suite (ctypes, Flask, the example API as a server, a wheel).
-test: deps lint rust-test python-test nginx-test
+test: deps lint rust-test python-test nginx-test c-test
 
 lint:
 	$(CARGO) fmt --check
@@ -57,6 +64,9 @@ python-test: build
 
 nginx-test: nginx-module
 	JWTGUARD_NGINX_MODULE=$(NGINX_MODULE) $(PYENV) $(PYTHON) -m pytest -q bindings/nginx/tests
+
+c-test: c-ping-server
+	JWTGUARD_PING_SERVER=$(PING_SERVER) $(PYENV) $(PYTHON) -m pytest -q bindings/c/tests
 
 # Regenerate include/jwtguard.h from the sources (commit the result).
 header:

@@ -1,0 +1,218 @@
+/*
+ * The Auth0 quickstart's ping API as a small C server on libmicrohttpd, protected by jwtguard:
+ * the example a C or C++ server author copies.
+ *
+ *   GET /api/public          no token needed
+ *   GET /api/private         a valid access token
+ *   GET /api/private-scoped  a valid access token with the scope read:messages
+ *
+ * Configuration from the environment: JWTGUARD_ISSUER, JWTGUARD_AUDIENCE, optionally
+ * JWTGUARD_JWKS_URI (otherwise discovered from the issuer) and PORT (default 3030). Refusals
+ * answer the quickstart's JSON {"code", "description"} with an RFC 6750 WWW-Authenticate
+ * header, exactly like the Flask example. SIGINT or SIGTERM stops it cleanly.
+ *
+ * Build: cc ping_server.c -I include -L target/release -ljwtguard -lmicrohttpd -pthread
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include "jwtguard.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S(str) (str), strlen(str)
+
+static const char PUBLIC_MESSAGE[] =
+  "{\"message\":\"Hello from a public endpoint! You don't need to be authenticated to see this.\"}";
+static const char PRIVATE_MESSAGE[] =
+  "{\"message\":\"Hello from a private endpoint! You need to be authenticated to see this.\"}";
+static const char SCOPED_MESSAGE[] =
+  "{\"message\":\"Hello from a private endpoint! You need to be authenticated and have a scope "
+  "of read:messages to see this.\"}";
+
+/* Send a JSON body with a status and, optionally, a WWW-Authenticate header. */
+static enum MHD_Result
+send_json(struct MHD_Connection *connection, unsigned int status, const char *body,
+          const char *challenge)
+{
+  struct MHD_Response *response;
+  enum MHD_Result result;
+
+  response = MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+  if (response == NULL)
+    return MHD_NO;
+  MHD_add_response_header(response, "Content-Type", "application/json");
+  if (challenge != NULL)
+    MHD_add_response_header(response, "WWW-Authenticate", challenge);
+  result = MHD_queue_response(connection, status, response);
+  MHD_destroy_response(response);
+  return result;
+}
+
+/* Append `text` to `out` with JSON (and quoted-string) escaping of '"' and '\'. */
+static size_t
+append_escaped(char *out, size_t at, size_t cap, const char *text)
+{
+  for (; *text != '\0' && at + 2 < cap; text++) {
+    if (*text == '"' || *text == '\\')
+      out[at++] = '\\';
+    out[at++] = *text;
+  }
+  out[at] = '\0';
+  return at;
+}
+
+/* Answer a refusal: the quickstart's JSON body, the status, and the RFC 6750 challenge. */
+static enum MHD_Result
+refuse(struct MHD_Connection *connection, jwt_status status, const char *scope)
+{
+  char body[512];
+  char challenge[512];
+  size_t n;
+  const char *error = jwt_status_rfc6750_error(status);
+  const char *description = jwt_status_description(status);
+
+  n = (size_t)snprintf(body, sizeof body, "{\"code\":\"%s\",\"description\":\"", jwt_status_code(status));
+  n = append_escaped(body, n, sizeof body, description);
+  snprintf(body + n, sizeof body - n, "\"}");
+
+  n = (size_t)snprintf(challenge, sizeof challenge, "Bearer realm=\"api\"");
+  if (error[0] != '\0') {
+    n += (size_t)snprintf(challenge + n, sizeof challenge - n, ", error=\"%s\", error_description=\"", error);
+    n = append_escaped(challenge, n, sizeof challenge, description);
+    n += (size_t)snprintf(challenge + n, sizeof challenge - n, "\"");
+  }
+  if (scope != NULL && n < sizeof challenge)
+    snprintf(challenge + n, sizeof challenge - n, ", scope=\"%s\"", scope);
+
+  return send_json(connection, jwt_status_http_status(status), body,
+                   jwt_status_http_status(status) == 503 ? NULL : challenge);
+}
+
+static enum MHD_Result
+handle(void *cls, struct MHD_Connection *connection, const char *url, const char *method,
+       const char *version, const char *upload_data, size_t *upload_data_size, void **request_state)
+{
+  const jwt_verifier *verifier = cls;
+  const char *authorization;
+  jwt_claims *claims = NULL;
+  jwt_status status;
+  enum MHD_Result result;
+  int scoped;
+
+  (void)version;
+  (void)upload_data;
+  (void)upload_data_size;
+  (void)request_state;
+
+  if (strcmp(method, "GET") != 0)
+    return send_json(connection, 405, "{\"code\":\"method_not_allowed\"}", NULL);
+  if (strcmp(url, "/api/public") == 0)
+    return send_json(connection, 200, PUBLIC_MESSAGE, NULL);
+
+  scoped = strcmp(url, "/api/private-scoped") == 0;
+  if (!scoped && strcmp(url, "/api/private") != 0)
+    return send_json(connection, 404, "{\"code\":\"not_found\"}", NULL);
+
+  authorization = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "Authorization");
+  status = jwt_verify_authorization(verifier, authorization,
+                                    authorization ? strlen(authorization) : 0, &claims);
+  if (status == JWT_STATUS_OK && scoped && !jwt_has_scope(claims, S("read:messages")))
+    status = JWT_STATUS_INSUFFICIENT_SCOPE;
+
+  if (status != JWT_STATUS_OK)
+    result = refuse(connection, status, status == JWT_STATUS_INSUFFICIENT_SCOPE ? "read:messages" : NULL);
+  else
+    result = send_json(connection, 200, scoped ? SCOPED_MESSAGE : PRIVATE_MESSAGE, NULL);
+
+  jwt_claims_free(claims);
+  return result;
+}
+
+static jwt_verifier *
+make_verifier(void)
+{
+  const char *issuer = getenv("JWTGUARD_ISSUER");
+  const char *audience = getenv("JWTGUARD_AUDIENCE");
+  const char *jwks_uri = getenv("JWTGUARD_JWKS_URI");
+  jwt_config *config = NULL;
+  jwt_verifier *verifier = NULL;
+  jwt_status status;
+
+  if (issuer == NULL || audience == NULL) {
+    fprintf(stderr, "ping_server: set JWTGUARD_ISSUER and JWTGUARD_AUDIENCE\n");
+    return NULL;
+  }
+  config = jwt_config_new();
+  if (config == NULL)
+    return NULL;
+  if (jwt_config_add_issuer(config, S(issuer)) != JWT_STATUS_OK ||
+      jwt_config_add_audience(config, S(audience)) != JWT_STATUS_OK ||
+      (jwks_uri != NULL && jwks_uri[0] != '\0' &&
+       jwt_config_set_jwks_uri(config, S(jwks_uri)) != JWT_STATUS_OK)) {
+    fprintf(stderr, "ping_server: invalid configuration\n");
+    goto cleanup;
+  }
+  status = jwt_verifier_new(config, &verifier);
+  if (status != JWT_STATUS_OK)
+    fprintf(stderr, "ping_server: %s\n", jwt_status_description(status));
+
+cleanup:
+  jwt_config_free(config);
+  return verifier;
+}
+
+int
+main(void)
+{
+  const char *port_text = getenv("PORT");
+  unsigned int port = port_text ? (unsigned int)strtoul(port_text, NULL, 10) : 3030;
+  jwt_verifier *verifier = NULL;
+  struct MHD_Daemon *daemon = NULL;
+  sigset_t signals;
+  struct sockaddr_in address;
+  int signal_number = 0;
+  int exit_code = 1;
+
+  /* Block the stop signals in every thread; main waits for them below. */
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, NULL);
+
+  verifier = make_verifier();
+  if (verifier == NULL)
+    goto cleanup;
+
+  /* loopback only: put a proxy in front to serve others */
+  memset(&address, 0, sizeof address);
+  address.sin_family = AF_INET;
+  address.sin_port = htons((uint16_t)port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port,
+                            NULL, NULL, handle, verifier,
+                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&address,
+                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)4,
+                            MHD_OPTION_END);
+  if (daemon == NULL) {
+    fprintf(stderr, "ping_server: cannot listen on port %u\n", port);
+    goto cleanup;
+  }
+  printf("ping_server: listening on http://127.0.0.1:%u/ (jwtguard %s)\n", port, jwt_version());
+  fflush(stdout);
+
+  sigwait(&signals, &signal_number);
+  exit_code = 0;
+
+cleanup:
+  if (daemon != NULL)
+    MHD_stop_daemon(daemon);
+  jwt_verifier_free(verifier);
+  return exit_code;
+}

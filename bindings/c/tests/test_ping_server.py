@@ -1,0 +1,125 @@
+"""The C ping server (bindings/c/examples/ping_server.c) under valgrind, and the Flask example,
+both against one real dev issuer: the same tokens get the same statuses, codes and
+challenges from both, and valgrind reports no error or leak after the run."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(ROOT / "tests" / "support"))
+
+from harness import AUDIENCE, DevIssuer, free_port, http  # noqa: E402
+
+PING_SERVER = Path(os.environ.get("JWTGUARD_PING_SERVER", ROOT / "target" / "release" / "ping_server"))
+FLASK_SERVER = ROOT / "bindings" / "python" / "examples" / "flask_api" / "server.py"
+
+
+def wait_up(base: str, process: subprocess.Popen, name: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"{name} exited ({process.returncode})")
+        try:
+            if http("GET", base + "/api/public")[0] == 200:
+                return
+        except OSError:
+            time.sleep(0.1)
+    pytest.fail(f"{name} did not start")
+
+
+def tamper(token: str) -> str:
+    head, payload, sig = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["scope"] = "read:messages"
+    return ".".join([head, base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode(), sig])
+
+
+EXPECTED = {
+    # (route, token): (status, code or None for a 200 message)
+    ("/api/public", "none"): (200, None),
+    ("/api/private", "none"): (401, "authorization_header_missing"),
+    ("/api/private", "plain"): (200, None),
+    ("/api/private", "expired"): (401, "token_expired"),
+    ("/api/private", "tampered"): (401, "invalid_token"),
+    ("/api/private", "basic"): (400, "invalid_header"),
+    ("/api/private", "garbage"): (401, "invalid_header"),
+    ("/api/private-scoped", "plain"): (403, "Unauthorized"),
+    ("/api/private-scoped", "scoped"): (200, None),
+    ("/api/private-scoped", "tampered"): (401, "invalid_token"),
+}
+
+
+def test_c_server_matches_the_flask_app_and_is_valgrind_clean():
+    issuer = DevIssuer()
+    env = dict(os.environ, JWTGUARD_ISSUER=issuer.url, JWTGUARD_AUDIENCE=AUDIENCE)
+    for key in ("AUTH0_DOMAIN", "API_IDENTIFIER", "JWTGUARD_JWKS_URI"):
+        env.pop(key, None)
+    c_port, flask_port = free_port(), free_port()
+    c_server = subprocess.Popen(
+        [
+            "valgrind", "--quiet", "--error-exitcode=99", "--leak-check=full", "--num-callers=50",
+            "--show-leak-kinds=definite,indirect,possible", "--errors-for-leak-kinds=definite,indirect,possible",
+            f"--suppressions={ROOT / 'tests' / 'c' / 'valgrind.supp'}", str(PING_SERVER),
+        ],
+        env=dict(env, PORT=str(c_port)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    flask = subprocess.Popen(
+        [sys.executable, str(FLASK_SERVER)],
+        env=dict(env, PORT=str(flask_port), PYTHONPATH=str(ROOT / "bindings" / "python" / "src")),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        c_base, flask_base = f"http://127.0.0.1:{c_port}", f"http://127.0.0.1:{flask_port}"
+        wait_up(c_base, c_server, "the C ping server")
+        wait_up(flask_base, flask, "the Flask example")
+        plain = issuer.token("openid")
+        tokens = {
+            "none": None,
+            "plain": plain,
+            "scoped": issuer.token("read:messages"),
+            "expired": issuer.token("read:messages", expires_in=-300),
+            "tampered": tamper(plain),
+            "basic": "basic",
+            "garbage": "not-a-jwt",
+        }
+        for (route, kind), (status, code) in EXPECTED.items():
+            token = tokens[kind]
+            headers = {}
+            if kind == "basic":
+                headers["Authorization"] = "Basic dXNlcjpwYXNz"
+            elif token is not None:
+                headers["Authorization"] = f"Bearer {token}"
+            c_answer = http("GET", c_base + route, headers=headers)
+            flask_answer = http("GET", flask_base + route, headers=headers)
+            for name, (got_status, got_headers, body) in (("C", c_answer), ("Flask", flask_answer)):
+                assert got_status == status, (name, route, kind, body)
+                if code is None:
+                    assert body["message"].startswith("Hello from a "), (name, route, kind)
+                else:
+                    assert body["code"] == code, (name, route, kind, body)
+            if code is not None:
+                assert c_answer[2] == flask_answer[2], (route, kind)
+                assert c_answer[1]["WWW-Authenticate"] == flask_answer[1]["WWW-Authenticate"], (route, kind)
+    finally:
+        flask.terminate()
+        flask.wait(timeout=10)
+        c_server.send_signal(signal.SIGTERM)
+        try:
+            _, valgrind_report = c_server.communicate(timeout=60)
+        finally:
+            issuer.stop()
+    assert c_server.returncode == 0, valgrind_report
