@@ -39,8 +39,9 @@ c-ping-server: build
 		-o $(PING_SERVER) -L$(RELEASE) -Wl,-rpath,$(RELEASE) -ljwtguard -lmicrohttpd -pthread
 
 # The ping API end to end: dev issuer + Flask API on loopback, a table of answers.
-demo: build
-	$(PYENV) $(PYTHON) bindings/python/examples/flask_api/demo.py
+demo: build nginx-module c-ping-server
+	JWTGUARD_NGINX_MODULE=$(NGINX_MODULE) JWTGUARD_PING_SERVER=$(PING_SERVER) \
+		$(PYENV) $(PYTHON) bindings/python/examples/flask_api/demo.py
 
 # Everything: formatting, lints, Rust unit and integration tests (Wycheproof vectors, the
 # pipeline, JWKS over loopback, the dev issuer, CLI, TLS), header drift, the C clients under

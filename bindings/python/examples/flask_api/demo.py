@@ -1,8 +1,10 @@
 """`make demo`: the ping API end to end against a local issuer.
 
-Starts `jwtguard dev-issuer` and the example API (server.py) on loopback, obtains tokens with
-and without `read:messages`, calls the three routes with no token, a valid token, a token with
-the scope, an expired token and a tampered token, prints what each answered, and stops
+Starts `jwtguard dev-issuer` and the ping API three times on loopback — the Flask example
+(server.py), nginx with ngx_http_jwtguard_module (bindings/nginx/examples/nginx.conf) and the
+C server (bindings/c/examples/ping_server.c) — obtains tokens with and without
+`read:messages`, calls the three routes of each with no token, a valid token, a token with the
+scope, an expired token and a tampered token, prints what each answered side by side, and stops
 everything it started (also on Ctrl-C or failure).
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,7 +26,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[3]
 JWTGUARD_BIN = os.environ.get("JWTGUARD_BIN", str(ROOT / "target" / "release" / "jwtguard"))
-AUDIENCE = "https://ping-api.example"
+NGINX_MODULE = Path(os.environ.get("JWTGUARD_NGINX_MODULE", ROOT / "target" / "release" / "ngx_http_jwtguard_module.so"))
+PING_SERVER = Path(os.environ.get("JWTGUARD_PING_SERVER", ROOT / "target" / "release" / "ping_server"))
+NGINX_EXAMPLE = ROOT / "bindings" / "nginx" / "examples"
+AUDIENCE = "https://api.example"  # the audience in bindings/nginx/examples/nginx.conf
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -105,7 +111,34 @@ def main() -> int:
         )
         started.append(api_process)
         api = f"http://127.0.0.1:{port}"
-        wait_until_up(api + "/api/public", api_process, "the Flask API")
+        servers = {"Flask": api}
+
+        if NGINX_MODULE.exists():
+            nginx_port = free_port()
+            prefix = ROOT / "target" / "demo-nginx"
+            shutil.rmtree(prefix, ignore_errors=True)
+            (prefix / "modules").mkdir(parents=True)
+            os.chmod(prefix, 0o777)
+            (prefix / "modules" / NGINX_MODULE.name).symlink_to(NGINX_MODULE)
+            (prefix / "html").symlink_to(NGINX_EXAMPLE / "html")
+            config = (NGINX_EXAMPLE / "nginx.conf").read_text()
+            config = config.replace("http://127.0.0.1:8080/", issuer).replace("127.0.0.1:3020", f"127.0.0.1:{nginx_port}")
+            config = config.replace("error_log stderr notice;", "error_log demo-error.log notice;")
+            (prefix / "nginx.conf").write_text(config)
+            nginx = subprocess.Popen(["nginx", "-p", str(prefix), "-c", "nginx.conf"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            started.append(nginx)
+            servers["nginx"] = f"http://127.0.0.1:{nginx_port}"
+
+        if PING_SERVER.exists():
+            c_port = free_port()
+            c_server = subprocess.Popen(
+                [str(PING_SERVER)], env=dict(env, PORT=str(c_port)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            started.append(c_server)
+            servers["C"] = f"http://127.0.0.1:{c_port}"
+
+        for (name, base), process in zip(servers.items(), started[1:]):
+            wait_until_up(base + "/api/public", process, f"the {name} API")
 
         plain = token(issuer, "openid")
         scoped = token(issuer, "read:messages")
@@ -117,15 +150,21 @@ def main() -> int:
             ("expired", expired),
             ("tampered (scope added)", tamper(plain)),
         ]
-        print(f"jwtguard ping API demo — issuer {issuer}  Flask API {api}\n")
-        print(f"{'route':<22} {'token':<24} {'status':>6}  body")
-        print("-" * 110)
+        print(f"jwtguard ping API demo — issuer {issuer}")
+        for name, base in servers.items():
+            print(f"  {name:<6} {base}")
+        print()
+        columns = "".join(f"{name:>7}" for name in servers)
+        print(f"{'route':<21} {'token':<23}{columns}   body (Flask)")
+        print("-" * 118)
         for route in ("/api/public", "/api/private", "/api/private-scoped"):
             for name, tok in tokens:
                 headers = {"Authorization": f"Bearer {tok}"} if tok else {}
-                status, body = call("GET", api + route, headers=headers)
+                answers = [call("GET", base + route, headers=headers) for base in servers.values()]
+                statuses = "".join(f"{status:>7}" for status, _ in answers)
+                body = answers[0][1]
                 text = json.dumps(json.loads(body)) if body.strip().startswith("{") else body.strip()
-                print(f"{route:<22} {name:<24} {status:>6}  {text[:72]}")
+                print(f"{route:<21} {name:<23}{statuses}   {text[:58]}")
             print()
         print("Point the same app at a real Auth0 tenant: set AUTH0_DOMAIN and API_IDENTIFIER")
         print("(see bindings/python/examples/flask_api/.env.example) and run server.py.")
