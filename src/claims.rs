@@ -62,11 +62,7 @@ impl Claims {
         }
         match self.map.get(name) {
             None => Err(Status::ClaimNotFound.into()),
-            Some(Value::Array(items)) => Ok(items
-                .iter()
-                .map(text)
-                .collect::<Vec<_>>()
-                .join(" ")),
+            Some(Value::Array(items)) => Ok(items.iter().map(text).collect::<Vec<_>>().join(" ")),
             Some(value) => Ok(text(value)),
         }
     }

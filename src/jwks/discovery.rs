@@ -132,7 +132,10 @@ impl Discovery {
                     // Already in the background: fetch the keys right after discovery too.
                     if let Ok(source) = me.run(&thread_clock, &thread_options, true) {
                         let _ = source.refresh_now(&thread_clock, &thread_options);
-                        me.attempts.lock().unwrap_or_else(PoisonError::into_inner).running = false;
+                        me.attempts
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .running = false;
                     }
                 });
             if spawned.is_err() {
@@ -151,7 +154,12 @@ impl Discovery {
 
     /// Discover now. `then_fetch`: the caller fetches the keys next, so `running` stays set
     /// on success until it has (no gap in which neither seems to be under way).
-    fn run(&self, clock: &Clock, options: &CacheOptions, then_fetch: bool) -> Result<Arc<JwksSource>> {
+    fn run(
+        &self,
+        clock: &Clock,
+        options: &CacheOptions,
+        then_fetch: bool,
+    ) -> Result<Arc<JwksSource>> {
         let result = discover(&self.issuer, options);
         let mut attempts = self.attempts.lock().unwrap_or_else(PoisonError::into_inner);
         attempts.running = then_fetch && result.is_ok();
