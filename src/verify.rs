@@ -245,12 +245,19 @@ impl Verifier {
         }
     }
 
-    /// The source of keys from the network, discovering it if needed.
-    fn network_source(&self) -> Result<Option<Arc<JwksSource>>> {
+    /// The source of keys from the network, discovering it if needed (borrowed: no reference
+    /// count is touched per verification).
+    fn network_source(&self) -> Result<Option<&Arc<JwksSource>>> {
         match &self.source {
             KeySource::Fixed(_) => Ok(None),
-            KeySource::Cached(s) => Ok(Some(s.clone())),
-            KeySource::Discovered(d) => d.source(&self.clock, &self.cache).map(Some),
+            KeySource::Cached(s) => Ok(Some(s)),
+            KeySource::Discovered(d) => match d.resolved() {
+                Some(s) => Ok(Some(s)),
+                None => {
+                    d.source(&self.clock, &self.cache)?;
+                    Ok(d.resolved())
+                }
+            },
         }
     }
 

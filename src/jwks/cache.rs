@@ -242,22 +242,36 @@ impl JwksSource {
     /// mode or while backing off after a failure.
     pub fn keys(self: &Arc<Self>, clock: &Clock, options: &CacheOptions) -> Result<Arc<KeySet>> {
         let now = clock.now();
-        let mut current = self.loaded();
+        // The hot path: under the read lock, take only the key set and the times (no clone
+        // of the document or the ETag).
+        let view = |s: &Self| {
+            s.loaded
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_ref()
+                .map(|l| {
+                    (
+                        l.keys.clone(),
+                        l.usable(now, options),
+                        l.refresh_at(options),
+                        l.expires_at,
+                    )
+                })
+        };
+        let mut current = view(self);
         if current.is_none() && self.seed_from_snapshot(now, options) {
-            current = self.loaded();
+            current = view(self);
         }
-        if let Some(l) = current
-            && l.usable(now, options)
-        {
-            if now >= l.refresh_at(options) {
+        if let Some((keys, true, refresh_at, expires_at)) = current {
+            if now >= refresh_at {
                 self.refresh_in_background(clock, options, Reason::Refresh);
             }
-            if now < l.expires_at {
+            if now < expires_at {
                 self.cache_hits.fetch_add(1, Ordering::Relaxed);
             } else {
                 self.stale_hits.fetch_add(1, Ordering::Relaxed);
             }
-            return Ok(l.keys);
+            return Ok(keys);
         }
         if options.non_blocking {
             self.refresh_in_background(clock, options, Reason::Cold);
@@ -277,7 +291,14 @@ impl JwksSource {
         clock: &Clock,
         options: &CacheOptions,
     ) -> Option<Arc<KeySet>> {
-        let newer = |s: &Self| s.loaded().map(|l| l.keys).filter(|k| !Arc::ptr_eq(k, seen));
+        let newer = |s: &Self| {
+            s.loaded
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_ref()
+                .map(|l| l.keys.clone())
+                .filter(|k| !Arc::ptr_eq(k, seen))
+        };
         if let Some(keys) = newer(self) {
             return Some(keys);
         }
