@@ -28,14 +28,6 @@ pub fn set_sink(sink: Option<(Level, Sink)>) {
     *SINK.write().unwrap_or_else(PoisonError::into_inner) = sink;
 }
 
-/// Whether a message at `level` would be delivered.
-pub fn enabled(level: Level) -> bool {
-    SINK.read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .as_ref()
-        .is_some_and(|(max, _)| level <= *max)
-}
-
 /// Deliver a message (built only when a sink wants it).
 pub fn emit(level: Level, message: impl FnOnce() -> String) {
     let sink = SINK

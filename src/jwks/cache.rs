@@ -179,6 +179,15 @@ fn jitter() -> f64 {
     0.8 + 0.4 * (u32::from_le_bytes(b) as f64 / (u32::MAX as f64 + 1.0))
 }
 
+/// Seconds to wait after `failures` failed attempts in a row (at least 1): the initial wait
+/// doubled per further failure, capped, times jitter. Shared by key fetches and discovery.
+pub(crate) fn backoff(options: &CacheOptions, failures: u32) -> f64 {
+    let exponent = failures.saturating_sub(1).min(20) as i32;
+    (options.backoff_initial.as_secs_f64() * 2f64.powi(exponent))
+        .min(options.backoff_max.as_secs_f64())
+        * jitter()
+}
+
 /// The snapshot file format: the JWKS as fetched plus when it was fetched.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Snapshot {
@@ -485,11 +494,7 @@ impl JwksSource {
             control.last_error = None;
         } else {
             control.failures_in_a_row = control.failures_in_a_row.saturating_add(1);
-            let exponent = (control.failures_in_a_row - 1).min(20);
-            let wait = (options.backoff_initial.as_secs_f64() * 2f64.powi(exponent as i32))
-                .min(options.backoff_max.as_secs_f64())
-                * jitter();
-            control.next_attempt = now + wait;
+            control.next_attempt = now + backoff(options, control.failures_in_a_row);
         }
         drop(control);
         self.fetched.notify_all();
@@ -508,13 +513,15 @@ impl JwksSource {
         })
     }
 
-    fn write_snapshots(&self, now: f64, body: &[u8]) {
-        let paths = self
-            .snapshots
+    fn snapshot_paths(&self) -> Vec<PathBuf> {
+        self.snapshots
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        for path in paths {
+            .clone()
+    }
+
+    fn write_snapshots(&self, now: f64, body: &[u8]) {
+        for path in self.snapshot_paths() {
             self.write_snapshot(&path, now, body);
         }
     }
@@ -544,12 +551,7 @@ impl JwksSource {
 
     /// Load the first readable snapshot for this URL that is still within `max_stale`.
     fn seed_from_snapshot(&self, now: f64, options: &CacheOptions) -> bool {
-        let paths = self
-            .snapshots
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        for path in paths {
+        for path in self.snapshot_paths() {
             let Ok(text) = std::fs::read(&path) else {
                 continue;
             };

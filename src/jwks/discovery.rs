@@ -171,10 +171,8 @@ impl Discovery {
             Err(e) => {
                 log::emit(Level::Error, || format!("jwtguard: discovery failed: {e}"));
                 attempts.failures_in_a_row = attempts.failures_in_a_row.saturating_add(1);
-                let exponent = (attempts.failures_in_a_row - 1).min(20) as i32;
-                attempts.next_attempt = clock.now()
-                    + (options.backoff_initial.as_secs_f64() * 2f64.powi(exponent))
-                        .min(options.backoff_max.as_secs_f64());
+                attempts.next_attempt =
+                    clock.now() + cache::backoff(options, attempts.failures_in_a_row);
                 attempts.last_error = Some(e.clone());
                 Err(e)
             }
