@@ -217,16 +217,31 @@ bool jwt_has_scope_json(const char *claims_json,
 
 // Copy one claim as text into `buffer` (NUL-terminated): a string as is, a number or boolean
 // as JSON, an array as its elements joined by single spaces, an object as JSON. `*needed_out`
-// always receives the text's length without the NUL. With a `buffer_len` too small (or
-// `buffer` NULL and `buffer_len` 0) nothing is copied and `JWT_STATUS_INVALID_ARGUMENT` is
-// returned: call again with `*needed_out + 1` bytes. Errors: `JWT_STATUS_CLAIM_NOT_FOUND`,
-// `JWT_STATUS_NULL_ARGUMENT`.
+// is always written: the text's length without the NUL, or 0 when the call fails for another
+// reason than the buffer's size. With a `buffer_len` too small (or `buffer` NULL and
+// `buffer_len` 0) nothing is copied and `JWT_STATUS_INVALID_ARGUMENT` is returned: call again
+// with `*needed_out + 1` bytes. Errors: `JWT_STATUS_CLAIM_NOT_FOUND`,
+// `JWT_STATUS_NULL_ARGUMENT`, `JWT_STATUS_INVALID_ARGUMENT` (name not UTF-8). The text is
+// the claim's own and may hold any character, control characters included: use
+// `jwt_claims_get_header_text` for text bound for an HTTP header.
 jwt_status jwt_claims_get_text(const jwt_claims *claims_handle,
                                const char *name,
                                size_t name_len,
                                char *buffer,
                                size_t buffer_len,
                                size_t *needed_out);
+
+// As `jwt_claims_get_text`, but safe to put in an HTTP header value: control characters
+// (U+0000 to U+001F and U+007F: CR, LF, NUL, TAB, ...) and the backslash are written as
+// JSON string escapes (`\r`, `\n`, `\t`, `\u0000`, `\\`), so a claim can never end a
+// header or start another, and two different claims never give the same text. Hosts that
+// forward claims into headers (the nginx `$jwt_claim_*` variables) use this.
+jwt_status jwt_claims_get_header_text(const jwt_claims *claims_handle,
+                                      const char *name,
+                                      size_t name_len,
+                                      char *buffer,
+                                      size_t buffer_len,
+                                      size_t *needed_out);
 
 // Make an empty configuration: no issuer, no audience, no keys; algorithms `RS256`, leeway
 // 60 s, default cache policy. Free it with `jwt_config_free`. Returns NULL only on a panic.
@@ -246,7 +261,8 @@ jwt_status jwt_config_add_audience(jwt_config *config, const char *audience, siz
 // later calls add. Unknown names, `none` and `HS*` return `JWT_STATUS_INVALID_ARGUMENT`.
 jwt_status jwt_config_add_algorithm(jwt_config *config, const char *name, size_t name_len);
 
-// Seconds of clock skew allowed for `exp`, `nbf` and `iat` (default 60).
+// Seconds of clock skew allowed for `exp`, `nbf` and `iat` (default 60, at most 3600; more
+// returns `JWT_STATUS_INVALID_ARGUMENT`).
 jwt_status jwt_config_set_leeway(jwt_config *config, uint64_t seconds);
 
 // Require a claim to be present (`sub`, `client_id`, `jti`, `scope` must be non-empty
@@ -257,7 +273,8 @@ jwt_status jwt_config_add_required_claim(jwt_config *config, const char *name, s
 // `iat`, `jti` are required. Off by default.
 jwt_status jwt_config_set_strict(jwt_config *config, bool strict);
 
-// Largest token accepted, in bytes, checked before any decoding (default 16384).
+// Largest token accepted, in bytes, checked before any decoding (default 16384; 1 to
+// 1048576).
 jwt_status jwt_config_set_max_token_size(jwt_config *config, size_t bytes);
 
 // Take keys from a JWKS URL through the process-global cache. `https` is required except for
@@ -275,29 +292,36 @@ jwt_status jwt_config_set_jwks_file(jwt_config *config, const char *path, size_t
 // where TLS ends before the issuer).
 jwt_status jwt_config_set_allow_insecure_http(jwt_config *config, bool allow);
 
-// Lifetime of a fetched JWKS when the issuer sends no `Cache-Control: max-age` (default 600 s).
+// Lifetime of a fetched JWKS when the issuer sends no `Cache-Control: max-age` (default 600 s,
+// at most 604800).
 jwt_status jwt_config_set_cache_ttl(jwt_config *config, uint64_t seconds);
 
-// Least time between two JWKS refetches caused by unknown `kid`s, per URL (default 30 s).
+// How long a `kid` that a refetch looked for and did not find is answered at once without
+// another refetch, per URL (default 30 s, at most 604800). New unknown `kid`s refetch at most
+// once a second per URL (or once per cooldown, if it is shorter).
 jwt_status jwt_config_set_refetch_cooldown(jwt_config *config, uint64_t seconds);
 
 // How long before expiry a background refresh starts, in seconds (default 60; at most half
-// the keys' lifetime is used).
+// the keys' lifetime is used; at most 604800).
 jwt_status jwt_config_set_refresh_ahead(jwt_config *config, uint64_t seconds);
 
-// How long the last good keys keep serving while refreshes fail, in seconds (default 86400).
+// How long the last good keys keep serving while refreshes fail, in seconds (default 86400,
+// at most 2592000).
 jwt_status jwt_config_set_max_stale(jwt_config *config, uint64_t seconds);
 
 // Backoff after failed fetches: the first wait and the longest, in milliseconds (defaults
-// 2000 and 300000); each failure in a row doubles the wait, with ±20% jitter.
+// 2000 and 300000; at most 86400000); each failure in a row doubles the wait, with ±20%
+// jitter.
 jwt_status jwt_config_set_backoff(jwt_config *config, uint64_t initial_ms, uint64_t max_ms);
 
-// Network timeouts of each fetch, in milliseconds: connect and total (defaults 2000, 5000).
+// Network timeouts of each fetch, in milliseconds: connect and total (defaults 2000, 5000;
+// 1 to 600000).
 jwt_status jwt_config_set_fetch_timeouts(jwt_config *config,
                                          uint64_t connect_ms,
                                          uint64_t total_ms);
 
-// Largest JWKS (and discovery document) body accepted, in bytes (default 1 MiB).
+// Largest JWKS (and discovery document) body accepted, in bytes (default 1 MiB, at most
+// 64 MiB).
 jwt_status jwt_config_set_max_jwks_size(jwt_config *config, size_t bytes);
 
 // Non-blocking mode for event-loop hosts (nginx): verification never waits on the network.
@@ -316,7 +340,7 @@ jwt_status jwt_config_set_snapshot(jwt_config *config, const char *path, size_t 
 jwt_status jwt_config_set_ca_file(jwt_config *config, const char *path, size_t path_len);
 
 // Bounds applied to the issuer's `Cache-Control: max-age` (and to the TTL), in seconds
-// (defaults 60 and 86400).
+// (defaults 60 and 86400; the minimum at most 604800, the maximum at most 2592000).
 jwt_status jwt_config_set_ttl_bounds(jwt_config *config,
                                      uint64_t min_seconds,
                                      uint64_t max_seconds);
@@ -324,7 +348,9 @@ jwt_status jwt_config_set_ttl_bounds(jwt_config *config,
 // Route the library's messages at `max_level` (a `jwt_log_level` value) and more severe to
 // `callback`, process-wide, replacing any earlier callback. NULL `callback` silences the
 // library (the default). The callback and `userdata` must stay valid until replaced, and the
-// callback must be safe to call from any thread.
+// callback must be safe to call from any thread. Returns once no call to the earlier
+// callback is running, so after it returns the earlier callback is never called again (a
+// host may unload or finalize what it needs); it must not be called from inside a callback.
 jwt_status jwt_set_log_callback(jwt_log_callback callback, void *userdata, uint32_t max_level);
 
 // The stable snake_case name of a status (e.g. `"token_expired"`), the same in every binding.
@@ -376,7 +402,9 @@ jwt_status jwt_verify(const jwt_verifier *verifier,
 
 // Verify the token in an `Authorization` header value (`"Bearer <token>"`, scheme in any
 // case, exactly one token). Pass `header = NULL, header_len = 0` when the request had no
-// such header: that returns `JWT_STATUS_TOKEN_MISSING`. Otherwise as `jwt_verify`.
+// such header: that returns `JWT_STATUS_TOKEN_MISSING`; NULL with a non-zero length returns
+// `JWT_STATUS_NULL_ARGUMENT`, and bytes that are not UTF-8
+// `JWT_STATUS_AUTHORIZATION_HEADER_MALFORMED`. Otherwise as `jwt_verify`.
 jwt_status jwt_verify_authorization(const jwt_verifier *verifier,
                                     const char *header,
                                     size_t header_len,

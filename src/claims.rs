@@ -67,10 +67,36 @@ impl Claims {
         }
     }
 
+    /// [`Claims::get_text`] made safe for an HTTP header value: control characters
+    /// (U+0000 to U+001F, U+007F) and the backslash become JSON string escapes, so the text holds no
+    /// CR, LF or NUL and distinct claims stay distinct.
+    pub fn get_header_text(&self, name: &str) -> Result<String> {
+        Ok(header_safe(&self.get_text(name)?))
+    }
+
     /// Whether the token grants `scope` (see [`has_scope`]).
     pub fn has_scope(&self, scope: &str) -> bool {
         has_scope(&self.map, scope)
     }
+}
+
+/// `text` with control characters and backslashes written as JSON string escapes.
+pub fn header_safe(text: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\r' => out.push_str("\\r"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_ascii_control() => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Whether claims grant `scope`: an exact, case-sensitive match of one space-separated entry of

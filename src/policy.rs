@@ -126,6 +126,11 @@ impl fmt::Display for Algorithm {
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 16 * 1024;
 /// Default clock skew allowed for `exp`, `nbf` and `iat`, in seconds.
 pub const DEFAULT_LEEWAY_SECS: u64 = 60;
+/// Largest leeway accepted (one hour): more is a misconfiguration (or a negative number that
+/// wrapped), never a clock skew.
+pub const MAX_LEEWAY_SECS: u64 = 3600;
+/// Largest token size cap accepted.
+pub const MAX_TOKEN_BYTES_LIMIT: usize = 1024 * 1024;
 
 /// What a verifier accepts. Build with [`Policy::new`] and the `with_*` methods.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -240,8 +245,11 @@ impl Policy {
         if self.algorithms.is_empty() {
             return bad("the algorithm allow-list is empty");
         }
-        if self.max_token_bytes == 0 {
-            return bad("the token size cap is zero");
+        if self.max_token_bytes == 0 || self.max_token_bytes > MAX_TOKEN_BYTES_LIMIT {
+            return bad("the token size cap must be 1 byte to 1 MiB");
+        }
+        if self.leeway_secs > MAX_LEEWAY_SECS {
+            return bad("the leeway must be 0 to 3600 seconds");
         }
         Ok(())
     }

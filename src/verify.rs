@@ -191,6 +191,7 @@ impl Verifier {
     /// first use (so building never touches the network).
     pub fn new(config: Config) -> Result<Verifier> {
         config.policy.validate()?;
+        config.cache.validate()?;
         if let Some(path) = &config.cache.fetch.ca_file {
             fetch::load_ca_file(path)?;
         }
@@ -207,7 +208,7 @@ impl Verifier {
             }
             Keys::Url(url) => {
                 fetch::check_url(url, config.cache.fetch.allow_insecure_http)?;
-                let source = cache::source(url);
+                let source = cache::source(url, &config.cache.fetch);
                 if let Some(path) = &config.cache.snapshot {
                     source.add_snapshot(path.clone());
                 }
@@ -248,15 +249,16 @@ impl Verifier {
     /// The source of keys from the network, discovering it if needed (borrowed: no reference
     /// count is touched per verification).
     fn network_source(&self) -> Result<Option<&Arc<JwksSource>>> {
+        self.network_source_with(&self.cache)
+    }
+
+    fn network_source_with(&self, options: &CacheOptions) -> Result<Option<&Arc<JwksSource>>> {
         match &self.source {
             KeySource::Fixed(_) => Ok(None),
             KeySource::Cached(s) => Ok(Some(s)),
             KeySource::Discovered(d) => match d.resolved() {
                 Some(s) => Ok(Some(s)),
-                None => {
-                    d.source(&self.clock, &self.cache)?;
-                    Ok(d.resolved())
-                }
+                None => d.source(&self.clock, options).map(Some),
             },
         }
     }
@@ -281,11 +283,12 @@ impl Verifier {
         }
     }
 
-    /// Start fetching the keys in the background if they are missing or due, without waiting.
+    /// Start fetching the keys (discovering the JWKS URL first if needed) in the background
+    /// if they are missing or due, without waiting, whatever the blocking mode.
     pub fn prefetch_keys(&self) {
-        if let Ok(Some(source)) = self.network_source() {
-            let mut background = self.cache.clone();
-            background.non_blocking = true;
+        let mut background = self.cache.clone();
+        background.non_blocking = true;
+        if let Ok(Some(source)) = self.network_source_with(&background) {
             let _ = source.keys(&self.clock, &background);
         }
     }
@@ -295,12 +298,12 @@ impl Verifier {
         &self.policy
     }
 
-    /// The cache entry behind this verifier, when its keys come from a URL (known once
-    /// discovery, if used, has succeeded).
+    /// The cache entry behind this verifier, when its keys come from a URL (with discovery:
+    /// once it succeeded, or the snapshot's stand-in before).
     pub fn jwks_source(&self) -> Option<&Arc<JwksSource>> {
         match &self.source {
             KeySource::Cached(s) => Some(s),
-            KeySource::Discovered(d) => d.resolved(),
+            KeySource::Discovered(d) => d.current(),
             KeySource::Fixed(_) => None,
         }
     }
@@ -321,7 +324,12 @@ impl Verifier {
             (_, Some(source)) => {
                 let keys = source.keys(&self.clock, &self.cache)?;
                 decoded.verify_with(&keys)?
-                    || match source.refetch_for_unknown_kid(&keys, &self.clock, &self.cache) {
+                    || match source.refetch_for_unknown_kid(
+                        &keys,
+                        decoded.header.kid.as_deref(),
+                        &self.clock,
+                        &self.cache,
+                    ) {
                         Some(newer) => decoded.verify_with(&newer)?,
                         None => false,
                     }

@@ -1,4 +1,4 @@
-//! The verification pipeline against ../shared/SECURITY-CASES.md (cases 1-30, 32, 36-40),
+//! The verification pipeline against the project's security cases (1-30, 32, 36-40),
 //! with fixed JWKS documents and a manual clock. Case numbers are in the test names.
 
 mod common;

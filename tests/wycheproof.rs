@@ -35,7 +35,7 @@ fn vectors_dir() -> PathBuf {
     std::env::var_os("JWTGUARD_VECTORS")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors/wycheproof")
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/wycheproof")
         })
 }
 

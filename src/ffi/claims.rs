@@ -116,12 +116,34 @@ pub extern "C" fn jwt_has_scope_json(
     }
 }
 
+/// Copy `text` and a NUL into `buffer`, after writing its length to `*needed_out` (0 first,
+/// so that every error leaves it written).
+fn text_out(
+    text: impl FnOnce() -> Result<String, Status>,
+    buffer: *mut c_char,
+    buffer_len: usize,
+    needed_out: *mut usize,
+) -> Status {
+    to_status((|| {
+        write_out(needed_out, 0)?;
+        let text = text()?;
+        write_out(needed_out, text.len())?;
+        if buffer.is_null() || buffer_len <= text.len() {
+            return Err(Status::InvalidArgument);
+        }
+        super::copy_out(text.as_bytes(), buffer, buffer_len)
+    })())
+}
+
 /// Copy one claim as text into `buffer` (NUL-terminated): a string as is, a number or boolean
 /// as JSON, an array as its elements joined by single spaces, an object as JSON. `*needed_out`
-/// always receives the text's length without the NUL. With a `buffer_len` too small (or
-/// `buffer` NULL and `buffer_len` 0) nothing is copied and `JWT_STATUS_INVALID_ARGUMENT` is
-/// returned: call again with `*needed_out + 1` bytes. Errors: `JWT_STATUS_CLAIM_NOT_FOUND`,
-/// `JWT_STATUS_NULL_ARGUMENT`.
+/// is always written: the text's length without the NUL, or 0 when the call fails for another
+/// reason than the buffer's size. With a `buffer_len` too small (or `buffer` NULL and
+/// `buffer_len` 0) nothing is copied and `JWT_STATUS_INVALID_ARGUMENT` is returned: call again
+/// with `*needed_out + 1` bytes. Errors: `JWT_STATUS_CLAIM_NOT_FOUND`,
+/// `JWT_STATUS_NULL_ARGUMENT`, `JWT_STATUS_INVALID_ARGUMENT` (name not UTF-8). The text is
+/// the claim's own and may hold any character, control characters included: use
+/// `jwt_claims_get_header_text` for text bound for an HTTP header.
 #[unsafe(no_mangle)]
 pub extern "C" fn jwt_claims_get_text(
     claims_handle: *const jwt_claims,
@@ -132,14 +154,39 @@ pub extern "C" fn jwt_claims_get_text(
     needed_out: *mut usize,
 ) -> Status {
     ffi_panic_boundary! {
-        to_status((|| {
-            let c = claims(claims_handle)?;
-            let text = c.get_text(str_arg(name, name_len)?).map_err(|e| e.status())?;
-            write_out(needed_out, text.len())?;
-            if buffer.is_null() || buffer_len <= text.len() {
-                return Err(Status::InvalidArgument);
-            }
-            super::copy_out(text.as_bytes(), buffer, buffer_len)
-        })())
+        text_out(
+            || claims(claims_handle)?.get_text(str_arg(name, name_len)?).map_err(|e| e.status()),
+            buffer,
+            buffer_len,
+            needed_out,
+        )
+    }
+}
+
+/// As `jwt_claims_get_text`, but safe to put in an HTTP header value: control characters
+/// (U+0000 to U+001F and U+007F: CR, LF, NUL, TAB, ...) and the backslash are written as
+/// JSON string escapes (`\r`, `\n`, `\t`, `\u0000`, `\\`), so a claim can never end a
+/// header or start another, and two different claims never give the same text. Hosts that
+/// forward claims into headers (the nginx `$jwt_claim_*` variables) use this.
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_claims_get_header_text(
+    claims_handle: *const jwt_claims,
+    name: *const c_char,
+    name_len: usize,
+    buffer: *mut c_char,
+    buffer_len: usize,
+    needed_out: *mut usize,
+) -> Status {
+    ffi_panic_boundary! {
+        text_out(
+            || {
+                claims(claims_handle)?
+                    .get_header_text(str_arg(name, name_len)?)
+                    .map_err(|e| e.status())
+            },
+            buffer,
+            buffer_len,
+            needed_out,
+        )
     }
 }

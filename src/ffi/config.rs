@@ -3,7 +3,10 @@
 use super::{ffi_panic_boundary, free_handle, into_handle, mut_arg, str_arg, to_status};
 use crate::error::Status;
 use crate::jwks::CacheOptions;
-use crate::policy::{Algorithm, Policy};
+use crate::jwks::cache::{
+    MAX_BACKOFF_MS, MAX_CACHE_SECS, MAX_JWKS_BYTES_LIMIT, MAX_STALE_SECS, MAX_TIMEOUT_MS,
+};
+use crate::policy::{Algorithm, MAX_LEEWAY_SECS, MAX_TOKEN_BYTES_LIMIT, Policy};
 use crate::verify::Keys;
 use std::os::raw::c_char;
 use std::time::Duration;
@@ -28,6 +31,16 @@ fn with_config(
     f: impl FnOnce(&mut ConfigBuilder) -> Result<(), Status>,
 ) -> Status {
     to_status(mut_arg(config.cast::<ConfigBuilder>()).and_then(f))
+}
+
+/// `value` if it is at most `max`, else `JWT_STATUS_INVALID_ARGUMENT` (a negative number
+/// converted to `uint64_t` arrives here as a huge one).
+fn bounded(value: u64, max: u64) -> Result<u64, Status> {
+    if value > max {
+        Err(Status::InvalidArgument)
+    } else {
+        Ok(value)
+    }
 }
 
 fn text_setter(
@@ -119,12 +132,13 @@ pub extern "C" fn jwt_config_add_algorithm(
     }
 }
 
-/// Seconds of clock skew allowed for `exp`, `nbf` and `iat` (default 60).
+/// Seconds of clock skew allowed for `exp`, `nbf` and `iat` (default 60, at most 3600; more
+/// returns `JWT_STATUS_INVALID_ARGUMENT`).
 #[unsafe(no_mangle)]
 pub extern "C" fn jwt_config_set_leeway(config: *mut jwt_config, seconds: u64) -> Status {
     ffi_panic_boundary! {
         with_config(config, |c| {
-            c.policy.leeway_secs = seconds;
+            c.policy.leeway_secs = bounded(seconds, MAX_LEEWAY_SECS)?;
             Ok(())
         })
     }
@@ -158,12 +172,13 @@ pub extern "C" fn jwt_config_set_strict(config: *mut jwt_config, strict: bool) -
     }
 }
 
-/// Largest token accepted, in bytes, checked before any decoding (default 16384).
+/// Largest token accepted, in bytes, checked before any decoding (default 16384; 1 to
+/// 1048576).
 #[unsafe(no_mangle)]
 pub extern "C" fn jwt_config_set_max_token_size(config: *mut jwt_config, bytes: usize) -> Status {
     ffi_panic_boundary! {
         with_config(config, |c| {
-            if bytes == 0 {
+            if bytes == 0 || bytes > MAX_TOKEN_BYTES_LIMIT {
                 return Err(Status::InvalidArgument);
             }
             c.policy.max_token_bytes = bytes;
@@ -235,53 +250,58 @@ pub extern "C" fn jwt_config_set_allow_insecure_http(
     }
 }
 
-/// Lifetime of a fetched JWKS when the issuer sends no `Cache-Control: max-age` (default 600 s).
+/// Lifetime of a fetched JWKS when the issuer sends no `Cache-Control: max-age` (default 600 s,
+/// at most 604800).
 #[unsafe(no_mangle)]
 pub extern "C" fn jwt_config_set_cache_ttl(config: *mut jwt_config, seconds: u64) -> Status {
     ffi_panic_boundary! {
         with_config(config, |c| {
-            c.cache.ttl = Duration::from_secs(seconds);
+            c.cache.ttl = Duration::from_secs(bounded(seconds, MAX_CACHE_SECS)?);
             Ok(())
         })
     }
 }
 
-/// Least time between two JWKS refetches caused by unknown `kid`s, per URL (default 30 s).
+/// How long a `kid` that a refetch looked for and did not find is answered at once without
+/// another refetch, per URL (default 30 s, at most 604800). New unknown `kid`s refetch at most
+/// once a second per URL (or once per cooldown, if it is shorter).
 #[unsafe(no_mangle)]
 pub extern "C" fn jwt_config_set_refetch_cooldown(config: *mut jwt_config, seconds: u64) -> Status {
     ffi_panic_boundary! {
         with_config(config, |c| {
-            c.cache.refetch_cooldown = Duration::from_secs(seconds);
+            c.cache.refetch_cooldown = Duration::from_secs(bounded(seconds, MAX_CACHE_SECS)?);
             Ok(())
         })
     }
 }
 
 /// How long before expiry a background refresh starts, in seconds (default 60; at most half
-/// the keys' lifetime is used).
+/// the keys' lifetime is used; at most 604800).
 #[unsafe(no_mangle)]
 pub extern "C" fn jwt_config_set_refresh_ahead(config: *mut jwt_config, seconds: u64) -> Status {
     ffi_panic_boundary! {
         with_config(config, |c| {
-            c.cache.refresh_ahead = Duration::from_secs(seconds);
+            c.cache.refresh_ahead = Duration::from_secs(bounded(seconds, MAX_CACHE_SECS)?);
             Ok(())
         })
     }
 }
 
-/// How long the last good keys keep serving while refreshes fail, in seconds (default 86400).
+/// How long the last good keys keep serving while refreshes fail, in seconds (default 86400,
+/// at most 2592000).
 #[unsafe(no_mangle)]
 pub extern "C" fn jwt_config_set_max_stale(config: *mut jwt_config, seconds: u64) -> Status {
     ffi_panic_boundary! {
         with_config(config, |c| {
-            c.cache.max_stale = Duration::from_secs(seconds);
+            c.cache.max_stale = Duration::from_secs(bounded(seconds, MAX_STALE_SECS)?);
             Ok(())
         })
     }
 }
 
 /// Backoff after failed fetches: the first wait and the longest, in milliseconds (defaults
-/// 2000 and 300000); each failure in a row doubles the wait, with ±20% jitter.
+/// 2000 and 300000; at most 86400000); each failure in a row doubles the wait, with ±20%
+/// jitter.
 #[unsafe(no_mangle)]
 pub extern "C" fn jwt_config_set_backoff(
     config: *mut jwt_config,
@@ -290,7 +310,7 @@ pub extern "C" fn jwt_config_set_backoff(
 ) -> Status {
     ffi_panic_boundary! {
         with_config(config, |c| {
-            if initial_ms == 0 || max_ms < initial_ms {
+            if initial_ms == 0 || max_ms < initial_ms || max_ms > MAX_BACKOFF_MS {
                 return Err(Status::InvalidArgument);
             }
             c.cache.backoff_initial = Duration::from_millis(initial_ms);
@@ -300,7 +320,8 @@ pub extern "C" fn jwt_config_set_backoff(
     }
 }
 
-/// Network timeouts of each fetch, in milliseconds: connect and total (defaults 2000, 5000).
+/// Network timeouts of each fetch, in milliseconds: connect and total (defaults 2000, 5000;
+/// 1 to 600000).
 #[unsafe(no_mangle)]
 pub extern "C" fn jwt_config_set_fetch_timeouts(
     config: *mut jwt_config,
@@ -309,7 +330,11 @@ pub extern "C" fn jwt_config_set_fetch_timeouts(
 ) -> Status {
     ffi_panic_boundary! {
         with_config(config, |c| {
-            if connect_ms == 0 || total_ms == 0 {
+            if connect_ms == 0
+                || total_ms == 0
+                || connect_ms > MAX_TIMEOUT_MS
+                || total_ms > MAX_TIMEOUT_MS
+            {
                 return Err(Status::InvalidArgument);
             }
             c.cache.fetch.connect_timeout = Duration::from_millis(connect_ms);
@@ -319,12 +344,13 @@ pub extern "C" fn jwt_config_set_fetch_timeouts(
     }
 }
 
-/// Largest JWKS (and discovery document) body accepted, in bytes (default 1 MiB).
+/// Largest JWKS (and discovery document) body accepted, in bytes (default 1 MiB, at most
+/// 64 MiB).
 #[unsafe(no_mangle)]
 pub extern "C" fn jwt_config_set_max_jwks_size(config: *mut jwt_config, bytes: usize) -> Status {
     ffi_panic_boundary! {
         with_config(config, |c| {
-            if bytes == 0 {
+            if bytes == 0 || bytes as u64 > MAX_JWKS_BYTES_LIMIT {
                 return Err(Status::InvalidArgument);
             }
             c.cache.fetch.max_body_bytes = bytes as u64;
@@ -384,7 +410,7 @@ pub extern "C" fn jwt_config_set_ca_file(
 }
 
 /// Bounds applied to the issuer's `Cache-Control: max-age` (and to the TTL), in seconds
-/// (defaults 60 and 86400).
+/// (defaults 60 and 86400; the minimum at most 604800, the maximum at most 2592000).
 #[unsafe(no_mangle)]
 pub extern "C" fn jwt_config_set_ttl_bounds(
     config: *mut jwt_config,
@@ -393,7 +419,10 @@ pub extern "C" fn jwt_config_set_ttl_bounds(
 ) -> Status {
     ffi_panic_boundary! {
         with_config(config, |c| {
-            if max_seconds < min_seconds {
+            if max_seconds < min_seconds
+                || min_seconds > MAX_CACHE_SECS
+                || max_seconds > MAX_STALE_SECS
+            {
                 return Err(Status::InvalidArgument);
             }
             c.cache.min_ttl = Duration::from_secs(min_seconds);

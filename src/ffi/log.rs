@@ -50,7 +50,9 @@ unsafe impl Sync for Callback {}
 /// Route the library's messages at `max_level` (a `jwt_log_level` value) and more severe to
 /// `callback`, process-wide, replacing any earlier callback. NULL `callback` silences the
 /// library (the default). The callback and `userdata` must stay valid until replaced, and the
-/// callback must be safe to call from any thread.
+/// callback must be safe to call from any thread. Returns once no call to the earlier
+/// callback is running, so after it returns the earlier callback is never called again (a
+/// host may unload or finalize what it needs); it must not be called from inside a callback.
 #[unsafe(no_mangle)]
 pub extern "C" fn jwt_set_log_callback(
     callback: jwt_log_callback,

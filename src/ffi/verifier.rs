@@ -97,7 +97,9 @@ pub extern "C" fn jwt_verify(
 
 /// Verify the token in an `Authorization` header value (`"Bearer <token>"`, scheme in any
 /// case, exactly one token). Pass `header = NULL, header_len = 0` when the request had no
-/// such header: that returns `JWT_STATUS_TOKEN_MISSING`. Otherwise as `jwt_verify`.
+/// such header: that returns `JWT_STATUS_TOKEN_MISSING`; NULL with a non-zero length returns
+/// `JWT_STATUS_NULL_ARGUMENT`, and bytes that are not UTF-8
+/// `JWT_STATUS_AUTHORIZATION_HEADER_MALFORMED`. Otherwise as `jwt_verify`.
 #[unsafe(no_mangle)]
 pub extern "C" fn jwt_verify_authorization(
     verifier: *const jwt_verifier,
@@ -110,7 +112,10 @@ pub extern "C" fn jwt_verify_authorization(
             let value = if header.is_null() && header_len == 0 {
                 None
             } else {
-                Some(str_arg(header, header_len).map_err(|_| Status::AuthorizationHeaderMalformed)?)
+                Some(str_arg(header, header_len).map_err(|s| match s {
+                    Status::NullArgument => s,
+                    _ => Status::AuthorizationHeaderMalformed,
+                })?)
             };
             v.verify_authorization(value).map_err(|e| e.status())
         })

@@ -7,8 +7,11 @@
 //!   refresh runs; failures back off exponentially with jitter;
 //! - only a cold cache (no usable keys) makes a verification wait for a fetch, and only in
 //!   blocking mode; in non-blocking mode it answers `KeysUnavailable` at once;
-//! - an unknown `kid` triggers at most one refetch per cooldown; misses inside the cooldown are
-//!   answered at once, misses during a refetch wait for its result (blocking mode only).
+//! - an unknown `kid` seen for the first time may trigger a refetch (ETag-revalidated) at most
+//!   once a second per URL; a `kid` that a refetch already looked for waits out the cooldown.
+//!   So a flood of junk `kid`s costs at most one conditional request a second, and one junk
+//!   token cannot hold back a freshly rotated key. Misses during a refetch wait for its result
+//!   (blocking mode only).
 //!
 //! No thread is started until a refresh is needed. Fork safety: a fetch in flight is owned by
 //! the process that started it; a child after `fork` does not wait for its parent's fetch.
@@ -19,7 +22,7 @@ use crate::jwks::fetch::{self, FetchOptions, Outcome};
 use crate::jwks::keyset::KeySet;
 use crate::log::{self, Level};
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
@@ -35,7 +38,8 @@ pub struct CacheOptions {
     pub max_ttl: Duration,
     /// How long before expiry a background refresh starts (at most half the lifetime).
     pub refresh_ahead: Duration,
-    /// Least time between two refetches triggered by unknown `kid`s (per URL).
+    /// How long a `kid` that a refetch looked for and did not find is answered at once,
+    /// without another refetch (per URL). New `kid`s may refetch at most once a second.
     pub refetch_cooldown: Duration,
     /// How long the last good keys keep serving while refreshes fail.
     pub max_stale: Duration,
@@ -72,6 +76,63 @@ impl Default for CacheOptions {
     }
 }
 
+/// Longest accepted TTL, TTL bound, refresh-ahead and refetch cooldown (7 days).
+pub const MAX_CACHE_SECS: u64 = 7 * 24 * 3600;
+/// Longest accepted stale limit (30 days).
+pub const MAX_STALE_SECS: u64 = 30 * 24 * 3600;
+/// Longest accepted backoff wait (1 day).
+pub const MAX_BACKOFF_MS: u64 = 24 * 3600 * 1000;
+/// Longest accepted fetch timeout (10 minutes).
+pub const MAX_TIMEOUT_MS: u64 = 600 * 1000;
+/// Largest accepted JWKS body cap (64 MiB).
+pub const MAX_JWKS_BYTES_LIMIT: u64 = 64 * 1024 * 1024;
+
+impl CacheOptions {
+    /// Refuse durations and sizes no operator means (a negative number that wrapped, a typo):
+    /// each has a bound, named in the error.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |what: String| Err(Error::with_detail(Status::ConfigInvalid, what));
+        let secs = |d: Duration| d.as_secs_f64();
+        for (name, value, max) in [
+            ("ttl", self.ttl, MAX_CACHE_SECS),
+            ("min_ttl", self.min_ttl, MAX_CACHE_SECS),
+            ("max_ttl", self.max_ttl, MAX_STALE_SECS),
+            ("refresh_ahead", self.refresh_ahead, MAX_CACHE_SECS),
+            ("refetch_cooldown", self.refetch_cooldown, MAX_CACHE_SECS),
+            ("max_stale", self.max_stale, MAX_STALE_SECS),
+        ] {
+            if secs(value) > max as f64 {
+                return bad(format!("{name} must be at most {max} seconds"));
+            }
+        }
+        for (name, value, min, max) in [
+            ("backoff_initial", self.backoff_initial, 1, MAX_BACKOFF_MS),
+            ("backoff_max", self.backoff_max, 1, MAX_BACKOFF_MS),
+            (
+                "connect_timeout",
+                self.fetch.connect_timeout,
+                1,
+                MAX_TIMEOUT_MS,
+            ),
+            ("total_timeout", self.fetch.total_timeout, 1, MAX_TIMEOUT_MS),
+        ] {
+            let ms = value.as_millis();
+            if ms < min as u128 || ms > max as u128 {
+                return bad(format!("{name} must be {min} to {max} milliseconds"));
+            }
+        }
+        if self.backoff_max < self.backoff_initial || self.max_ttl < self.min_ttl {
+            return bad("a maximum is below its minimum".into());
+        }
+        if self.fetch.max_body_bytes == 0 || self.fetch.max_body_bytes > MAX_JWKS_BYTES_LIMIT {
+            return bad(format!(
+                "max_jwks_size must be 1 to {MAX_JWKS_BYTES_LIMIT} bytes"
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Clone)]
 struct Loaded {
     keys: Arc<KeySet>,
@@ -102,8 +163,15 @@ struct Control {
     failures_in_a_row: u32,
     next_attempt: f64,
     last_unknown_kid_refetch: Option<f64>,
+    /// `kid`s a refetch was made for, and when (bounded: at most one is added per refetch).
+    kids_looked_up: HashMap<String, f64>,
     last_error: Option<Error>,
 }
+
+/// Least time between two refetches for new unknown `kid`s, per URL (or the cooldown, if shorter).
+const NEW_KID_INTERVAL: f64 = 1.0;
+/// Most `kid`s remembered as looked up per URL.
+const MAX_KIDS_LOOKED_UP: usize = 1024;
 
 /// Counters of one JWKS URL.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -120,6 +188,8 @@ pub struct SourceStats {
     pub cache_hits: u64,
     /// Key lookups answered with keys past their expiry (stale-if-error).
     pub stale_hits: u64,
+    /// Fetches that ended in a panic (counted in `fetches_failed` too).
+    pub fetch_panics: u64,
 }
 
 /// Why a fetch is started (for logs).
@@ -130,28 +200,54 @@ enum Reason {
     UnknownKid,
 }
 
+/// A snapshot file this source keeps, and whether it was read already (it is read once).
+struct SnapshotPath {
+    path: PathBuf,
+    read: bool,
+}
+
 /// The cached keys of one JWKS URL.
 pub struct JwksSource {
     url: String,
     loaded: RwLock<Option<Loaded>>,
     control: Mutex<Control>,
     fetched: Condvar,
-    snapshots: Mutex<Vec<PathBuf>>,
+    snapshots: Mutex<Vec<SnapshotPath>>,
+    /// Issuers whose discovery named this URL (recorded in snapshots).
+    issuers: Mutex<Vec<String>>,
     fetches_ok: AtomicU64,
     fetches_failed: AtomicU64,
     fetches_not_modified: AtomicU64,
     unknown_kid_refetches: AtomicU64,
     cache_hits: AtomicU64,
     stale_hits: AtomicU64,
+    fetch_panics: AtomicU64,
 }
 
-static SOURCES: LazyLock<Mutex<HashMap<String, Arc<JwksSource>>>> =
+/// What makes two verifiers' views of one URL the same: the URL and the options that decide
+/// which answers are trusted. Verifiers that differ in these never share keys.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct SourceKey {
+    url: String,
+    ca_file: Option<PathBuf>,
+    allow_insecure_http: bool,
+    max_body_bytes: u64,
+}
+
+static SOURCES: LazyLock<Mutex<HashMap<SourceKey, Arc<JwksSource>>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
-/// The process-wide source for `url`, created on first use.
-pub fn source(url: &str) -> Arc<JwksSource> {
+/// The process-wide source for `url` fetched with `fetch`'s trust options (CA file, plain-http
+/// opt-in, body cap), created on first use.
+pub fn source(url: &str, fetch: &FetchOptions) -> Arc<JwksSource> {
+    let key = SourceKey {
+        url: url.to_string(),
+        ca_file: fetch.ca_file.clone(),
+        allow_insecure_http: fetch.allow_insecure_http,
+        max_body_bytes: fetch.max_body_bytes,
+    };
     let mut map = SOURCES.lock().unwrap_or_else(PoisonError::into_inner);
-    map.entry(url.to_string())
+    map.entry(key)
         .or_insert_with(|| {
             Arc::new(JwksSource {
                 url: url.to_string(),
@@ -159,12 +255,14 @@ pub fn source(url: &str) -> Arc<JwksSource> {
                 control: Mutex::new(Control::default()),
                 fetched: Condvar::new(),
                 snapshots: Mutex::new(Vec::new()),
+                issuers: Mutex::new(Vec::new()),
                 fetches_ok: AtomicU64::new(0),
                 fetches_failed: AtomicU64::new(0),
                 fetches_not_modified: AtomicU64::new(0),
                 unknown_kid_refetches: AtomicU64::new(0),
                 cache_hits: AtomicU64::new(0),
                 stale_hits: AtomicU64::new(0),
+                fetch_panics: AtomicU64::new(0),
             })
         })
         .clone()
@@ -188,12 +286,42 @@ pub(crate) fn backoff(options: &CacheOptions, failures: u32) -> f64 {
         * jitter()
 }
 
-/// The snapshot file format: the JWKS as fetched plus when it was fetched.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Snapshot {
+/// The snapshot file: one entry per JWKS URL, so several issuers (nginx servers, verifiers)
+/// may share one file.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct SnapshotFile {
+    entries: Vec<SnapshotEntry>,
+}
+
+/// One JWKS as fetched, when, and the issuers whose discovery named its URL. A discovery
+/// fallback uses an entry only for an issuer it names.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct SnapshotEntry {
     url: String,
+    #[serde(default)]
+    issuers: Vec<String>,
     fetched_at: f64,
     jwks: serde_json::Value,
+}
+
+fn read_snapshot_file(path: &Path) -> Option<SnapshotFile> {
+    let text = std::fs::read(path).ok()?;
+    let parsed = serde_json::from_slice::<SnapshotFile>(&text).ok();
+    if parsed.is_none() {
+        log::emit(Level::Warn, || {
+            format!("jwtguard: snapshot {} is not readable", path.display())
+        });
+    }
+    parsed
+}
+
+/// The JWKS URL that a snapshot file binds to `issuer` (by an earlier discovery), if any.
+pub(crate) fn snapshot_url_for_issuer(path: &Path, issuer: &str) -> Option<String> {
+    read_snapshot_file(path)?
+        .entries
+        .into_iter()
+        .find(|e| e.issuers.iter().any(|i| i == issuer))
+        .map(|e| e.url)
 }
 
 impl JwksSource {
@@ -212,25 +340,41 @@ impl JwksSource {
             unknown_kid_refetches: get(&self.unknown_kid_refetches),
             cache_hits: get(&self.cache_hits),
             stale_hits: get(&self.stale_hits),
+            fetch_panics: get(&self.fetch_panics),
         }
     }
 
-    /// Keep a snapshot of this URL's keys in `path` (and read it on a cold start). When keys
-    /// are loaded already and the file does not exist yet, it is written now.
+    /// Record that `issuer`'s discovery named this URL, so snapshots bind the two.
+    pub(crate) fn bind_issuer(&self, issuer: &str) {
+        {
+            let mut issuers = self.issuers.lock().unwrap_or_else(PoisonError::into_inner);
+            if issuers.iter().any(|i| i == issuer) {
+                return;
+            }
+            issuers.push(issuer.to_string());
+        }
+        if let Some(l) = self.loaded() {
+            self.write_snapshots(l.fetched_at, &l.body);
+        }
+    }
+
+    /// Keep a snapshot of this URL's keys in `path` (and read it once, on a cold start). When
+    /// keys are loaded already, they are written now.
     pub fn add_snapshot(&self, path: PathBuf) {
         {
             let mut paths = self
                 .snapshots
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            if paths.contains(&path) {
+            if paths.iter().any(|p| p.path == path) {
                 return;
             }
-            paths.push(path.clone());
+            paths.push(SnapshotPath {
+                path: path.clone(),
+                read: false,
+            });
         }
-        if let Some(l) = self.loaded()
-            && !path.exists()
-        {
+        if let Some(l) = self.loaded() {
             self.write_snapshot(&path, l.fetched_at, &l.body);
         }
     }
@@ -292,11 +436,14 @@ impl JwksSource {
         }
     }
 
-    /// After a token named a `kid` that `seen` lacks: keys to retry with, if newer keys are
-    /// loaded or a refetch is allowed now and brings some. `None` answers the miss at once.
+    /// After a token named `kid` (`None`: no `kid`) that `seen` lacks: keys to retry with, if
+    /// newer keys are loaded or a refetch is allowed now and brings some. `None` answers the
+    /// miss at once. A refetch is allowed for a `kid` no refetch looked for within the
+    /// cooldown, at most once a second per URL.
     pub fn refetch_for_unknown_kid(
         self: &Arc<Self>,
         seen: &Arc<KeySet>,
+        kid: Option<&str>,
         clock: &Clock,
         options: &CacheOptions,
     ) -> Option<Arc<KeySet>> {
@@ -314,14 +461,27 @@ impl JwksSource {
         let now = clock.now();
         {
             let mut control = self.control();
-            let in_flight_here = control.in_flight == Some(std::process::id());
-            let cooling = control
-                .last_unknown_kid_refetch
-                .is_some_and(|t| now >= t && now - t < options.refetch_cooldown.as_secs_f64());
-            if !in_flight_here && cooling {
-                return None;
-            }
-            if !in_flight_here {
+            if control.in_flight != Some(std::process::id()) {
+                let cooldown = options.refetch_cooldown.as_secs_f64();
+                let within = |t: f64, span: f64| now >= t && now - t < span;
+                let kid = kid.unwrap_or("");
+                if control
+                    .kids_looked_up
+                    .get(kid)
+                    .is_some_and(|t| within(*t, cooldown))
+                    || control
+                        .last_unknown_kid_refetch
+                        .is_some_and(|t| within(t, NEW_KID_INTERVAL.min(cooldown)))
+                {
+                    return None;
+                }
+                if control.kids_looked_up.len() >= MAX_KIDS_LOOKED_UP {
+                    control.kids_looked_up.retain(|_, t| within(*t, cooldown));
+                    if control.kids_looked_up.len() >= MAX_KIDS_LOOKED_UP {
+                        control.kids_looked_up.clear();
+                    }
+                }
+                control.kids_looked_up.insert(kid.to_string(), now);
                 control.last_unknown_kid_refetch = Some(now);
                 self.unknown_kid_refetches.fetch_add(1, Ordering::Relaxed);
             }
@@ -402,7 +562,18 @@ impl JwksSource {
     }
 
     /// Fetch, parse and install the keys, then wake waiters. Runs with no lock held during I/O.
+    /// However it ends (a panic included), the in-flight marker is cleared.
     fn run_fetch(&self, clock: &Clock, options: &CacheOptions, reason: Reason) {
+        let mut guard = FetchGuard {
+            source: self,
+            clock,
+            options,
+            finished: false,
+        };
+        #[cfg(test)]
+        if tests::PANIC_IN_FETCH.swap(false, Ordering::SeqCst) {
+            panic!("forced panic in a fetch (test)");
+        }
         let previous = self.loaded();
         let etag = previous.as_ref().and_then(|l| l.etag.clone());
         let result = fetch::fetch(&self.url, &options.fetch, etag.as_deref());
@@ -430,6 +601,14 @@ impl JwksSource {
                 )),
             },
             Ok(Outcome::Body(fetched)) => match KeySet::from_json(&fetched.body) {
+                Ok(keys) if keys.is_empty() => self.record_failure(Error::with_detail(
+                    Status::KeysUnavailable,
+                    format!(
+                        "{}: the JWKS has no usable key ({} skipped)",
+                        self.url,
+                        keys.skipped().len()
+                    ),
+                )),
                 Ok(keys) => {
                     for skipped in keys.skipped() {
                         log::emit(Level::Warn, || {
@@ -465,6 +644,7 @@ impl JwksSource {
             Err(e) => self.record_failure(e),
         };
         self.finish_fetch(ok, now, options);
+        guard.finished = true;
     }
 
     fn record_failure(&self, error: Error) -> bool {
@@ -517,7 +697,9 @@ impl JwksSource {
         self.snapshots
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .iter()
+            .map(|p| p.path.clone())
+            .collect()
     }
 
     fn write_snapshots(&self, now: f64, body: &[u8]) {
@@ -526,21 +708,52 @@ impl JwksSource {
         }
     }
 
-    /// Write one snapshot atomically (temporary file, then rename).
-    fn write_snapshot(&self, path: &std::path::Path, fetched_at: f64, body: &[u8]) {
+    /// Put this URL's entry into one snapshot file: under an exclusive lock on `PATH.lock`
+    /// (several processes share the file), read, replace the entry, write a temporary file and
+    /// rename it over the old one. Issuers this source was discovered for are bound to this
+    /// entry only.
+    fn write_snapshot(&self, path: &Path, fetched_at: f64, body: &[u8]) {
         let Ok(jwks) = serde_json::from_slice::<serde_json::Value>(body) else {
             return;
         };
-        let snapshot = Snapshot {
-            url: self.url.clone(),
-            fetched_at,
-            jwks,
-        };
-        let Ok(text) = serde_json::to_vec_pretty(&snapshot) else {
-            return;
-        };
+        let issuers = self
+            .issuers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let mut lock_name = path.as_os_str().to_owned();
+        lock_name.push(".lock");
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        let written = std::fs::write(&tmp, &text).and_then(|()| std::fs::rename(&tmp, path));
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(PathBuf::from(lock_name))
+            .and_then(|lock| {
+                lock.lock()?;
+                let mut file = read_snapshot_file(path).unwrap_or_default();
+                let mut entry = SnapshotEntry {
+                    url: self.url.clone(),
+                    issuers: issuers.clone(),
+                    fetched_at,
+                    jwks,
+                };
+                for e in &mut file.entries {
+                    if e.url == self.url {
+                        for i in &e.issuers {
+                            if !entry.issuers.contains(i) {
+                                entry.issuers.push(i.clone());
+                            }
+                        }
+                    } else {
+                        e.issuers.retain(|i| !issuers.contains(i));
+                    }
+                }
+                file.entries.retain(|e| e.url != self.url);
+                file.entries.push(entry);
+                let text = serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?;
+                std::fs::write(&tmp, &text).and_then(|()| std::fs::rename(&tmp, path))
+            });
         if let Err(e) = written {
             let _ = std::fs::remove_file(&tmp);
             log::emit(Level::Warn, || {
@@ -549,27 +762,41 @@ impl JwksSource {
         }
     }
 
-    /// Load the first readable snapshot for this URL that is still within `max_stale`.
+    /// Load this URL's entry from the first snapshot that has one still within `max_stale`.
+    /// Each file is read once per process (never again on later cold-cache calls). A
+    /// `fetched_at` in the future counts as now.
     fn seed_from_snapshot(&self, now: f64, options: &CacheOptions) -> bool {
-        for path in self.snapshot_paths() {
-            let Ok(text) = std::fs::read(&path) else {
+        let unread: Vec<PathBuf> = {
+            let mut paths = self
+                .snapshots
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let mut unread = Vec::new();
+            for p in paths.iter_mut().filter(|p| !p.read) {
+                p.read = true;
+                unread.push(p.path.clone());
+            }
+            unread
+        };
+        for path in unread {
+            let Some(file) = read_snapshot_file(&path) else {
                 continue;
             };
-            let Ok(snapshot) = serde_json::from_slice::<Snapshot>(&text) else {
-                log::emit(Level::Warn, || {
-                    format!("jwtguard: snapshot {} is not readable", path.display())
-                });
+            let Some(entry) = file.entries.into_iter().find(|e| e.url == self.url) else {
                 continue;
             };
-            if snapshot.url != self.url
-                || now - snapshot.fetched_at > options.max_stale.as_secs_f64()
-            {
+            let fetched_at = entry.fetched_at.min(now);
+            let age = now - fetched_at;
+            if age.is_nan() || age > options.max_stale.as_secs_f64() {
                 continue;
             }
-            let body = snapshot.jwks.to_string().into_bytes();
+            let body = entry.jwks.to_string().into_bytes();
             let Ok(keys) = KeySet::from_json(&body) else {
                 continue;
             };
+            if keys.is_empty() {
+                continue;
+            }
             let mut slot = self.loaded.write().unwrap_or_else(PoisonError::into_inner);
             if slot.is_none() {
                 log::emit(Level::Info, || {
@@ -585,8 +812,8 @@ impl JwksSource {
                 *slot = Some(Loaded {
                     keys: Arc::new(keys),
                     body: body.into(),
-                    fetched_at: snapshot.fetched_at,
-                    expires_at: snapshot.fetched_at + ttl.as_secs_f64(),
+                    fetched_at,
+                    expires_at: fetched_at + ttl.as_secs_f64(),
                     etag: None,
                 });
             }
@@ -631,5 +858,75 @@ impl JwksSource {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+}
+
+/// Clears a fetch's in-flight marker if the fetch ends without doing so (a panic), so that
+/// later refreshes are not blocked forever; counts and logs it.
+struct FetchGuard<'a> {
+    source: &'a JwksSource,
+    clock: &'a Clock,
+    options: &'a CacheOptions,
+    finished: bool,
+}
+
+impl Drop for FetchGuard<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.source.fetch_panics.fetch_add(1, Ordering::Relaxed);
+            self.source.fetches_failed.fetch_add(1, Ordering::Relaxed);
+            log::emit(Level::Error, || {
+                format!("jwtguard: JWKS fetch of {} panicked", self.source.url)
+            });
+            self.source
+                .finish_fetch(false, self.clock.now(), self.options);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::sync::atomic::AtomicBool;
+
+    pub(super) static PANIC_IN_FETCH: AtomicBool = AtomicBool::new(false);
+
+    /// A loopback server answering every request with `body` as JSON.
+    fn serve(body: &'static str) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        url
+    }
+
+    #[test]
+    fn a_panic_in_a_background_fetch_clears_the_in_flight_marker() {
+        let url = serve(r#"{"keys":[]}"#);
+        let source = source(&url, &FetchOptions::default());
+        let options = CacheOptions::default();
+        PANIC_IN_FETCH.store(true, Ordering::SeqCst);
+        source.refresh_in_background(&Clock::System, &options, Reason::Cold);
+        assert!(
+            source.wait_idle(Duration::from_secs(10)),
+            "the marker was cleared"
+        );
+        assert!(!source.is_fetching());
+        assert_eq!(source.stats().fetch_panics, 1);
+        assert_eq!(source.stats().fetches_failed, 1);
+        // Later fetches run again (this one fails: the set has no usable key).
+        assert!(source.refresh_now(&Clock::System, &options).is_err());
+        assert_eq!(source.stats().fetches_failed, 2);
     }
 }

@@ -7,7 +7,7 @@ use crate::error::{Error, Result, Status};
 use crate::jwks::cache::{self, CacheOptions, JwksSource};
 use crate::jwks::fetch::{self, Outcome};
 use crate::log::{self, Level};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 
 /// The discovery URL of an issuer.
 pub fn configuration_url(issuer: &str) -> String {
@@ -43,7 +43,9 @@ pub fn discover(issuer: &str, options: &CacheOptions) -> Result<String> {
 
 #[derive(Default)]
 struct Attempts {
-    running: bool,
+    /// The process (pid) running discovery now, if any: a child after `fork` does not wait
+    /// for a discovery that runs only in its parent.
+    running: Option<u32>,
     failures_in_a_row: u32,
     next_attempt: f64,
     last_error: Option<Error>,
@@ -52,8 +54,23 @@ struct Attempts {
 /// A verifier's issuer, resolved to a JWKS source on first use.
 pub struct Discovery {
     issuer: String,
+    /// Set by a successful discovery only, for the process lifetime.
     resolved: OnceLock<Arc<JwksSource>>,
+    /// The source a snapshot file binds to this issuer, looked up once; used only while
+    /// discovery has not succeeded.
+    from_snapshot: OnceLock<Option<Arc<JwksSource>>>,
     attempts: Mutex<Attempts>,
+    finished: Condvar,
+}
+
+/// Clears the running marker however a discovery ends (a panic included) and wakes waiters.
+struct Running<'a>(&'a Discovery);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.attempts().running = None;
+        self.0.finished.notify_all();
+    }
 }
 
 impl Discovery {
@@ -62,17 +79,20 @@ impl Discovery {
         Discovery {
             issuer: issuer.to_string(),
             resolved: OnceLock::new(),
+            from_snapshot: OnceLock::new(),
             attempts: Mutex::new(Attempts::default()),
+            finished: Condvar::new(),
         }
     }
 
-    /// Whether discovery, or the first fetch of the discovered keys, is running now.
+    fn attempts(&self) -> std::sync::MutexGuard<'_, Attempts> {
+        self.attempts.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether discovery, or a fetch of the issuer's keys, is running in this process now.
     pub fn is_running(&self) -> bool {
-        self.attempts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .running
-            || self.resolved.get().is_some_and(|s| s.is_fetching())
+        self.attempts().running == Some(std::process::id())
+            || self.current().is_some_and(|s| s.is_fetching())
     }
 
     /// The JWKS source, once discovery succeeded.
@@ -80,96 +100,112 @@ impl Discovery {
         self.resolved.get()
     }
 
-    fn settle(&self, url: String, options: &CacheOptions) -> Arc<JwksSource> {
+    /// The source in use now: the discovered one, else the one a snapshot binds to this issuer
+    /// (if it was looked up already).
+    pub fn current(&self) -> Option<&Arc<JwksSource>> {
         self.resolved
-            .get_or_init(|| {
-                let source = cache::source(&url);
-                if let Some(path) = &options.snapshot {
-                    source.add_snapshot(path.clone());
-                }
-                log::emit(Level::Info, || {
-                    format!(
-                        "jwtguard: issuer {} publishes its keys at {url}",
-                        self.issuer
-                    )
-                });
-                source
-            })
-            .clone()
+            .get()
+            .or_else(|| self.from_snapshot.get().and_then(Option::as_ref))
     }
 
-    /// The JWKS URL recorded in the snapshot file, for a start while the issuer is down.
-    fn snapshot_url(&self, options: &CacheOptions) -> Option<String> {
-        let text = std::fs::read(options.snapshot.as_ref()?).ok()?;
-        let doc: serde_json::Value = serde_json::from_slice(&text).ok()?;
-        Some(doc.get("url")?.as_str()?.to_string())
+    fn settle(&self, url: String, options: &CacheOptions) -> &Arc<JwksSource> {
+        self.resolved.get_or_init(|| {
+            let source = cache::source(&url, &options.fetch);
+            source.bind_issuer(&self.issuer);
+            if let Some(path) = &options.snapshot {
+                source.add_snapshot(path.clone());
+            }
+            log::emit(Level::Info, || {
+                format!(
+                    "jwtguard: issuer {} publishes its keys at {url}",
+                    self.issuer
+                )
+            });
+            source
+        })
     }
 
-    /// The JWKS source, discovering it now (blocking mode), or in the background
-    /// (non-blocking mode, answering `KeysUnavailable` meanwhile). Falls back to the JWKS URL
-    /// of the snapshot file when discovery fails.
+    /// The JWKS source, discovering it now (blocking mode; threads arriving meanwhile wait for
+    /// that discovery), or in the background (non-blocking mode, answering from the snapshot
+    /// or `KeysUnavailable` meanwhile). While discovery has not succeeded, a snapshot entry
+    /// that an earlier discovery of this same issuer recorded stands in; it is never kept once
+    /// discovery succeeds.
     pub fn source(
         self: &Arc<Self>,
         clock: &Clock,
         options: &CacheOptions,
-    ) -> Result<Arc<JwksSource>> {
+    ) -> Result<&Arc<JwksSource>> {
         if let Some(s) = self.resolved.get() {
-            return Ok(s.clone());
+            return Ok(s);
         }
+        let pid = std::process::id();
         {
-            let mut attempts = self.attempts.lock().unwrap_or_else(PoisonError::into_inner);
-            if attempts.running || clock.now() < attempts.next_attempt {
+            let mut attempts = self.attempts();
+            if attempts.running == Some(pid) {
+                if !options.non_blocking {
+                    let limit = options.fetch.total_timeout
+                        * (crate::jwks::fetch::MAX_REDIRECTS as u32 + 1)
+                        + std::time::Duration::from_secs(1);
+                    let deadline = std::time::Instant::now() + limit;
+                    while attempts.running == Some(pid) {
+                        let left = deadline.saturating_duration_since(std::time::Instant::now());
+                        if left.is_zero() {
+                            break;
+                        }
+                        attempts = self
+                            .finished
+                            .wait_timeout(attempts, left)
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .0;
+                    }
+                }
                 drop(attempts);
                 return self.fallback(options);
             }
-            attempts.running = true;
+            if clock.now() < attempts.next_attempt {
+                drop(attempts);
+                return self.fallback(options);
+            }
+            attempts.running = Some(pid);
         }
         if options.non_blocking {
             let (me, thread_clock, thread_options) = (self.clone(), clock.clone(), options.clone());
             let spawned = std::thread::Builder::new()
                 .name("jwtguard-discovery".into())
                 .spawn(move || {
+                    let _running = Running(&me);
                     // Already in the background: fetch the keys right after discovery too.
-                    if let Ok(source) = me.run(&thread_clock, &thread_options, true) {
+                    if let Ok(source) = me.run(&thread_clock, &thread_options) {
                         let _ = source.refresh_now(&thread_clock, &thread_options);
-                        me.attempts
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .running = false;
                     }
                 });
             if spawned.is_err() {
-                self.attempts
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .running = false;
+                drop(Running(self));
             }
             return self.fallback(options);
         }
-        match self.run(clock, options, false) {
+        let running = Running(self);
+        let result = self.run(clock, options);
+        drop(running);
+        match result {
             Ok(source) => Ok(source),
             Err(_) => self.fallback(options),
         }
     }
 
-    /// Discover now. `then_fetch`: the caller fetches the keys next, so `running` stays set
-    /// on success until it has (no gap in which neither seems to be under way).
-    fn run(
-        &self,
-        clock: &Clock,
-        options: &CacheOptions,
-        then_fetch: bool,
-    ) -> Result<Arc<JwksSource>> {
-        let result = discover(&self.issuer, options);
-        let mut attempts = self.attempts.lock().unwrap_or_else(PoisonError::into_inner);
-        attempts.running = then_fetch && result.is_ok();
-        match result {
+    /// Discover now.
+    fn run(&self, clock: &Clock, options: &CacheOptions) -> Result<&Arc<JwksSource>> {
+        match discover(&self.issuer, options) {
             Ok(url) => {
+                let mut attempts = self.attempts();
+                attempts.failures_in_a_row = 0;
+                attempts.last_error = None;
                 drop(attempts);
                 Ok(self.settle(url, options))
             }
             Err(e) => {
                 log::emit(Level::Error, || format!("jwtguard: discovery failed: {e}"));
+                let mut attempts = self.attempts();
                 attempts.failures_in_a_row = attempts.failures_in_a_row.saturating_add(1);
                 attempts.next_attempt =
                     clock.now() + cache::backoff(options, attempts.failures_in_a_row);
@@ -179,15 +215,31 @@ impl Discovery {
         }
     }
 
-    fn fallback(&self, options: &CacheOptions) -> Result<Arc<JwksSource>> {
+    /// Until discovery succeeds: the source a snapshot entry binds to this very issuer (read
+    /// once), else why there is none.
+    fn fallback(&self, options: &CacheOptions) -> Result<&Arc<JwksSource>> {
         if let Some(s) = self.resolved.get() {
-            return Ok(s.clone());
+            return Ok(s);
         }
-        if let Some(url) = self.snapshot_url(options) {
-            return Ok(self.settle(url, options));
+        let from_snapshot = self.from_snapshot.get_or_init(|| {
+            let path = options.snapshot.as_ref()?;
+            let url = cache::snapshot_url_for_issuer(path, &self.issuer)?;
+            crate::jwks::fetch::check_url(&url, options.fetch.allow_insecure_http).ok()?;
+            let source = cache::source(&url, &options.fetch);
+            source.add_snapshot(path.clone());
+            log::emit(Level::Info, || {
+                format!(
+                    "jwtguard: issuer {} not discovered yet; using its keys at {url} from snapshot {}",
+                    self.issuer,
+                    path.display()
+                )
+            });
+            Some(source)
+        });
+        if let Some(s) = from_snapshot {
+            return Ok(s);
         }
-        let attempts = self.attempts.lock().unwrap_or_else(PoisonError::into_inner);
-        Err(attempts.last_error.clone().unwrap_or_else(|| {
+        Err(self.attempts().last_error.clone().unwrap_or_else(|| {
             Error::with_detail(Status::KeysUnavailable, "discovery has not finished yet")
         }))
     }

@@ -143,6 +143,19 @@ test_config_misuse(void)
   CHECK_STATUS(jwt_config_set_snapshot(config, "", 0), JWT_STATUS_INVALID_ARGUMENT);
   CHECK_STATUS(jwt_config_set_ca_file(config, "", 0), JWT_STATUS_INVALID_ARGUMENT);
   CHECK_STATUS(jwt_config_set_ttl_bounds(config, 10, 5), JWT_STATUS_INVALID_ARGUMENT);
+  /* Negative numbers converted to uint64_t, and absurd values, are refused (review item 7). */
+  CHECK_STATUS(jwt_config_set_leeway(config, (uint64_t)-1), JWT_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(jwt_config_set_leeway(config, 3601), JWT_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(jwt_config_set_leeway(config, 3600), JWT_STATUS_OK);
+  CHECK_STATUS(jwt_config_set_refetch_cooldown(config, (uint64_t)-1), JWT_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(jwt_config_set_max_stale(config, (uint64_t)-1), JWT_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(jwt_config_set_cache_ttl(config, (uint64_t)-1), JWT_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(jwt_config_set_refresh_ahead(config, (uint64_t)-1), JWT_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(jwt_config_set_backoff(config, 1, (uint64_t)-1), JWT_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(jwt_config_set_fetch_timeouts(config, 1000, (uint64_t)-1), JWT_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(jwt_config_set_ttl_bounds(config, 60, (uint64_t)-1), JWT_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(jwt_config_set_max_token_size(config, (size_t)-1), JWT_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(jwt_config_set_max_jwks_size(config, (size_t)-1), JWT_STATUS_INVALID_ARGUMENT);
 
   /* Incomplete configurations. */
   CHECK_STATUS(jwt_verifier_new(config, NULL), JWT_STATUS_NULL_ARGUMENT);
@@ -275,6 +288,31 @@ test_verify(jwt_verifier *verifier, const char *valid, const char *expired,
     CHECK_STATUS(jwt_claims_get_text(claims, S("nope"), buf, sizeof buf, &needed), JWT_STATUS_CLAIM_NOT_FOUND);
     CHECK_STATUS(jwt_claims_get_text(claims, S("sub"), buf, sizeof buf, NULL), JWT_STATUS_NULL_ARGUMENT);
     CHECK_STATUS(jwt_claims_get_text(NULL, S("sub"), buf, sizeof buf, &needed), JWT_STATUS_NULL_ARGUMENT);
+    /* *needed_out is written on every path (review item 12). */
+    needed = 77;
+    CHECK_STATUS(jwt_claims_get_text(claims, "\xff", 1, buf, sizeof buf, &needed), JWT_STATUS_INVALID_ARGUMENT);
+    CHECK(needed == 0);
+    needed = 77;
+    CHECK_STATUS(jwt_claims_get_text(claims, S("nope"), NULL, 0, &needed), JWT_STATUS_CLAIM_NOT_FOUND);
+    CHECK(needed == 0);
+    needed = 77;
+    CHECK_STATUS(jwt_claims_get_text(NULL, S("sub"), NULL, 0, &needed), JWT_STATUS_NULL_ARGUMENT);
+    CHECK(needed == 0);
+    /* The raw text keeps the claim's own characters; the header text escapes them (item 3). */
+    CHECK_STATUS(jwt_claims_get_text(claims, S("name"), buf, sizeof buf, &needed), JWT_STATUS_OK);
+    CHECK(needed == 24 && buf[1] == '\r' && buf[2] == '\n');
+    CHECK_STATUS(jwt_claims_get_header_text(claims, S("name"), buf, sizeof buf, &needed), JWT_STATUS_OK);
+    CHECK(strcmp(buf, "x\\r\\nSet-Cookie: pwned=1\\u0000\\\\") == 0);
+    CHECK(needed == strlen(buf));
+    CHECK(strpbrk(buf, "\r\n") == NULL);
+    CHECK_STATUS(jwt_claims_get_header_text(claims, S("tags"), buf, sizeof buf, &needed), JWT_STATUS_OK);
+    CHECK(strcmp(buf, "a\\nb c") == 0);
+    CHECK_STATUS(jwt_claims_get_header_text(claims, S("sub"), buf, sizeof buf, &needed), JWT_STATUS_OK);
+    CHECK(strcmp(buf, "client-1@clients") == 0);
+    CHECK_STATUS(jwt_claims_get_header_text(claims, S("name"), buf, 4, &needed), JWT_STATUS_INVALID_ARGUMENT);
+    CHECK(needed == 32);
+    CHECK_STATUS(jwt_claims_get_header_text(claims, S("nope"), buf, sizeof buf, &needed), JWT_STATUS_CLAIM_NOT_FOUND);
+    CHECK_STATUS(jwt_claims_get_header_text(NULL, S("sub"), buf, sizeof buf, &needed), JWT_STATUS_NULL_ARGUMENT);
   }
 
   CHECK_STATUS(jwt_claims_json(claims, &text, &text_len), JWT_STATUS_OK);
@@ -327,7 +365,11 @@ test_verify(jwt_verifier *verifier, const char *valid, const char *expired,
   }
   CHECK_STATUS(jwt_verify_authorization(verifier, NULL, 0, &other), JWT_STATUS_TOKEN_MISSING);
   CHECK_STATUS(jwt_verify_authorization(verifier, S(""), &other), JWT_STATUS_TOKEN_MISSING);
-  CHECK_STATUS(jwt_verify_authorization(verifier, NULL, 7, &other), JWT_STATUS_AUTHORIZATION_HEADER_MALFORMED);
+  /* NULL with a length is a NULL argument (review item 13); bytes that are not UTF-8 a
+   * malformed header. */
+  CHECK_STATUS(jwt_verify_authorization(verifier, NULL, 7, &other), JWT_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(jwt_verify_authorization(verifier, "Bearer \xff", 8, &other),
+               JWT_STATUS_AUTHORIZATION_HEADER_MALFORMED);
   CHECK_STATUS(jwt_verify_authorization(NULL, S("Bearer x"), &other), JWT_STATUS_NULL_ARGUMENT);
   CHECK_STATUS(jwt_verify_authorization(verifier, S("Bearer x"), NULL), JWT_STATUS_NULL_ARGUMENT);
   CHECK(other == NULL);

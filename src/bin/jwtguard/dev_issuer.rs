@@ -72,7 +72,10 @@ struct Issuer {
     /// Published keys; the last one signs.
     keys: Mutex<Vec<SigningKey>>,
     fault: Mutex<Fault>,
+    /// A fault of the discovery document, set apart (`"endpoint": "discovery"`).
+    discovery_fault: Mutex<Fault>,
     jwks_requests: AtomicU64,
+    discovery_requests: AtomicU64,
     token_requests: AtomicU64,
     generation: AtomicU64,
 }
@@ -203,26 +206,26 @@ impl Issuer {
         })
     }
 
-    fn jwks(&self, request: Request) {
-        self.jwks_requests.fetch_add(1, Ordering::SeqCst);
-        let fault = self
-            .fault
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+    /// Answer `request` as `fault` says, or hand it back to be answered normally (after any
+    /// delay).
+    fn apply_fault(fault: &Mutex<Fault>, request: Request) -> Option<Request> {
+        let fault = fault.lock().unwrap_or_else(PoisonError::into_inner).clone();
         match fault {
-            Fault::Off => {}
-            Fault::Delay(d) => std::thread::sleep(d),
+            Fault::Off => Some(request),
+            Fault::Delay(d) => {
+                std::thread::sleep(d);
+                Some(request)
+            }
             Fault::Status(code) => {
                 let _ = request.respond(error(code, "server_error", "injected fault"));
-                return;
+                None
             }
             Fault::Garbage => {
                 let _ = request.respond(
                     Response::from_string("<html>upstream error</html>")
                         .with_header(header("Content-Type", "text/html")),
                 );
-                return;
+                None
             }
             Fault::Oversize => {
                 let body = format!("{{\"keys\":[],\"pad\":\"{}\"}}", "x".repeat(2 << 20));
@@ -230,13 +233,20 @@ impl Issuer {
                     Response::from_string(body)
                         .with_header(header("Content-Type", "application/json")),
                 );
-                return;
+                None
             }
             Fault::Drop => {
                 // Close the connection without a response.
                 drop(request.into_writer());
-                return;
+                None
             }
+        }
+    }
+
+    fn jwks(&self, request: Request) {
+        self.jwks_requests.fetch_add(1, Ordering::SeqCst);
+        let Some(request) = Self::apply_fault(&self.fault, request) else {
+            return;
         };
         let body = self.jwks_body();
         let etag = format!(
@@ -400,7 +410,19 @@ impl Issuer {
                 return;
             }
         };
-        *self.fault.lock().unwrap_or_else(PoisonError::into_inner) = fault.clone();
+        let slot = match params.get("endpoint").and_then(Value::as_str) {
+            None | Some("jwks") => &self.fault,
+            Some("discovery") => &self.discovery_fault,
+            Some(_) => {
+                let _ = request.respond(error(
+                    400,
+                    "invalid_request",
+                    "endpoint must be jwks (the default) or discovery",
+                ));
+                return;
+            }
+        };
+        *slot.lock().unwrap_or_else(PoisonError::into_inner) = fault.clone();
         let _ = request.respond(json_response(200, &json!({"fault": format!("{fault:?}")})));
     }
 
@@ -408,6 +430,7 @@ impl Issuer {
         let keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
         json!({
             "jwks_requests": self.jwks_requests.load(Ordering::SeqCst),
+            "discovery_requests": self.discovery_requests.load(Ordering::SeqCst),
             "token_requests": self.token_requests.load(Ordering::SeqCst),
             "kids": keys.iter().map(|k| k.kid.clone()).collect::<Vec<_>>(),
         })
@@ -418,7 +441,11 @@ impl Issuer {
         let method = request.method().clone();
         let _ = match (&method, path.as_str()) {
             (Method::Get, "/.well-known/openid-configuration") => {
-                request.respond(json_response(200, &self.discovery()))
+                self.discovery_requests.fetch_add(1, Ordering::SeqCst);
+                match Self::apply_fault(&self.discovery_fault, request) {
+                    Some(request) => request.respond(json_response(200, &self.discovery())),
+                    None => Ok(()),
+                }
             }
             (Method::Get, "/.well-known/jwks.json") => {
                 self.jwks(request);
@@ -490,7 +517,9 @@ pub fn run(args: DevIssuerArgs) -> ExitCode {
         admin: args.admin,
         keys: Mutex::new(vec![first_key]),
         fault: Mutex::new(Fault::Off),
+        discovery_fault: Mutex::new(Fault::Off),
         jwks_requests: AtomicU64::new(0),
+        discovery_requests: AtomicU64::new(0),
         token_requests: AtomicU64::new(0),
         generation: AtomicU64::new(0),
     });
