@@ -13,7 +13,7 @@ NGINX_MODULE := $(RELEASE)/ngx_http_jwtguard_module.so
 
 PING_SERVER := $(RELEASE)/ping_server
 
-.PHONY: all deps build nginx-module c-ping-server demo test lint rust-test python-test nginx-test \
+.PHONY: all deps build nginx-module install-nginx-module c-ping-server demo test lint rust-test python-test nginx-test \
 	c-test header bench bench-python clean
 
 all: build
@@ -31,12 +31,19 @@ nginx-module: build
 	cd $(NGINX_BUILD) && ./configure --with-compat \
 		--add-dynamic-module=$(CURDIR)/bindings/nginx >$(NGINX_BUILD)/configure.log
 	$(MAKE) -C $(NGINX_BUILD) -f objs/Makefile modules >$(NGINX_BUILD)/make.log
-	cp $(NGINX_BUILD)/objs/ngx_http_jwtguard_module.so $(NGINX_MODULE)
+	$(MAKE) -s install-nginx-module
+
+# Shared objects are replaced atomically (written beside, then renamed): a running nginx keeps
+# the old file's pages mapped, while overwriting it in place would crash every worker.
+install-nginx-module:
+	install -m 0755 $(NGINX_BUILD)/objs/ngx_http_jwtguard_module.so $(NGINX_MODULE).tmp
+	mv -f $(NGINX_MODULE).tmp $(NGINX_MODULE)
 
 # The C ping server example on libmicrohttpd, linked against the shared library.
 c-ping-server: build
 	cc -std=c99 -Wall -Wextra -Werror -g -O1 -Iinclude bindings/c/examples/ping_server.c \
-		-o $(PING_SERVER) -L$(RELEASE) -Wl,-rpath,$(RELEASE) -ljwtguard -lmicrohttpd -pthread
+		-o $(PING_SERVER).tmp -L$(RELEASE) -Wl,-rpath,$(RELEASE) -ljwtguard -lmicrohttpd -pthread
+	mv -f $(PING_SERVER).tmp $(PING_SERVER)
 
 # The ping API end to end: dev issuer + Flask API on loopback, a table of answers.
 demo: build nginx-module c-ping-server

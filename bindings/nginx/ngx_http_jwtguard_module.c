@@ -4,6 +4,11 @@
  * JWKS (fetched in the background: the event loop never waits on the network), checks
  * required scopes, answers 401/403/503 with RFC 6750 WWW-Authenticate headers, and exposes
  * $jwt_claim_<name>, $jwt_claims and $jwt_status.
+ *
+ * Main requests are checked in the access phase. Subrequests (auth_request, SSI), which nginx
+ * runs without an access phase, are checked in the rewrite phase instead, before `return`.
+ * A verdict is reused after an internal redirect only for the same policy (verifier, scopes
+ * and token source); any other location verifies again.
  */
 
 #include <ngx_config.h>
@@ -39,10 +44,15 @@ typedef struct {
 
 
 typedef struct {
+    ngx_http_request_t        *request;        /* whose verdict: main or subrequest */
     jwt_status                 status;
     jwt_claims                *claims;
-    ngx_uint_t                 verified;
+    ngx_uint_t                 verified;       /* a verdict exists */
     ngx_msec_t                 waited;
+    /* the policy that gave the verdict */
+    jwt_verifier              *verifier;
+    ngx_array_t               *scopes;
+    ngx_http_complex_value_t  *token;
 } ngx_http_jwtguard_ctx_t;
 
 
@@ -56,6 +66,8 @@ typedef struct {
 
 
 static ngx_int_t ngx_http_jwtguard_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_jwtguard_subrequest_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_jwtguard_check(ngx_http_request_t *r);
 static void ngx_http_jwtguard_wake(ngx_http_request_t *r);
 static ngx_int_t ngx_http_jwtguard_challenge(ngx_http_request_t *r,
     ngx_http_jwtguard_loc_conf_t *lcf, jwt_status status);
@@ -73,6 +85,8 @@ static ngx_int_t ngx_http_jwtguard_add_variables(ngx_conf_t *cf);
 static ngx_int_t ngx_http_jwtguard_init(ngx_conf_t *cf);
 static ngx_int_t ngx_http_jwtguard_init_process(ngx_cycle_t *cycle);
 static char *ngx_http_jwtguard_set_list(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_jwtguard_set_scopes(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
 
@@ -129,7 +143,7 @@ static ngx_command_t  ngx_http_jwtguard_commands[] = {
 
     { ngx_string("jwtguard_require_scope"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
-      ngx_http_jwtguard_set_list,
+      ngx_http_jwtguard_set_scopes,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_jwtguard_loc_conf_t, scopes),
       NULL },
@@ -243,8 +257,9 @@ ngx_http_jwtguard_cleanup(void *data)
 
 
 /*
- * The request's context, also after an internal redirect (error_page, named locations),
- * which clears module contexts: it is found again through the request pool's cleanup.
+ * The request's own context (a subrequest has its own), also after an internal redirect
+ * (error_page, named locations, X-Accel-Redirect), which clears module contexts: it is found
+ * again through the pool's cleanup, by its request.
  */
 static ngx_http_jwtguard_ctx_t *
 ngx_http_jwtguard_get_ctx(ngx_http_request_t *r)
@@ -252,12 +267,15 @@ ngx_http_jwtguard_get_ctx(ngx_http_request_t *r)
     ngx_pool_cleanup_t       *cln;
     ngx_http_jwtguard_ctx_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r->main, ngx_http_jwtguard_module);
+    ctx = ngx_http_get_module_ctx(r, ngx_http_jwtguard_module);
 
     if (ctx == NULL && (r->internal || r->filter_finalize)) {
-        for (cln = r->main->pool->cleanup; cln; cln = cln->next) {
-            if (cln->handler == ngx_http_jwtguard_cleanup) {
+        for (cln = r->pool->cleanup; cln; cln = cln->next) {
+            if (cln->handler == ngx_http_jwtguard_cleanup
+                && ((ngx_http_jwtguard_ctx_t *) cln->data)->request == r)
+            {
                 ctx = cln->data;
+                ngx_http_set_ctx(r, ctx, ngx_http_jwtguard_module);
                 break;
             }
         }
@@ -267,8 +285,39 @@ ngx_http_jwtguard_get_ctx(ngx_http_request_t *r)
 }
 
 
+/* The access phase: main requests. */
 static ngx_int_t
 ngx_http_jwtguard_handler(ngx_http_request_t *r)
+{
+    if (r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    return ngx_http_jwtguard_check(r);
+}
+
+
+/*
+ * The rewrite phase: subrequests, which skip the access phase. Runs before the rewrite
+ * module's `return`, and never waits for keys (a subrequest shares its connection's events).
+ */
+static ngx_int_t
+ngx_http_jwtguard_subrequest_handler(ngx_http_request_t *r)
+{
+    ngx_int_t  rc;
+
+    if (r == r->main) {
+        return NGX_DECLINED;
+    }
+
+    rc = ngx_http_jwtguard_check(r);
+
+    return rc == NGX_OK ? NGX_DECLINED : rc;
+}
+
+
+static ngx_int_t
+ngx_http_jwtguard_check(ngx_http_request_t *r)
 {
     jwt_status                     status;
     jwt_claims                    *claims;
@@ -288,11 +337,29 @@ ngx_http_jwtguard_handler(ngx_http_request_t *r)
     ctx = ngx_http_jwtguard_get_ctx(r);
 
     if (ctx != NULL && ctx->verified) {
-        /* the access phase again for this request (after an internal redirect) */
-        ngx_http_set_ctx(r, ctx, ngx_http_jwtguard_module);
-        return ctx->status == JWT_STATUS_OK ? NGX_OK
-                                            : ngx_http_jwtguard_challenge(r, lcf,
-                                                                         ctx->status);
+
+        /*
+         * The error page of a request this module refused: serve it (the challenge is set
+         * already), do not challenge it again.
+         */
+        if (r->error_page && ctx->status != JWT_STATUS_OK) {
+            return NGX_DECLINED;
+        }
+
+        /* the same policy again (an internal redirect within it): the same verdict */
+        if (ctx->verifier == lcf->verifier && ctx->scopes == lcf->scopes
+            && ctx->token == lcf->token)
+        {
+            return ctx->status == JWT_STATUS_OK ? NGX_OK
+                                                : ngx_http_jwtguard_challenge(r, lcf,
+                                                                             ctx->status);
+        }
+
+        /* another location's policy: verify again, against it */
+        jwt_claims_free(ctx->claims);
+        ctx->claims = NULL;
+        ctx->verified = 0;
+        ctx->waited = 0;
     }
 
     if (ctx == NULL) {
@@ -303,6 +370,7 @@ ngx_http_jwtguard_handler(ngx_http_request_t *r)
 
         ctx = cln->data;
         ngx_memzero(ctx, sizeof(ngx_http_jwtguard_ctx_t));
+        ctx->request = r;
         cln->handler = ngx_http_jwtguard_cleanup;
         ngx_http_set_ctx(r, ctx, ngx_http_jwtguard_module);
     }
@@ -336,6 +404,7 @@ ngx_http_jwtguard_handler(ngx_http_request_t *r)
     }
 
     if ((status == JWT_STATUS_KEY_NOT_FOUND || status == JWT_STATUS_KEYS_UNAVAILABLE)
+        && r == r->main
         && ctx->waited < NGX_HTTP_JWTGUARD_WAIT_MAX
         && jwt_verifier_fetching(lcf->verifier))
     {
@@ -349,6 +418,9 @@ ngx_http_jwtguard_handler(ngx_http_request_t *r)
 
     ctx->claims = claims;
     ctx->verified = 1;
+    ctx->verifier = lcf->verifier;
+    ctx->scopes = lcf->scopes;
+    ctx->token = lcf->token;
 
     if (status == JWT_STATUS_OK && lcf->scopes) {
         scope = lcf->scopes->elts;
@@ -416,6 +488,22 @@ ngx_http_jwtguard_quoted(u_char *p, const char *text)
 }
 
 
+static u_char *
+ngx_http_jwtguard_quoted_str(u_char *p, ngx_str_t *text)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < text->len; i++) {
+        if (text->data[i] == '"' || text->data[i] == '\\') {
+            *p++ = '\\';
+        }
+        *p++ = text->data[i];
+    }
+
+    return p;
+}
+
+
 static ngx_int_t
 ngx_http_jwtguard_challenge(ngx_http_request_t *r,
     ngx_http_jwtguard_loc_conf_t *lcf, jwt_status status)
@@ -466,12 +554,7 @@ ngx_http_jwtguard_challenge(ngx_http_request_t *r,
     h->value.data = p;
 
     p = ngx_cpymem(p, "Bearer realm=\"", sizeof("Bearer realm=\"") - 1);
-    for (i = 0; i < lcf->realm.len; i++) {
-        if (lcf->realm.data[i] == '"' || lcf->realm.data[i] == '\\') {
-            *p++ = '\\';
-        }
-        *p++ = lcf->realm.data[i];
-    }
+    p = ngx_http_jwtguard_quoted_str(p, &lcf->realm);
     *p++ = '"';
 
     if (error[0] != '\0') {
@@ -490,7 +573,7 @@ ngx_http_jwtguard_challenge(ngx_http_request_t *r,
             if (i > 0) {
                 *p++ = ' ';
             }
-            p = ngx_cpymem(p, scope[i].data, scope[i].len);
+            p = ngx_http_jwtguard_quoted_str(p, &scope[i]);
         }
         *p++ = '"';
     }
@@ -510,7 +593,8 @@ ngx_http_jwtguard_status_variable(ngx_http_request_t *r,
     ngx_http_jwtguard_ctx_t  *ctx;
 
     ctx = ngx_http_jwtguard_get_ctx(r);
-    if (ctx == NULL) {
+    if (ctx == NULL || !ctx->verified) {
+        /* never verified (or still waiting for keys when the client left) */
         v->not_found = 1;
         return NGX_OK;
     }
@@ -530,7 +614,7 @@ static ngx_int_t
 ngx_http_jwtguard_claims_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
-    size_t                    len;
+    size_t                    i, len;
     const char               *json;
     ngx_http_jwtguard_ctx_t  *ctx;
 
@@ -542,9 +626,31 @@ ngx_http_jwtguard_claims_variable(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    /* borrowed from the claims handle, which lives as long as the request pool */
+    /*
+     * Borrowed from the claims handle, which lives as long as the request pool. JSON strings
+     * cannot hold raw control characters, but the whitespace between members can (CR, LF,
+     * TAB): such a payload is copied with spaces instead, so the value is header-safe.
+     */
     v->data = (u_char *) json;
     v->len = len;
+
+    for (i = 0; i < len; i++) {
+        if ((u_char) json[i] < 0x20 || json[i] == 0x7f) {
+            break;
+        }
+    }
+
+    if (i < len) {
+        v->data = ngx_pnalloc(r->pool, len);
+        if (v->data == NULL) {
+            return NGX_ERROR;
+        }
+
+        for (i = 0; i < len; i++) {
+            v->data[i] = ((u_char) json[i] < 0x20 || json[i] == 0x7f) ? ' ' : json[i];
+        }
+    }
+
     v->valid = 1;
     v->no_cacheable = 1;
     v->not_found = 0;
@@ -571,9 +677,10 @@ ngx_http_jwtguard_claim_variable(ngx_http_request_t *r,
         return NGX_OK;
     }
 
+    /* escaped: a claim's CR, LF or NUL never reaches a header (jwtguard.h) */
     needed = 0;
-    if (jwt_claims_get_text(ctx->claims, (const char *) name->data + prefix,
-                            name->len - prefix, NULL, 0, &needed)
+    if (jwt_claims_get_header_text(ctx->claims, (const char *) name->data + prefix,
+                                   name->len - prefix, NULL, 0, &needed)
         == JWT_STATUS_CLAIM_NOT_FOUND)
     {
         v->not_found = 1;
@@ -585,8 +692,9 @@ ngx_http_jwtguard_claim_variable(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    if (jwt_claims_get_text(ctx->claims, (const char *) name->data + prefix,
-                            name->len - prefix, (char *) buffer, needed + 1, &needed)
+    if (jwt_claims_get_header_text(ctx->claims, (const char *) name->data + prefix,
+                                   name->len - prefix, (char *) buffer, needed + 1,
+                                   &needed)
         != JWT_STATUS_OK)
     {
         v->not_found = 1;
@@ -691,6 +799,22 @@ ngx_http_jwtguard_add_list(ngx_conf_t *cf, jwt_config *config, ngx_array_t *list
 }
 
 
+/* A duration the library refused (out of its bounds): a configuration error. */
+static ngx_int_t
+ngx_http_jwtguard_setting(ngx_conf_t *cf, const char *directive, time_t value,
+    jwt_status status)
+{
+    if (status == JWT_STATUS_OK) {
+        return NGX_OK;
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "jwtguard: \"%s %T\" is out of range (%s)",
+                       directive, value, jwt_status_description(status));
+
+    return NGX_ERROR;
+}
+
+
 static jwt_verifier *
 ngx_http_jwtguard_make_verifier(ngx_conf_t *cf, ngx_http_jwtguard_loc_conf_t *conf)
 {
@@ -721,8 +845,14 @@ ngx_http_jwtguard_make_verifier(ngx_conf_t *cf, ngx_http_jwtguard_loc_conf_t *co
 
     /* the event loop must never wait on the network */
     jwt_config_set_non_blocking(config, true);
-    jwt_config_set_leeway(config, (uint64_t) conf->leeway);
     jwt_config_set_strict(config, conf->strict ? true : false);
+
+    if (ngx_http_jwtguard_setting(cf, "jwtguard_leeway", conf->leeway,
+                                  jwt_config_set_leeway(config, (uint64_t) conf->leeway))
+        != NGX_OK)
+    {
+        goto cleanup;
+    }
 
     if (conf->jwks_uri.len) {
         jwt_config_set_jwks_uri(config, (const char *) conf->jwks_uri.data,
@@ -747,16 +877,24 @@ ngx_http_jwtguard_make_verifier(ngx_conf_t *cf, ngx_http_jwtguard_loc_conf_t *co
                                jmcf->ca_file.len);
     }
 
-    if (jmcf->cache_ttl != NGX_CONF_UNSET) {
-        jwt_config_set_cache_ttl(config, (uint64_t) jmcf->cache_ttl);
-    }
-
-    if (jmcf->refetch_cooldown != NGX_CONF_UNSET) {
-        jwt_config_set_refetch_cooldown(config, (uint64_t) jmcf->refetch_cooldown);
-    }
-
-    if (jmcf->max_stale != NGX_CONF_UNSET) {
-        jwt_config_set_max_stale(config, (uint64_t) jmcf->max_stale);
+    if ((jmcf->cache_ttl != NGX_CONF_UNSET
+         && ngx_http_jwtguard_setting(cf, "jwtguard_cache_ttl", jmcf->cache_ttl,
+                                      jwt_config_set_cache_ttl(config,
+                                                               (uint64_t) jmcf->cache_ttl))
+            != NGX_OK)
+        || (jmcf->refetch_cooldown != NGX_CONF_UNSET
+            && ngx_http_jwtguard_setting(cf, "jwtguard_refetch_cooldown",
+                                         jmcf->refetch_cooldown,
+                                         jwt_config_set_refetch_cooldown(config,
+                                             (uint64_t) jmcf->refetch_cooldown))
+               != NGX_OK)
+        || (jmcf->max_stale != NGX_CONF_UNSET
+            && ngx_http_jwtguard_setting(cf, "jwtguard_max_stale", jmcf->max_stale,
+                                         jwt_config_set_max_stale(config,
+                                             (uint64_t) jmcf->max_stale))
+               != NGX_OK))
+    {
+        goto cleanup;
     }
 
     status = jwt_verifier_new(config, &verifier);
@@ -884,6 +1022,42 @@ ngx_http_jwtguard_set_list(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/*
+ * Scopes are RFC 6749 scope tokens: printable ASCII without space, '"' or '\\'. Anything
+ * else could never match a token's scope, so it is refused here instead of silently
+ * refusing every request.
+ */
+static char *
+ngx_http_jwtguard_set_scopes(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_str_t   *value;
+    ngx_uint_t   i, j;
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        if (value[i].len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "jwtguard: empty scope");
+            return NGX_CONF_ERROR;
+        }
+
+        for (j = 0; j < value[i].len; j++) {
+            if (value[i].data[j] <= 0x20 || value[i].data[j] >= 0x7f
+                || value[i].data[j] == '"' || value[i].data[j] == '\\')
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "jwtguard: invalid scope \"%V\": a scope is one token of "
+                                   "printable ASCII without spaces, quotes or backslashes; "
+                                   "give several scopes as several arguments", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+        }
+    }
+
+    return ngx_http_jwtguard_set_list(cf, cmd, conf);
+}
+
+
 static ngx_int_t
 ngx_http_jwtguard_add_variables(ngx_conf_t *cf)
 {
@@ -917,6 +1091,13 @@ ngx_http_jwtguard_init(ngx_conf_t *cf)
     }
 
     *h = ngx_http_jwtguard_handler;
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_jwtguard_subrequest_handler;
 
     return NGX_OK;
 }

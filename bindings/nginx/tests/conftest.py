@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -35,7 +36,10 @@ class Nginx:
             target.symlink_to(MODULE)
         (prefix / "logs").mkdir(exist_ok=True)
         if not (prefix / "html").exists():
-            (prefix / "html").symlink_to(EXAMPLES / "html")
+            # Copied, not linked: the workers (nobody) may not enter the checkout.
+            shutil.copytree(EXAMPLES / "html", prefix / "html")
+            for path in [prefix / "html", *(prefix / "html").rglob("*")]:
+                os.chmod(path, 0o755 if path.is_dir() else 0o644)
         os.chmod(prefix, 0o777)
         (prefix / "nginx.conf").write_text(config)
         self.log = open(prefix / "logs" / "stderr.log", "w")
@@ -87,15 +91,19 @@ def example_config(issuer_url: str, port: int) -> str:
     return text.replace("http://127.0.0.1:8080/", issuer_url).replace("127.0.0.1:3020", f"127.0.0.1:{port}")
 
 
+def fresh_prefix(name: str) -> Path:
+    """A fresh nginx prefix outside the checkout: nginx workers run as nobody and cannot enter
+    a checkout in a private directory (root's home is mode 700)."""
+    path = Path(tempfile.mkdtemp(prefix=f"jwtguard-nginx-{name[:40]}-"))
+    os.chmod(path, 0o777)
+    return path
+
+
 @pytest.fixture()
 def prefix(request) -> Path:
-    """A fresh nginx prefix under target/ (nginx workers run as nobody and must reach it)."""
-    path = ROOT / "target" / "nginx-test" / f"{request.node.name}-{os.getpid()}"
+    path = fresh_prefix(request.node.name)
+    yield path
     shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(parents=True)
-    for parent in [path, *path.parents][:3]:
-        os.chmod(parent, 0o777 if parent == path else 0o755)
-    return path
 
 
 @pytest.fixture(scope="module")

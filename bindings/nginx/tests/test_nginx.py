@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import AUDIENCE, ROOT, DevIssuer, Nginx, example_config, free_port
+from conftest import AUDIENCE, ROOT, DevIssuer, Nginx, example_config, free_port, fresh_prefix
 
 TEST_CONFIG = """
 load_module modules/ngx_http_jwtguard_module.so;
@@ -69,12 +69,11 @@ http {{
 def server(issuer):
     port = free_port()
     config = TEST_CONFIG.format(issuer=issuer.url, audience=AUDIENCE, port=port)
-    path = ROOT / "target" / "nginx-test" / f"server-{os.getpid()}"
-    shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(parents=True)
+    path = fresh_prefix("server")
     nginx = Nginx(path, config, port)
     yield nginx
     nginx.close()
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def test_the_example_config_protects_every_route(issuer, prefix):
@@ -99,6 +98,12 @@ def test_the_example_config_protects_every_route(issuer, prefix):
         assert status == 200
         status, _, body = nginx.get("/api/private-cookie", headers={"Cookie": "access_token=garbage"})
         assert (status, body["code"]) == (401, "token_malformed")
+        # Review item 4: the answers' files are not reachable by their own URLs.
+        for path in ("/api/private-scoped.json", "/api/private.json", "/api/public.json", "/html/api/private.json",
+                     "/api/", "/", "/api/private-scoped/", "/api/private-scoped.json?x=1", "/API/private-scoped.json"):
+            status, _, body = nginx.get(path)
+            assert status == 404, path
+            assert "private" not in json.dumps(body), path
         assert Path(prefix / "jwks-snapshot.json").exists(), "the workers wrote the snapshot"
     finally:
         nginx.close()

@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -78,6 +79,7 @@ def wait_until_up(url: str, process: subprocess.Popen, name: str) -> None:
 
 def main() -> int:
     started: list[subprocess.Popen] = []
+    cleanups: list = []
 
     def stop(*_args) -> None:
         for process in reversed(started):
@@ -88,6 +90,9 @@ def main() -> int:
                 except subprocess.TimeoutExpired:
                     process.kill()
         started.clear()
+        for cleanup in cleanups:
+            cleanup()
+        cleanups.clear()
 
     signal.signal(signal.SIGTERM, lambda *a: (stop(), sys.exit(130)))
     try:
@@ -115,12 +120,17 @@ def main() -> int:
 
         if NGINX_MODULE.exists():
             nginx_port = free_port()
-            prefix = ROOT / "target" / "demo-nginx"
-            shutil.rmtree(prefix, ignore_errors=True)
-            (prefix / "modules").mkdir(parents=True)
+            # nginx's workers run as nobody and cannot enter a checkout in a private directory
+            # (root's home is mode 700): they get a prefix of their own, with copied files.
+            prefix = Path(tempfile.mkdtemp(prefix="jwtguard-demo-nginx-"))
+            cleanups.append(lambda: shutil.rmtree(prefix, ignore_errors=True))
             os.chmod(prefix, 0o777)
+            (prefix / "modules").mkdir()
             (prefix / "modules" / NGINX_MODULE.name).symlink_to(NGINX_MODULE)
-            (prefix / "html").symlink_to(NGINX_EXAMPLE / "html")
+            shutil.copytree(NGINX_EXAMPLE / "html", prefix / "html")
+            for path in (prefix / "html").rglob("*"):
+                os.chmod(path, 0o755 if path.is_dir() else 0o644)
+            os.chmod(prefix / "html", 0o755)
             config = (NGINX_EXAMPLE / "nginx.conf").read_text()
             config = config.replace("http://127.0.0.1:8080/", issuer).replace("127.0.0.1:3020", f"127.0.0.1:{nginx_port}")
             config = config.replace("error_log stderr notice;", "error_log demo-error.log notice;")
@@ -157,6 +167,7 @@ def main() -> int:
         columns = "".join(f"{name:>7}" for name in servers)
         print(f"{'route':<21} {'token':<23}{columns}   body (Flask)")
         print("-" * 118)
+        disagreements = []
         for route in ("/api/public", "/api/private", "/api/private-scoped"):
             for name, tok in tokens:
                 headers = {"Authorization": f"Bearer {tok}"} if tok else {}
@@ -165,7 +176,17 @@ def main() -> int:
                 body = answers[0][1]
                 text = json.dumps(json.loads(body)) if body.strip().startswith("{") else body.strip()
                 print(f"{route:<21} {name:<23}{statuses}   {text[:58]}")
+                if len({status for status, _ in answers}) > 1:
+                    disagreements.append(f"{route} with {name}: " + ", ".join(
+                        f"{host} {status}" for host, (status, _) in zip(servers, answers)))
             print()
+        missing = [host for host, built in (("nginx", NGINX_MODULE), ("C", PING_SERVER)) if not built.exists()]
+        if missing or disagreements:
+            for line in disagreements:
+                print(f"demo: FAILED: the hosts disagree on {line}", file=sys.stderr)
+            if missing:
+                print(f"demo: FAILED: not built: {', '.join(missing)} (run make demo)", file=sys.stderr)
+            return 1
         print("Point the same app at a real Auth0 tenant: set AUTH0_DOMAIN and API_IDENTIFIER")
         print("(see bindings/python/examples/flask_api/.env.example) and run server.py.")
         return 0

@@ -1,0 +1,281 @@
+"""Regression tests for the outside review (issue 8) against the real nginx with the module:
+verdicts across internal redirects, claim text in headers, subrequests, $jwt_status,
+configuration bounds, and replacing the module under a running nginx. Each test names the
+review item it covers."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from conftest import AUDIENCE, EXAMPLES, MODULE, ROOT, Nginx, free_port, fresh_prefix, http
+
+sys.path.insert(0, str(ROOT / "tests" / "support"))
+from harness import MINTED_ISSUER  # noqa: E402
+from minter import Minter  # noqa: E402
+
+
+class Upstream:
+    """A loopback upstream that records the headers it receives; under /accel/ it answers
+    with an X-Accel-Redirect to /internal-admin/."""
+
+    def __init__(self):
+        self.seen: list[dict] = []
+        seen = self.seen
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server's name)
+                seen.append({k.lower(): v for k, v in self.headers.items()})
+                self.send_response(200)
+                if self.path.startswith("/accel/"):
+                    self.send_header("X-Accel-Redirect", "/internal-admin/x")
+                body = json.dumps({"upstream": self.path}).encode()
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+CONFIG = """
+load_module modules/ngx_http_jwtguard_module.so;
+worker_processes 1;
+daemon off;
+pid nginx.pid;
+error_log logs/error.log info;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    default_type application/json;
+    jwtguard_issuer {issuer};
+    jwtguard_audience {audience};
+    jwtguard_jwks_uri {jwks_uri};
+    server {{
+        listen 127.0.0.1:{port};
+        root html;
+        location = /nginx-up {{ return 204; }}
+
+        location /a/ {{ jwtguard on; try_files /nonexistent @admin; }}
+        location /admin/ {{ jwtguard on; jwtguard_require_scope admin; try_files /api/private.json =404; }}
+        location @admin {{ jwtguard on; jwtguard_require_scope admin; proxy_pass {upstream}; }}
+        location /b/ {{ jwtguard on; try_files /nonexistent @other; }}
+        location /other/ {{ jwtguard on; jwtguard_audience https://other.example; try_files /api/private.json =404; }}
+        location @other {{ jwtguard on; jwtguard_audience https://other.example; proxy_pass {upstream}; }}
+        location /c/ {{ jwtguard on; error_page 404 = @admin; try_files /nonexistent =404; }}
+        location /accel/ {{ jwtguard on; proxy_pass {upstream}; }}
+        location /internal-admin/ {{ internal; jwtguard on; jwtguard_require_scope admin; proxy_pass {upstream}; }}
+        location /same/ {{ jwtguard on; try_files /nonexistent @same; }}
+        location @same {{ jwtguard on; add_header X-Status $jwt_status always; proxy_pass {upstream}; }}
+
+        location /inject/ {{
+            jwtguard on;
+            add_header X-Subject $jwt_claim_sub always;
+            add_header X-Tags $jwt_claim_tags always;
+            add_header X-Claims $jwt_claims always;
+            proxy_set_header X-User $jwt_claim_sub;
+            proxy_set_header X-Tags $jwt_claim_tags;
+            proxy_pass {upstream};
+        }}
+
+        location = /never-verified {{ add_header X-Status "[$jwt_status]" always; try_files /api/public.json =404; }}
+
+        location /sub/ {{ auth_request /check; try_files /api/private.json =404; }}
+        location = /check {{ internal; jwtguard on; jwtguard_require_scope read:messages; return 204; }}
+    }}
+    server {{
+        listen 127.0.0.1:{port2};
+        jwtguard on;
+        root html;
+        error_page 401 /errors/401.json;
+        location = /nginx-up {{ jwtguard off; return 204; }}
+        location /errors/ {{ internal; }}
+        location / {{ try_files /api/private.json =404; }}
+    }}
+}}
+"""
+
+
+@pytest.fixture(scope="module")
+def minter():
+    m = Minter()
+    yield m
+    m.close()
+
+
+@pytest.fixture(scope="module")
+def upstream():
+    u = Upstream()
+    yield u
+    u.close()
+
+
+@pytest.fixture(scope="module")
+def nginx(minter, upstream):
+    port, port2 = free_port(), free_port()
+    path = fresh_prefix("review")
+    shutil.copytree(EXAMPLES / "html", path / "html")
+    (path / "html" / "errors").mkdir()
+    (path / "html" / "errors" / "401.json").write_text('{"custom":"401 page"}\n')
+    for p in [path / "html", *(path / "html").rglob("*")]:
+        os.chmod(p, 0o755 if p.is_dir() else 0o644)
+    config = CONFIG.format(
+        issuer=MINTED_ISSUER, audience=AUDIENCE, jwks_uri=minter.jwks_uri, upstream=upstream.url, port=port, port2=port2
+    )
+    server = Nginx(path, config, port)
+    server.base2 = f"http://127.0.0.1:{port2}"
+    yield server
+    server.close()
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_item1_a_verdict_is_reused_only_under_the_same_policy(nginx, minter):
+    reader = minter.token(scope="read:messages")
+    admin = minter.token(scope="read:messages admin")
+    # Direct: refused for want of the scope.
+    assert nginx.get("/admin/x", reader)[0] == 403
+    # Through try_files into a named location with a stricter policy: refused the same way.
+    status, headers, _ = nginx.get("/a/x", reader)
+    assert status == 403
+    assert 'error="insufficient_scope"' in headers["WWW-Authenticate"]
+    assert nginx.get("/a/x", admin)[0] == 200
+    # Another audience in the named location: 401 directly and through the fallback.
+    assert nginx.get("/other/x", reader)[0] == 401
+    assert nginx.get("/b/x", reader)[0] == 401
+    # error_page ... = @admin and X-Accel-Redirect to a stricter location.
+    assert nginx.get("/c/x", reader)[0] == 403
+    assert nginx.get("/c/x", admin)[0] == 200
+    assert nginx.get("/accel/x", reader)[0] == 403
+    assert nginx.get("/accel/x", admin)[0] == 200
+    # The same policy through a redirect: the verdict stands (and no token stays refused).
+    status, headers, _ = nginx.get("/same/x", reader)
+    assert (status, headers["X-Status"]) == (200, "ok")
+    assert nginx.get("/a/x")[0] == 401
+
+
+def test_item1_an_error_page_for_a_refusal_is_served_with_one_challenge(nginx):
+    status, headers, body = http("GET", nginx.base2 + "/anything")
+    assert status == 401
+    assert headers.get_all("WWW-Authenticate") == ['Bearer realm="api"']
+    assert body == {"custom": "401 page"}
+
+
+def test_item3_claim_text_never_injects_headers(nginx, minter, upstream):
+    hostile = minter.token(sub="x\r\nSet-Cookie: pwned=1", tags=["a\r\nX-Admin: true", "b"], note="\u0000\\")
+    status, headers, _ = nginx.get("/inject/x", hostile)
+    assert status == 200
+    assert headers.get_all("Set-Cookie") is None
+    assert headers["X-Subject"] == "x\\r\\nSet-Cookie: pwned=1"
+    assert headers["X-Tags"] == "a\\r\\nX-Admin: true b"
+    assert json.loads(headers["X-Claims"])["sub"] == "x\r\nSet-Cookie: pwned=1"
+    received = upstream.seen[-1]
+    assert received["x-user"] == "x\\r\\nSet-Cookie: pwned=1"
+    assert "x-admin" not in received and "set-cookie" not in received
+    # A plain claim arrives as it is.
+    nginx.get("/inject/x", minter.token(sub="alice@example.com"))
+    assert upstream.seen[-1]["x-user"] == "alice@example.com"
+
+
+def test_item11_jwt_status_is_empty_for_requests_never_verified(nginx):
+    status, headers, _ = nginx.get("/never-verified")
+    assert (status, headers["X-Status"]) == (200, "[]")
+
+
+def test_item27_subrequests_are_enforced(nginx, minter):
+    status, headers, _ = nginx.get("/sub/x")
+    assert status == 401
+    assert headers["WWW-Authenticate"] == 'Bearer realm="api"'
+    none_alg = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0." + minter.token().split(".")[1] + "."
+    assert nginx.get("/sub/x", none_alg)[0] == 401
+    assert nginx.get("/sub/x", minter.token(scope="openid"))[0] == 403
+    status, _, body = nginx.get("/sub/x", minter.token(scope="read:messages"))
+    assert status == 200 and body["message"].startswith("Hello from a private endpoint")
+
+
+def nginx_t(config: str) -> subprocess.CompletedProcess:
+    path = fresh_prefix("config-test")
+    try:
+        (path / "modules").mkdir()
+        (path / "modules" / "ngx_http_jwtguard_module.so").symlink_to(MODULE)
+        (path / "logs").mkdir()
+        (path / "nginx.conf").write_text(config)
+        return subprocess.run(["nginx", "-t", "-p", str(path), "-c", "nginx.conf"], capture_output=True, text=True)
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+MINIMAL = """
+load_module modules/ngx_http_jwtguard_module.so;
+pid nginx.pid;
+error_log logs/error.log;
+events {{ }}
+http {{
+    jwtguard_issuer https://tenant.example/;
+    jwtguard_audience https://api.example;
+    {extra}
+    server {{ listen 127.0.0.1:{port}; location / {{ jwtguard on; {location} }} }}
+}}
+"""
+
+
+@pytest.mark.parametrize(
+    "extra, location, message",
+    [
+        ("", "jwtguard_leeway 2h;", "out of range"),
+        ("jwtguard_max_stale 365d;", "", "out of range"),
+        ("jwtguard_refetch_cooldown 30d;", "", "out of range"),
+        ("jwtguard_cache_ttl 30d;", "", "out of range"),
+        ("", "jwtguard_leeway -1;", "invalid value"),
+        ("", 'jwtguard_require_scope "read messages";', "invalid scope"),
+        ("", 'jwtguard_require_scope "read\\"x";', "invalid scope"),
+    ],
+)
+def test_item7_item20_out_of_range_settings_and_bad_scopes_are_refused(extra, location, message):
+    result = nginx_t(MINIMAL.format(extra=extra, location=location, port=free_port()))
+    assert result.returncode != 0, result.stderr
+    assert message in result.stderr, result.stderr
+
+
+def test_item7_settings_in_range_are_accepted():
+    result = nginx_t(MINIMAL.format(extra="jwtguard_max_stale 2d;", location="jwtguard_leeway 1h;", port=free_port()))
+    assert result.returncode == 0, result.stderr
+
+
+def test_item22_rebuilding_the_module_under_a_running_nginx_breaks_nothing(prefix, minter):
+    port = free_port()
+    config = CONFIG.split("    server {{\n        listen 127.0.0.1:{port2};")[0] + "}}\n"
+    config = config.replace("proxy_pass {upstream};", "return 204;").format(
+        issuer=MINTED_ISSUER, audience=AUDIENCE, jwks_uri=minter.jwks_uri, port=port
+    )
+    nginx = Nginx(prefix, config, port)
+    try:
+        token = minter.token(scope="read:messages admin")
+        assert nginx.get("/admin/x", token)[0] == 200
+        workers = nginx.workers()
+        inode = MODULE.stat().st_ino
+        subprocess.run(["make", "-s", "-C", str(ROOT), "install-nginx-module"], check=True)
+        assert MODULE.stat().st_ino != inode, "the module file was replaced, not overwritten"
+        for _ in range(20):
+            assert nginx.get("/admin/x", token)[0] == 200
+        assert nginx.workers() == workers, "no worker died"
+        time.sleep(0.2)
+        assert "exited on signal" not in (prefix / "logs" / "error.log").read_text()
+    finally:
+        nginx.close()
