@@ -11,6 +11,7 @@ rotation and issuer outages.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import json
 import logging
@@ -140,6 +141,16 @@ _CACHE_OPTIONS = tuple(_SECONDS_OPTIONS) + (
 )
 
 
+def _seconds(value: Any, what: str) -> int:
+    """A whole, non-negative number of seconds (or milliseconds) for the C setters, which take
+    unsigned values: a negative number would wrap around to a huge one."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"jwtguard: {what} must be a number, not {type(value).__name__}")
+    if value != value or value < 0:
+        raise ValueError(f"jwtguard: {what} must not be negative (got {value!r})")
+    return int(value)
+
+
 class Verifier:
     """A configured verifier, safe to share between threads.
 
@@ -160,6 +171,8 @@ class Verifier:
             (path), ``allow_insecure_http``.
 
     Building never touches the network; keys are fetched on first use or by :meth:`refresh`.
+    Negative or out-of-range durations raise :class:`ValueError`. :meth:`close` waits for
+    calls running in other threads; calls after it raise :class:`ValueError`.
     """
 
     def __init__(
@@ -177,7 +190,9 @@ class Verifier:
         **cache_options: Any,
     ):
         self._handle: Optional[int] = None
-        self._lock = threading.Lock()
+        # Calls in flight, so that close() frees the handle only once none uses it.
+        self._idle = threading.Condition(threading.Lock())
+        self._calls = 0
         unknown = set(cache_options) - set(_CACHE_OPTIONS)
         if unknown:
             raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
@@ -209,7 +224,7 @@ class Verifier:
             text("jwt_config_add_algorithm", value, "algorithm")
         for value in _as_list(required_claims):
             text("jwt_config_add_required_claim", value, "required claim")
-        _check(lib.jwt_config_set_leeway(config, int(leeway)), "leeway")
+        _check(lib.jwt_config_set_leeway(config, _seconds(leeway, "leeway")), "leeway")
         _check(lib.jwt_config_set_strict(config, bool(strict)), "strict")
         sources = [s for s in (jwks_uri, jwks, jwks_file) if s is not None]
         if len(sources) > 1:
@@ -222,17 +237,20 @@ class Verifier:
             text("jwt_config_set_jwks_file", os.fspath(jwks_file), "jwks_file")
         for name, value in options.items():
             if name in _SECONDS_OPTIONS:
-                _check(getattr(lib, _SECONDS_OPTIONS[name])(config, int(value)), name)
+                _check(getattr(lib, _SECONDS_OPTIONS[name])(config, _seconds(value, name)), name)
             elif name == "ttl_bounds":
-                _check(lib.jwt_config_set_ttl_bounds(config, int(value[0]), int(value[1])), name)
+                low, high = (_seconds(v, name) for v in value)
+                _check(lib.jwt_config_set_ttl_bounds(config, low, high), name)
             elif name == "backoff":
-                _check(lib.jwt_config_set_backoff(config, int(value[0] * 1000), int(value[1] * 1000)), name)
+                low, high = (_seconds(v * 1000, name) for v in value)
+                _check(lib.jwt_config_set_backoff(config, low, high), name)
             elif name == "timeouts":
-                _check(lib.jwt_config_set_fetch_timeouts(config, int(value[0] * 1000), int(value[1] * 1000)), name)
+                low, high = (_seconds(v * 1000, name) for v in value)
+                _check(lib.jwt_config_set_fetch_timeouts(config, low, high), name)
             elif name == "max_jwks_size":
-                _check(lib.jwt_config_set_max_jwks_size(config, int(value)), name)
+                _check(lib.jwt_config_set_max_jwks_size(config, _seconds(value, name)), name)
             elif name == "max_token_size":
-                _check(lib.jwt_config_set_max_token_size(config, int(value)), name)
+                _check(lib.jwt_config_set_max_token_size(config, _seconds(value, name)), name)
             elif name == "non_blocking":
                 _check(lib.jwt_config_set_non_blocking(config, bool(value)), name)
             elif name == "allow_insecure_http":
@@ -242,11 +260,19 @@ class Verifier:
             elif name == "ca_file":
                 text("jwt_config_set_ca_file", os.fspath(value), name)
 
-    def _live(self) -> int:
-        handle = self._handle
-        if handle is None:
-            raise ValueError("jwtguard: the verifier is closed")
-        return handle
+    def _enter(self) -> int:
+        """The handle, counted as in use until :meth:`_leave`."""
+        with self._idle:
+            if self._handle is None:
+                raise ValueError("jwtguard: the verifier is closed")
+            self._calls += 1
+            return self._handle
+
+    def _leave(self) -> None:
+        with self._idle:
+            self._calls -= 1
+            if self._calls == 0:
+                self._idle.notify_all()
 
     def _claims(self, status: int, claims: "ctypes.c_void_p") -> Dict[str, Any]:
         try:
@@ -265,39 +291,58 @@ class Verifier:
             raise AuthError(111, "Token must be a string")
         data = token if isinstance(token, bytes) else token.encode("utf-8", "surrogatepass")
         claims = _native.claims_p()
-        status = lib.jwt_verify(self._live(), data, len(data), ctypes.byref(claims))
+        handle = self._enter()
+        try:
+            status = lib.jwt_verify(handle, data, len(data), ctypes.byref(claims))
+        finally:
+            self._leave()
         return self._claims(status, claims)
 
     def verify_authorization(self, header_value: Optional[str]) -> Dict[str, Any]:
         """Verify the token of an ``Authorization`` header value (``None`` when the header is
         absent): ``Bearer <token>``, scheme in any case, exactly one token."""
         claims = _native.claims_p()
-        if header_value is None:
-            status = lib.jwt_verify_authorization(self._live(), None, 0, ctypes.byref(claims))
-        else:
-            data = header_value.encode("utf-8", "surrogatepass")
-            status = lib.jwt_verify_authorization(self._live(), data, len(data), ctypes.byref(claims))
+        data = None if header_value is None else header_value.encode("utf-8", "surrogatepass")
+        handle = self._enter()
+        try:
+            status = lib.jwt_verify_authorization(handle, data, 0 if data is None else len(data), ctypes.byref(claims))
+        finally:
+            self._leave()
         return self._claims(status, claims)
 
     def refresh(self) -> None:
         """Fetch the keys now and wait (raises :class:`AuthError` when they cannot be had)."""
-        status = lib.jwt_verifier_refresh(self._live())
+        handle = self._enter()
+        try:
+            status = lib.jwt_verifier_refresh(handle)
+        finally:
+            self._leave()
         if status != STATUS_OK:
             raise AuthError(status)
 
     def prefetch(self) -> None:
         """Start fetching the keys in the background if they are missing or due."""
-        lib.jwt_verifier_prefetch(self._live())
+        handle = self._enter()
+        try:
+            lib.jwt_verifier_prefetch(handle)
+        finally:
+            self._leave()
 
     def counters(self) -> Dict[str, int]:
         """Verifications by outcome and JWKS cache counters."""
-        handle = self._live()
-        return {name: int(lib.jwt_verifier_count(handle, i)) for i, name in enumerate(_COUNTERS)}
+        handle = self._enter()
+        try:
+            return {name: int(lib.jwt_verifier_count(handle, i)) for i, name in enumerate(_COUNTERS)}
+        finally:
+            self._leave()
 
     def close(self) -> None:
-        """Release the verifier. Safe to call more than once."""
-        with self._lock:
+        """Release the verifier, once no call in another thread uses it any more (later calls
+        raise :class:`ValueError`). Safe to call more than once."""
+        with self._idle:
             handle, self._handle = self._handle, None
+            while self._calls:
+                self._idle.wait()
         if handle is not None:
             lib.jwt_verifier_free(handle)
 
@@ -325,3 +370,11 @@ def _forward_log(_userdata, level, message, length):  # called from any thread
 # The library's messages (fetch failures, skipped keys, stale keys) go to the "jwtguard"
 # logger; INFO and above by default.
 lib.jwt_set_log_callback(_forward_log, None, 3)
+
+
+@atexit.register
+def _detach_log_callback() -> None:
+    # Background fetch threads must never run Python code once the interpreter shuts down
+    # (it ends such threads with pthread_exit, which aborts inside Rust). The call returns
+    # once no callback is running (ctypes releases the GIL meanwhile, so one in flight ends).
+    lib.jwt_set_log_callback(_native.LOG_CALLBACK(), None, 1)
