@@ -69,6 +69,7 @@ static ngx_int_t ngx_http_jwtguard_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_jwtguard_subrequest_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_jwtguard_check(ngx_http_request_t *r);
 static void ngx_http_jwtguard_wake(ngx_http_request_t *r);
+static void ngx_http_jwtguard_log_refusal(ngx_http_request_t *r, jwt_status status);
 static ngx_int_t ngx_http_jwtguard_challenge(ngx_http_request_t *r,
     ngx_http_jwtguard_loc_conf_t *lcf, jwt_status status);
 static ngx_int_t ngx_http_jwtguard_status_variable(ngx_http_request_t *r,
@@ -322,7 +323,7 @@ ngx_http_jwtguard_check(ngx_http_request_t *r)
     jwt_status                     status;
     jwt_claims                    *claims;
     ngx_str_t                      token, *scope;
-    ngx_uint_t                     i, level;
+    ngx_uint_t                     i;
     ngx_table_elt_t               *authorization;
     ngx_pool_cleanup_t            *cln;
     ngx_http_jwtguard_ctx_t       *ctx;
@@ -439,11 +440,40 @@ ngx_http_jwtguard_check(ngx_http_request_t *r)
         return NGX_OK;
     }
 
-    level = (status == JWT_STATUS_KEYS_UNAVAILABLE) ? NGX_LOG_WARN : NGX_LOG_INFO;
-    ngx_log_error(level, r->connection->log, 0, "jwtguard: request refused: %s",
-                  jwt_status_reason(status));
+    ngx_http_jwtguard_log_refusal(r, status);
 
     return ngx_http_jwtguard_challenge(r, lcf, status);
+}
+
+
+/*
+ * Refusals are the client's business: one line each at info, as nginx's own client errors.
+ * Keys that cannot be had are the operator's: a warning at most once a second per worker,
+ * with the count of requests refused for it since the last one (an outage must not become a
+ * disk flood).
+ */
+static void
+ngx_http_jwtguard_log_refusal(ngx_http_request_t *r, jwt_status status)
+{
+    static ngx_uint_t  unavailable;
+    static time_t      reported;
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0, "jwtguard: request refused: %s",
+                  jwt_status_reason(status));
+
+    if (status != JWT_STATUS_KEYS_UNAVAILABLE) {
+        return;
+    }
+
+    unavailable++;
+
+    if (ngx_time() != reported) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "jwtguard: %ui request(s) refused since the last report: keys "
+                      "unavailable", unavailable);
+        unavailable = 0;
+        reported = ngx_time();
+    }
 }
 
 

@@ -95,6 +95,8 @@ http {{
             proxy_pass {upstream};
         }}
 
+        location = /dead-issuer {{ jwtguard on; jwtguard_jwks_uri http://127.0.0.1:9/jwks.json; try_files /api/private.json =404; }}
+
         location = /never-verified {{ add_header X-Status "[$jwt_status]" always; try_files /api/public.json =404; }}
 
         location /sub/ {{ auth_request /check; try_files /api/private.json =404; }}
@@ -196,6 +198,21 @@ def test_item3_claim_text_never_injects_headers(nginx, minter, upstream):
 def test_item11_jwt_status_is_empty_for_requests_never_verified(nginx):
     status, headers, _ = nginx.get("/never-verified")
     assert (status, headers["X-Status"]) == (200, "[]")
+
+
+def test_item26_an_outage_is_not_one_warning_per_request(nginx, minter):
+    token = minter.token()
+    log = nginx.prefix / "logs" / "error.log"
+    before = log.read_text().count("[warn]")
+    started = time.monotonic()
+    for _ in range(300):
+        assert nginx.get("/dead-issuer", token)[0] == 503
+    seconds = time.monotonic() - started
+    text = log.read_text()
+    warnings = text.count("[warn]") - before
+    assert warnings <= seconds + 2, f"{warnings} warnings for 300 refusals in {seconds:.1f} s"
+    assert "request(s) refused since the last report: keys unavailable" in text
+    assert "[info]" in text and "request refused: keys_unavailable" in text
 
 
 def test_item27_subrequests_are_enforced(nginx, minter):
