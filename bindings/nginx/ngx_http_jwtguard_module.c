@@ -249,6 +249,13 @@ static ngx_http_variable_t  ngx_http_jwtguard_vars[] = {
 
 
 static void
+ngx_http_jwtguard_free_claims(void *data)
+{
+    jwt_claims_free(data);
+}
+
+
+static void
 ngx_http_jwtguard_cleanup(void *data)
 {
     ngx_http_jwtguard_ctx_t  *ctx = data;
@@ -339,26 +346,43 @@ ngx_http_jwtguard_check(ngx_http_request_t *r)
 
     if (ctx != NULL && ctx->verified) {
 
-        /*
-         * The error page of a request this module refused: serve it (the challenge is set
-         * already), do not challenge it again.
-         */
-        if (r->error_page && ctx->status != JWT_STATUS_OK) {
-            return NGX_DECLINED;
-        }
-
         /* the same policy again (an internal redirect within it): the same verdict */
         if (ctx->verifier == lcf->verifier && ctx->scopes == lcf->scopes
             && ctx->token == lcf->token)
         {
-            return ctx->status == JWT_STATUS_OK ? NGX_OK
-                                                : ngx_http_jwtguard_challenge(r, lcf,
-                                                                             ctx->status);
+            if (ctx->status == JWT_STATUS_OK) {
+                return NGX_OK;
+            }
+
+            /*
+             * The error page of this very refusal (error_page 401 /errors/401.json in a
+             * location under the same policy): serve it with the challenge already set,
+             * instead of challenging it again. A location with another policy is verified
+             * again below, and a second refusal ends in nginx's plain error page.
+             */
+            if (r->error_page) {
+                return NGX_DECLINED;
+            }
+
+            return ngx_http_jwtguard_challenge(r, lcf, ctx->status);
         }
 
-        /* another location's policy: verify again, against it */
-        jwt_claims_free(ctx->claims);
-        ctx->claims = NULL;
+        /*
+         * Another location's policy: verify again, against it. The old claims stay alive
+         * until the request ends: variables evaluated earlier (the access log reads them
+         * later) may point into them.
+         */
+        if (ctx->claims != NULL) {
+            cln = ngx_pool_cleanup_add(r->pool, 0);
+            if (cln == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            cln->handler = ngx_http_jwtguard_free_claims;
+            cln->data = ctx->claims;
+            ctx->claims = NULL;
+        }
+
         ctx->verified = 0;
         ctx->waited = 0;
     }

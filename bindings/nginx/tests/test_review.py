@@ -63,7 +63,8 @@ pid nginx.pid;
 error_log logs/error.log info;
 events {{ worker_connections 256; }}
 http {{
-    access_log off;
+    log_format claims '$request $status [$jwt_claims] [$jwt_claim_sub] [$jwt_status]';
+    access_log logs/access.log claims;
     default_type application/json;
     jwtguard_issuer {issuer};
     jwtguard_audience {audience};
@@ -80,8 +81,14 @@ http {{
         location /other/ {{ jwtguard on; jwtguard_audience https://other.example; try_files /api/private.json =404; }}
         location @other {{ jwtguard on; jwtguard_audience https://other.example; proxy_pass {upstream}; }}
         location /c/ {{ jwtguard on; error_page 404 = @admin; try_files /nonexistent =404; }}
-        location /accel/ {{ jwtguard on; proxy_pass {upstream}; }}
+        location /accel/ {{ jwtguard on; proxy_set_header X-Claims $jwt_claims; proxy_pass {upstream}; }}
         location /internal-admin/ {{ internal; jwtguard on; jwtguard_require_scope admin; proxy_pass {upstream}; }}
+        location /deny/ {{ jwtguard on; error_page 401 403 = @deny; try_files /api/private.json =404; }}
+        location @deny {{ jwtguard on; jwtguard_require_scope admin; proxy_pass {upstream}; }}
+        location /any/ {{
+            satisfy any; allow 127.0.0.1; deny all;
+            jwtguard on; error_page 404 = @admin; try_files /nonexistent =404;
+        }}
         location /same/ {{ jwtguard on; try_files /nonexistent @same; }}
         location @same {{ jwtguard on; add_header X-Status $jwt_status always; proxy_pass {upstream}; }}
 
@@ -143,6 +150,7 @@ def nginx(minter, upstream):
     )
     server = Nginx(path, config, port)
     server.base2 = f"http://127.0.0.1:{port2}"
+    server.upstream = upstream
     yield server
     server.close()
     shutil.rmtree(path, ignore_errors=True)
@@ -166,6 +174,22 @@ def test_item1_a_verdict_is_reused_only_under_the_same_policy(nginx, minter):
     assert nginx.get("/c/x", admin)[0] == 200
     assert nginx.get("/accel/x", reader)[0] == 403
     assert nginx.get("/accel/x", admin)[0] == 200
+    # A refusal's error page under a stricter policy is verified against that policy, not
+    # served on the strength of the first refusal; neither is a 404's error page reached
+    # through `satisfy any` (allowed by address, no token).
+    upstream_calls = len(nginx.upstream.seen)
+    assert nginx.get("/deny/x")[0] == 401
+    assert nginx.get("/deny/x", minter.token(aud="https://other.example"))[0] == 401
+    assert nginx.get("/any/x")[0] == 401
+    assert nginx.get("/any/x", reader)[0] == 403
+    assert len(nginx.upstream.seen) == upstream_calls, "no refused request reached the upstream"
+    assert nginx.get("/any/x", admin)[0] == 200
+    # Claims of an earlier verdict stay valid for the access log after a re-verification.
+    for _ in range(20):
+        assert nginx.get("/accel/x", reader)[0] == 403
+    time.sleep(0.3)
+    log = (nginx.prefix / "logs" / "access.log").read_text()
+    assert "GET /accel/x HTTP/1.1 403 [{" in log, log[-500:]
     # The same policy through a redirect: the verdict stands (and no token stays refused).
     status, headers, _ = nginx.get("/same/x", reader)
     assert (status, headers["X-Status"]) == (200, "ok")
