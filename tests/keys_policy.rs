@@ -24,18 +24,6 @@ fn verifier_for(
     Verifier::new(config).unwrap()
 }
 
-/// `token` with its header's `kid` replaced (the signature no longer matters: no key has it).
-fn with_kid(token: &str, kid: &str) -> String {
-    let (header, rest) = token.split_once('.').unwrap();
-    let mut header: serde_json::Value =
-        serde_json::from_slice(&jwtguard::token::b64_decode(header).unwrap()).unwrap();
-    header["kid"] = json!(kid);
-    format!(
-        "{}.{rest}",
-        jwtguard::token::b64_encode(header.to_string().as_bytes())
-    )
-}
-
 fn status(v: &Verifier, token: &str) -> Status {
     v.verify(token).map_or_else(|e| e.status(), |_| Status::Ok)
 }

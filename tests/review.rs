@@ -351,18 +351,6 @@ fn item18_19_a_snapshot_is_read_once_and_a_future_fetch_time_counts_as_now() {
     }
 }
 
-/// `token` with its header's `kid` replaced (no key has it).
-fn with_kid(token: &str, kid: &str) -> String {
-    let (header, rest) = token.split_once('.').unwrap();
-    let mut header: serde_json::Value =
-        serde_json::from_slice(&jwtguard::token::b64_decode(header).unwrap()).unwrap();
-    header["kid"] = json!(kid);
-    format!(
-        "{}.{rest}",
-        jwtguard::token::b64_encode(header.to_string().as_bytes())
-    )
-}
-
 #[test]
 fn item23_one_junk_kid_cannot_hold_back_a_rotated_key() {
     let issuer = DevIssuer::start(&[]);

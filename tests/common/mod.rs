@@ -143,6 +143,15 @@ pub fn claims_with(changes: Value) -> Value {
     c
 }
 
+/// `token` with its header's `kid` replaced (the signature no longer matters: no key has it).
+pub fn with_kid(token: &str, kid: &str) -> String {
+    let (header, rest) = token.split_once('.').unwrap();
+    let mut header: Value =
+        serde_json::from_slice(&jwtguard::token::b64_decode(header).unwrap()).unwrap();
+    header["kid"] = json!(kid);
+    format!("{}.{rest}", b64_encode(header.to_string().as_bytes()))
+}
+
 pub fn jwks(keys: &[Value]) -> String {
     json!({ "keys": keys }).to_string()
 }
