@@ -81,27 +81,23 @@ fn out_dir() -> PathBuf {
     dir
 }
 
-#[test]
-fn fork_while_discovery_runs_child_discovers_on_its_own() {
-    // Review item 8: the child used to inherit "discovery running" with no thread to end it.
+/// tests/c/fork_test.c, built as `name` (POSIX fork/waitpid: the C99 of the other client plus
+/// the POSIX 2008 interfaces).
+fn fork_test_program(name: &str) -> PathBuf {
     let lib_dir = build_library();
-    let program = out_dir().join("fork_test_discovery");
+    let program = out_dir().join(name);
     compile(
         &root().join("tests/c/fork_test.c"),
         &program,
         &lib_dir,
         "gnu99",
     );
-    let issuer = DevIssuer::start(&[]);
-    let token = issuer.token("read:messages", 600);
-    issuer.fault(json!({"mode": "delay", "ms": 1500, "endpoint": "discovery"}));
-    // Not under valgrind: the child holds a copy of the parent's discovery thread's memory,
-    // which no thread of the child can free (valgrind reports it as lost; the warm-cache fork
-    // test below runs under valgrind).
-    let output = Command::new(&program)
-        .args(["--during-discovery", issuer.url.as_str(), AUDIENCE, &token])
-        .output()
-        .expect("valgrind is required");
+    program
+}
+
+/// Run `command` and require the fork test's success line.
+fn expect_fork_checks_pass(command: &mut Command) {
+    let output = command.output().expect("the fork test must start");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     println!("{stdout}{stderr}");
@@ -114,32 +110,33 @@ fn fork_while_discovery_runs_child_discovers_on_its_own() {
 }
 
 #[test]
-fn fork_after_warm_cache_child_refreshes_on_its_own() {
-    let lib_dir = build_library();
-    let program = out_dir().join("fork_test");
-    // POSIX fork/waitpid: the C99 of the other client plus the POSIX 2008 interfaces.
-    compile(
-        &root().join("tests/c/fork_test.c"),
-        &program,
-        &lib_dir,
-        "gnu99",
-    );
+fn fork_while_discovery_runs_child_discovers_on_its_own() {
+    // Review item 8: the child used to inherit "discovery running" with no thread to end it.
+    let program = fork_test_program("fork_test_discovery");
     let issuer = DevIssuer::start(&[]);
     let token = issuer.token("read:messages", 600);
-    let output = valgrind()
-        .arg(&program)
-        .args([issuer.url.as_str(), AUDIENCE, &token])
-        .output()
-        .expect("valgrind is required");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    println!("{stdout}{stderr}");
-    assert!(
-        output.status.success(),
-        "fork test failed ({}):\n{stderr}",
-        output.status
+    issuer.fault(json!({"mode": "delay", "ms": 1500, "endpoint": "discovery"}));
+    // Not under valgrind: the child holds a copy of the parent's discovery thread's memory,
+    // which no thread of the child can free (valgrind reports it as lost; the warm-cache fork
+    // test below runs under valgrind).
+    expect_fork_checks_pass(Command::new(&program).args([
+        "--during-discovery",
+        issuer.url.as_str(),
+        AUDIENCE,
+        &token,
+    ]));
+}
+
+#[test]
+fn fork_after_warm_cache_child_refreshes_on_its_own() {
+    let program = fork_test_program("fork_test");
+    let issuer = DevIssuer::start(&[]);
+    let token = issuer.token("read:messages", 600);
+    expect_fork_checks_pass(
+        valgrind()
+            .arg(&program)
+            .args([issuer.url.as_str(), AUDIENCE, &token]),
     );
-    assert!(stdout.contains("fork checks passed"));
     assert_eq!(
         issuer.jwks_requests(),
         2,
