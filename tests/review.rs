@@ -30,6 +30,18 @@ fn live_claims(issuer: &str) -> serde_json::Value {
 /// A temporary file path, removed (with its lock file) on drop.
 struct TempPath(PathBuf);
 
+/// Write `path` with a modification time of `unix_secs` (a file written when a manual clock
+/// read that).
+fn write_at(path: &std::path::Path, bytes: &[u8], unix_secs: i64) {
+    std::fs::write(path, bytes).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(std::time::UNIX_EPOCH + Duration::from_secs(unix_secs as u64))
+        .unwrap();
+}
+
 impl TempPath {
     fn new(name: &str) -> TempPath {
         TempPath(
@@ -314,7 +326,7 @@ fn item18_19_a_snapshot_is_read_once_and_a_future_fetch_time_counts_as_now() {
         "url": url, "issuers": [], "fetched_at": 1e12,
         "jwks": serde_json::from_str::<serde_json::Value>(&jwks(&[a.jwk(true)])).unwrap(),
     }]});
-    std::fs::write(&snapshot.0, doc.to_string()).unwrap();
+    write_at(&snapshot.0, doc.to_string().as_bytes(), NOW);
     let clock = Clock::manual(NOW);
     let mut config = Config::new(Policy::new(ISSUER, AUDIENCE), Keys::Url(url.into()));
     config.clock = clock.clone();
@@ -333,7 +345,7 @@ fn item18_19_a_snapshot_is_read_once_and_a_future_fetch_time_counts_as_now() {
     // without reading the file again (the file now holds garbage it would log about).
     let other = TempPath::new("once.json");
     let url2 = "http://127.0.0.1:9/once-jwks.json";
-    std::fs::write(&other.0, b"{\"entries\": []}").unwrap();
+    write_at(&other.0, b"{\"entries\": []}", NOW);
     let mut config = Config::new(Policy::new(ISSUER, AUDIENCE), Keys::Url(url2.into()));
     config.clock = Clock::manual(NOW);
     config.cache.snapshot = Some(other.0.clone());
@@ -345,10 +357,91 @@ fn item18_19_a_snapshot_is_read_once_and_a_future_fetch_time_counts_as_now() {
         "url": url2, "issuers": [], "fetched_at": NOW as f64,
         "jwks": serde_json::from_str::<serde_json::Value>(&jwks(&[a.jwk(true)])).unwrap(),
     }]});
-    std::fs::write(&other.0, doc.to_string()).unwrap();
+    write_at(&other.0, doc.to_string().as_bytes(), NOW);
     for _ in 0..10 {
         assert_eq!(status(&v, &token), Status::KeysUnavailable);
     }
+}
+
+/// A token valid at `wall` by the wall clock.
+fn token_at(signer: &Signer, wall: i64) -> String {
+    signer.token(&claims_with(json!({"iat": wall - 5, "exp": wall + 3600})))
+}
+
+#[test]
+fn item18_a_wall_clock_step_neither_freezes_nor_rushes_refreshes() {
+    let a = Signer::rs256();
+    let server = JwksServer::start(Reply::json(&jwks(&[a.jwk(true)])));
+    let clock = Clock::manual(NOW);
+    let mut config = Config::new(Policy::new(ISSUER, AUDIENCE), Keys::Url(server.url.clone()));
+    config.clock = clock.clone();
+    let v = Verifier::new(config).unwrap();
+    assert_eq!(status(&v, &token_at(&a, NOW)), Status::Ok);
+    assert_eq!(server.count(), 1);
+
+    // The wall clock is set back a day, then 10 minutes pass: the keys are due for their
+    // refresh (600 s TTL) all the same.
+    clock.step_wall(-86400.0);
+    clock.advance(601.0);
+    let wall = NOW - 86400 + 601;
+    assert_eq!(status(&v, &token_at(&a, wall)), Status::Ok);
+    assert!(v.jwks_source().unwrap().wait_idle(Duration::from_secs(5)));
+    assert_eq!(server.count(), 2, "refreshed on schedule");
+
+    // Stepped forward two days while the issuer fails: by the monotonic clock the keys are
+    // minutes old, not past the 24 h stale limit.
+    server.set(Reply {
+        status: 500,
+        ..Reply::json("{}")
+    });
+    clock.step_wall(2.0 * 86400.0);
+    let wall = wall + 2 * 86400;
+    assert_eq!(status(&v, &token_at(&a, wall)), Status::Ok);
+
+    // A cold cache whose fetch failed retries after about a second, whatever the wall
+    // clock did meanwhile.
+    let cold = JwksServer::start(Reply {
+        status: 500,
+        ..Reply::json("{}")
+    });
+    let mut config = Config::new(Policy::new(ISSUER, AUDIENCE), Keys::Url(cold.url.clone()));
+    config.clock = clock.clone();
+    let v = Verifier::new(config).unwrap();
+    assert_eq!(status(&v, &token_at(&a, wall)), Status::KeysUnavailable);
+    assert_eq!(cold.count(), 1);
+    cold.set(Reply::json(&jwks(&[a.jwk(true)])));
+    clock.step_wall(-86400.0);
+    clock.advance(1.3);
+    let wall = wall - 86400 + 1;
+    assert_eq!(status(&v, &token_at(&a, wall)), Status::Ok);
+    assert_eq!(cold.count(), 2);
+}
+
+#[test]
+fn item18_a_snapshot_written_in_the_future_counts_from_the_files_own_time() {
+    // The entry claims to be fetched now, but the file was last written two days ago: the
+    // keys are two days old, past a one-day stale limit.
+    let a = Signer::rs256();
+    let snapshot = TempPath::new("mtime.json");
+    let url = "http://127.0.0.1:9/mtime-jwks.json";
+    let doc = json!({"entries": [{
+        "url": url, "issuers": [], "fetched_at": NOW as f64,
+        "jwks": serde_json::from_str::<serde_json::Value>(&jwks(&[a.jwk(true)])).unwrap(),
+    }]});
+    write_at(&snapshot.0, doc.to_string().as_bytes(), NOW - 2 * 86400);
+    let make = |max_stale_days: u64| {
+        let mut config = Config::new(Policy::new(ISSUER, AUDIENCE), Keys::Url(url.into()));
+        config.clock = Clock::manual(NOW);
+        config.cache.snapshot = Some(snapshot.0.clone());
+        config.cache.non_blocking = true;
+        config.cache.max_stale = Duration::from_secs(max_stale_days * 86400);
+        Verifier::new(config).unwrap()
+    };
+    assert_eq!(status(&make(3), &token_at(&a, NOW)), Status::Ok);
+    assert_eq!(
+        status(&make(1), &token_at(&a, NOW)),
+        Status::KeysUnavailable
+    );
 }
 
 #[test]

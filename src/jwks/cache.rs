@@ -138,19 +138,22 @@ struct Loaded {
     keys: Arc<KeySet>,
     /// The JWKS document the keys came from, for snapshots.
     body: Arc<[u8]>,
+    /// When, by the wall clock (recorded in snapshots).
     fetched_at: f64,
+    /// When, in monotonic ticks; ages and expiry are counted in ticks.
+    fetched_tick: f64,
     expires_at: f64,
     etag: Option<String>,
 }
 
 impl Loaded {
     fn refresh_at(&self, options: &CacheOptions) -> f64 {
-        let life = self.expires_at - self.fetched_at;
+        let life = self.expires_at - self.fetched_tick;
         self.expires_at - options.refresh_ahead.as_secs_f64().min(life / 2.0)
     }
 
-    fn usable(&self, now: f64, options: &CacheOptions) -> bool {
-        now - self.fetched_at <= options.max_stale.as_secs_f64()
+    fn usable(&self, ticks: f64, options: &CacheOptions) -> bool {
+        ticks - self.fetched_tick <= options.max_stale.as_secs_f64()
     }
 }
 
@@ -170,6 +173,10 @@ struct Control {
 
 /// Least time between two refetches for new unknown `kid`s, per URL (or the cooldown, if shorter).
 const NEW_KID_INTERVAL: f64 = 1.0;
+/// Longest wait between failed fetches while no keys are loaded (a cold cache): requests are
+/// waiting for keys, so the long backoff of a warm cache (which serves its last good keys)
+/// does not apply.
+pub(crate) const COLD_RETRY_SECS: f64 = 1.0;
 /// Most `kid`s remembered as looked up per URL.
 const MAX_KIDS_LOOKED_UP: usize = 1024;
 
@@ -394,7 +401,7 @@ impl JwksSource {
     /// for one fetch in blocking mode and answers `KeysUnavailable` at once in non-blocking
     /// mode or while backing off after a failure.
     pub fn keys(self: &Arc<Self>, clock: &Clock, options: &CacheOptions) -> Result<Arc<KeySet>> {
-        let now = clock.now();
+        let now = clock.ticks();
         // The hot path: under the read lock, take only the key set and the times (no clone
         // of the document or the ETag).
         let view = |s: &Self| {
@@ -412,7 +419,7 @@ impl JwksSource {
                 })
         };
         let mut current = view(self);
-        if current.is_none() && self.seed_from_snapshot(now, options) {
+        if current.is_none() && self.seed_from_snapshot(clock, options) {
             current = view(self);
         }
         if let Some((keys, true, refresh_at, expires_at)) = current {
@@ -431,7 +438,7 @@ impl JwksSource {
             return Err(self.unavailable());
         }
         match self.fetch_or_wait(clock, options, Reason::Cold) {
-            Some(l) if l.usable(clock.now(), options) => Ok(l.keys),
+            Some(l) if l.usable(clock.ticks(), options) => Ok(l.keys),
             _ => Err(self.unavailable()),
         }
     }
@@ -458,7 +465,7 @@ impl JwksSource {
         if let Some(keys) = newer(self) {
             return Some(keys);
         }
-        let now = clock.now();
+        let now = clock.ticks();
         {
             let mut control = self.control();
             if control.in_flight != Some(std::process::id()) {
@@ -522,7 +529,7 @@ impl JwksSource {
             return self.loaded();
         }
         // Unknown-kid refetches are limited by their cooldown, not by the failure backoff.
-        if !matches!(reason, Reason::UnknownKid) && clock.now() < control.next_attempt {
+        if !matches!(reason, Reason::UnknownKid) && clock.ticks() < control.next_attempt {
             return self.loaded();
         }
         control.in_flight = Some(pid);
@@ -542,13 +549,13 @@ impl JwksSource {
         {
             let mut control = self.control();
             if control.in_flight == Some(pid)
-                || (!matches!(reason, Reason::UnknownKid) && clock.now() < control.next_attempt)
+                || (!matches!(reason, Reason::UnknownKid) && clock.ticks() < control.next_attempt)
             {
                 return;
             }
             control.in_flight = Some(pid);
         }
-        let now = clock.now();
+        let now = clock.ticks();
         let (me, thread_clock, thread_options) = (self.clone(), clock.clone(), options.clone());
         let spawned = std::thread::Builder::new()
             .name("jwtguard-jwks".into())
@@ -577,7 +584,7 @@ impl JwksSource {
         let previous = self.loaded();
         let etag = previous.as_ref().and_then(|l| l.etag.clone());
         let result = fetch::fetch(&self.url, &options.fetch, etag.as_deref());
-        let now = clock.now();
+        let (wall, now) = (clock.now(), clock.ticks());
         let ttl_for = |max_age: Option<u64>| {
             let ttl = max_age.map_or(options.ttl, Duration::from_secs);
             ttl.clamp(options.min_ttl, options.max_ttl.max(options.min_ttl))
@@ -586,7 +593,8 @@ impl JwksSource {
         let ok = match result {
             Ok(Outcome::NotModified { max_age }) => match previous {
                 Some(mut l) => {
-                    l.fetched_at = now;
+                    l.fetched_at = wall;
+                    l.fetched_tick = now;
                     l.expires_at = now + ttl_for(max_age);
                     self.install(l);
                     self.fetches_not_modified.fetch_add(1, Ordering::Relaxed);
@@ -625,11 +633,12 @@ impl JwksSource {
                             keys.len()
                         )
                     });
-                    self.write_snapshots(now, &fetched.body);
+                    self.write_snapshots(wall, &fetched.body);
                     self.install(Loaded {
                         keys: Arc::new(keys),
                         body: fetched.body.into(),
-                        fetched_at: now,
+                        fetched_at: wall,
+                        fetched_tick: now,
                         expires_at: now + ttl_for(fetched.max_age),
                         etag: fetched.etag,
                     });
@@ -665,6 +674,11 @@ impl JwksSource {
     }
 
     fn finish_fetch(&self, ok: bool, now: f64, options: &CacheOptions) {
+        let cold = self
+            .loaded
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_none();
         let mut control = self.control();
         control.in_flight = None;
         control.generation += 1;
@@ -674,7 +688,11 @@ impl JwksSource {
             control.last_error = None;
         } else {
             control.failures_in_a_row = control.failures_in_a_row.saturating_add(1);
-            control.next_attempt = now + backoff(options, control.failures_in_a_row);
+            let mut wait = backoff(options, control.failures_in_a_row);
+            if cold {
+                wait = wait.min(COLD_RETRY_SECS);
+            }
+            control.next_attempt = now + wait;
         }
         drop(control);
         self.fetched.notify_all();
@@ -764,8 +782,10 @@ impl JwksSource {
 
     /// Load this URL's entry from the first snapshot that has one still within `max_stale`.
     /// Each file is read once per process (never again on later cold-cache calls). A
-    /// `fetched_at` in the future counts as now.
-    fn seed_from_snapshot(&self, now: f64, options: &CacheOptions) -> bool {
+    /// `fetched_at` later than the file's modification time or than now counts as the earlier
+    /// of the two (a clock that was wrong when the file was written does not pin its keys).
+    fn seed_from_snapshot(&self, clock: &Clock, options: &CacheOptions) -> bool {
+        let (now, ticks) = (clock.now(), clock.ticks());
         let unread: Vec<PathBuf> = {
             let mut paths = self
                 .snapshots
@@ -785,7 +805,12 @@ impl JwksSource {
             let Some(entry) = file.entries.into_iter().find(|e| e.url == self.url) else {
                 continue;
             };
-            let fetched_at = entry.fetched_at.min(now);
+            let written = std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(f64::INFINITY, |d| d.as_secs_f64());
+            let fetched_at = entry.fetched_at.min(written).min(now);
             let age = now - fetched_at;
             if age.is_nan() || age > options.max_stale.as_secs_f64() {
                 continue;
@@ -813,7 +838,8 @@ impl JwksSource {
                     keys: Arc::new(keys),
                     body: body.into(),
                     fetched_at,
-                    expires_at: fetched_at + ttl.as_secs_f64(),
+                    fetched_tick: ticks - age,
+                    expires_at: ticks - age + ttl.as_secs_f64(),
                     etag: None,
                 });
             }
@@ -879,7 +905,7 @@ impl Drop for FetchGuard<'_> {
                 format!("jwtguard: JWKS fetch of {} panicked", self.source.url)
             });
             self.source
-                .finish_fetch(false, self.clock.now(), self.options);
+                .finish_fetch(false, self.clock.ticks(), self.options);
         }
     }
 }

@@ -162,7 +162,7 @@ impl Discovery {
                 drop(attempts);
                 return self.fallback(options);
             }
-            if clock.now() < attempts.next_attempt {
+            if clock.ticks() < attempts.next_attempt {
                 drop(attempts);
                 return self.fallback(options);
             }
@@ -207,8 +207,13 @@ impl Discovery {
                 log::emit(Level::Error, || format!("jwtguard: discovery failed: {e}"));
                 let mut attempts = self.attempts();
                 attempts.failures_in_a_row = attempts.failures_in_a_row.saturating_add(1);
-                attempts.next_attempt =
-                    clock.now() + cache::backoff(options, attempts.failures_in_a_row);
+                // Without a snapshot's stand-in, requests wait for this discovery: retry
+                // about once a second rather than on the long backoff.
+                let mut wait = cache::backoff(options, attempts.failures_in_a_row);
+                if self.from_snapshot.get().is_none_or(|s| s.is_none()) {
+                    wait = wait.min(cache::COLD_RETRY_SECS);
+                }
+                attempts.next_attempt = clock.ticks() + wait;
                 attempts.last_error = Some(e.clone());
                 Err(e)
             }
