@@ -70,8 +70,8 @@ rust-test:
 python-test: build
 	$(PYENV) $(PYTHON) -m pytest -q bindings/python/tests
 
-nginx-test: nginx-module
-	JWTGUARD_NGINX_MODULE=$(NGINX_MODULE) $(PYENV) $(PYTHON) -m pytest -q bindings/nginx/tests
+nginx-test: nginx-module c-ping-server
+	JWTGUARD_NGINX_MODULE=$(NGINX_MODULE) JWTGUARD_PING_SERVER=$(PING_SERVER) $(PYENV) $(PYTHON) -m pytest -q bindings/nginx/tests
 
 c-test: c-ping-server
 	JWTGUARD_PING_SERVER=$(PING_SERVER) $(PYENV) $(PYTHON) -m pytest -q bindings/c/tests

@@ -162,13 +162,27 @@ fn check_typ(typ: Option<&str>, strict: bool) -> Result<()> {
 }
 
 /// Extract the token from an `Authorization` header value: `Bearer <token>` with a
-/// case-insensitive scheme and exactly one token.
+/// case-insensitive scheme, spaces or tabs between, and exactly one token. Every host gets the
+/// same answer for the same bytes: a value holding anything but visible ASCII, spaces and
+/// tabs (CR or LF of a folded or injected line, NUL, bytes above 0x7e, whether UTF-8 or not)
+/// is malformed, and so is a request's several `Authorization` lines joined with ", " (RFC 9110
+/// field combination; hosts pass them joined).
 pub fn bearer_token(header: Option<&str>) -> Result<&str> {
-    let value = header.map(str::trim).unwrap_or("");
+    let blank = |c: char| c == ' ' || c == '\t';
+    let value = header.map(|h| h.trim_matches(blank)).unwrap_or("");
     if value.is_empty() {
         return Err(Status::TokenMissing.into());
     }
-    let mut parts = value.split_ascii_whitespace();
+    if !value
+        .bytes()
+        .all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
+    {
+        return Err(Error::with_detail(
+            Status::AuthorizationHeaderMalformed,
+            "the Authorization header holds a control or non-ASCII character",
+        ));
+    }
+    let mut parts = value.split([' ', '\t']).filter(|p| !p.is_empty());
     match (parts.next(), parts.next(), parts.next()) {
         (Some(scheme), Some(token), None) if scheme.eq_ignore_ascii_case("bearer") => Ok(token),
         (Some(scheme), _, _) if !scheme.eq_ignore_ascii_case("bearer") => Err(Error::with_detail(
@@ -396,7 +410,26 @@ mod tests {
             bearer_token(Some("  ")).unwrap_err().status(),
             Status::TokenMissing
         );
-        for bad in ["Bearer", "Basic abc", "Bearer a b", "Token abc", "abc"] {
+        assert_eq!(bearer_token(Some("\tBearer\tabc")), Ok("abc"));
+        for bad in [
+            "Bearer",
+            "Basic abc",
+            "Bearer a b",
+            "Token abc",
+            "abc",
+            // two Authorization lines, joined as HTTP combines them
+            "Bearer a.b.c, Bearer d.e.f",
+            "Bearer a.b.c,Bearer a.b.c",
+            // a folded line, an injected line, other controls, non-ASCII
+            "Bearer\r\n a.b.c",
+            "Bearer a.b.c\r\nX-Admin: 1",
+            "Bearer\na.b.c",
+            "Bearer a.b\0.c",
+            "Bearer a.b.c\x7f",
+            "Bearer a.b.c\u{ff}",
+            "Bearer a.b.\u{e9}",
+            "Bearer\x0ba.b.c",
+        ] {
             assert_eq!(
                 bearer_token(Some(bad)).unwrap_err().status(),
                 Status::AuthorizationHeaderMalformed,

@@ -3,7 +3,8 @@
  * (linked statically). An access-phase handler verifies the bearer token against the issuer's
  * JWKS (fetched in the background: the event loop never waits on the network), checks
  * required scopes, answers 401/403/503 with RFC 6750 WWW-Authenticate headers, and exposes
- * $jwt_claim_<name>, $jwt_claims and $jwt_status.
+ * $jwt_claim_<name>, $jwt_claims, $jwt_status, and for custom error pages $jwt_error_code,
+ * $jwt_error_description and $jwt_error_challenge.
  *
  * Main requests are checked in the access phase. Subrequests (auth_request, SSI), which nginx
  * runs without an access phase, are checked in the rewrite phase instead, before `return`.
@@ -20,7 +21,9 @@
 
 typedef struct {
     ngx_array_t               *verifiers;      /* jwt_verifier *, for prefetch */
-    ngx_str_t                  snapshot;
+    ngx_str_t                  snapshot;       /* empty: off */
+    ngx_uint_t                 snapshot_set;   /* chosen: configured, or the default */
+    ngx_str_t                  state_dir;      /* the default's directory, made at start */
     ngx_str_t                  ca_file;
     time_t                     cache_ttl;
     time_t                     refetch_cooldown;
@@ -72,7 +75,11 @@ static void ngx_http_jwtguard_wake(ngx_http_request_t *r);
 static void ngx_http_jwtguard_log_refusal(ngx_http_request_t *r, jwt_status status);
 static ngx_int_t ngx_http_jwtguard_challenge(ngx_http_request_t *r,
     ngx_http_jwtguard_loc_conf_t *lcf, jwt_status status);
+static ngx_int_t ngx_http_jwtguard_challenge_text(ngx_http_request_t *r,
+    ngx_http_jwtguard_loc_conf_t *lcf, jwt_status status, ngx_str_t *text);
 static ngx_int_t ngx_http_jwtguard_status_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_jwtguard_error_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_jwtguard_claims_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
@@ -84,7 +91,10 @@ static char *ngx_http_jwtguard_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static ngx_int_t ngx_http_jwtguard_add_variables(ngx_conf_t *cf);
 static ngx_int_t ngx_http_jwtguard_init(ngx_conf_t *cf);
+static ngx_int_t ngx_http_jwtguard_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_jwtguard_init_process(ngx_cycle_t *cycle);
+static char *ngx_http_jwtguard_set_snapshot(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_jwtguard_set_list(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_jwtguard_set_scopes(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -165,9 +175,9 @@ static ngx_command_t  ngx_http_jwtguard_commands[] = {
 
     { ngx_string("jwtguard_snapshot"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_str_slot,
+      ngx_http_jwtguard_set_snapshot,
       NGX_HTTP_MAIN_CONF_OFFSET,
-      offsetof(ngx_http_jwtguard_main_conf_t, snapshot),
+      0,
       NULL },
 
     { ngx_string("jwtguard_ca_file"),
@@ -223,7 +233,7 @@ ngx_module_t  ngx_http_jwtguard_module = {
     ngx_http_jwtguard_commands,            /* module directives */
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
-    NULL,                                  /* init module */
+    ngx_http_jwtguard_init_module,         /* init module */
     ngx_http_jwtguard_init_process,        /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
@@ -236,6 +246,15 @@ ngx_module_t  ngx_http_jwtguard_module = {
 static ngx_http_variable_t  ngx_http_jwtguard_vars[] = {
 
     { ngx_string("jwt_status"), NULL, ngx_http_jwtguard_status_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("jwt_error_code"), NULL, ngx_http_jwtguard_error_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("jwt_error_description"), NULL, ngx_http_jwtguard_error_variable, 1,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("jwt_error_challenge"), NULL, ngx_http_jwtguard_error_variable, 2,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("jwt_claims"), NULL, ngx_http_jwtguard_claims_variable, 0,
@@ -562,21 +581,60 @@ static ngx_int_t
 ngx_http_jwtguard_challenge(ngx_http_request_t *r,
     ngx_http_jwtguard_loc_conf_t *lcf, jwt_status status)
 {
-    size_t            len;
-    u_char           *p;
-    ngx_str_t        *scope;
-    ngx_uint_t        i, http;
-    const char       *error, *description;
+    ngx_str_t         text;
+    ngx_uint_t        http;
     ngx_table_elt_t  *h;
 
     http = jwt_status_http_status(status);
 
+    if (http == NGX_HTTP_SERVICE_UNAVAILABLE) {
+        /* keys are being fetched: worth retrying soon (as the other hosts answer) */
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Retry-After");
+        ngx_str_set(&h->value, "5");
+
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
     if (http != NGX_HTTP_UNAUTHORIZED && http != NGX_HTTP_FORBIDDEN
         && http != NGX_HTTP_BAD_REQUEST)
     {
-        return http == NGX_HTTP_SERVICE_UNAVAILABLE ? NGX_HTTP_SERVICE_UNAVAILABLE
-                                                    : NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    if (ngx_http_jwtguard_challenge_text(r, lcf, status, &text) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "WWW-Authenticate");
+    h->value = text;
+    r->headers_out.www_authenticate = h;
+
+    return http;
+}
+
+
+/* The RFC 6750 challenge for a refusal: realm, error, description and the required scopes. */
+static ngx_int_t
+ngx_http_jwtguard_challenge_text(ngx_http_request_t *r, ngx_http_jwtguard_loc_conf_t *lcf,
+    jwt_status status, ngx_str_t *text)
+{
+    size_t       len;
+    u_char      *p;
+    ngx_str_t   *scope;
+    ngx_uint_t   i;
+    const char  *error, *description;
 
     error = jwt_status_rfc6750_error(status);
     description = jwt_status_description(status);
@@ -595,17 +653,10 @@ ngx_http_jwtguard_challenge(ngx_http_request_t *r,
 
     p = ngx_pnalloc(r->pool, len + 1);
     if (p == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_ERROR;
     }
 
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "WWW-Authenticate");
-    h->value.data = p;
+    text->data = p;
 
     p = ngx_cpymem(p, "Bearer realm=\"", sizeof("Bearer realm=\"") - 1);
     p = ngx_http_jwtguard_quoted_str(p, &lcf->realm);
@@ -632,10 +683,106 @@ ngx_http_jwtguard_challenge(ngx_http_request_t *r,
         *p++ = '"';
     }
 
-    h->value.len = p - h->value.data;
-    r->headers_out.www_authenticate = h;
+    text->len = p - text->data;
 
-    return http;
+    return NGX_OK;
+}
+
+
+/*
+ * $jwt_error_code, $jwt_error_description (JSON-safe) and $jwt_error_challenge, for custom
+ * error pages that answer what the other hosts answer. They speak for this request's refusal;
+ * for a request nginx refused itself before any check because it carries two Authorization
+ * lines, for the malformed-header refusal every other host gives it (the challenge is set
+ * only then: a refusal of the module carries its challenge already). Empty otherwise: an
+ * error that is not jwtguard's (a `deny`, a missing file) is not described as one.
+ */
+static ngx_int_t
+ngx_http_jwtguard_error_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
+    uintptr_t data)
+{
+    u_char                        *p;
+    ngx_str_t                      text;
+    ngx_uint_t                     i, lines;
+    jwt_status                     status;
+    const char                    *s;
+    ngx_list_part_t               *part;
+    ngx_table_elt_t               *h;
+    ngx_http_jwtguard_ctx_t       *ctx;
+    ngx_http_jwtguard_loc_conf_t  *lcf;
+
+    v->not_found = 1;
+
+    ctx = ngx_http_jwtguard_get_ctx(r);
+
+    if (ctx != NULL && ctx->verified) {
+        if (ctx->status == JWT_STATUS_OK || data == 2) {
+            return NGX_OK;
+        }
+
+        status = ctx->status;
+
+    } else {
+        lines = 0;
+        part = &r->headers_in.headers.part;
+        h = part->elts;
+
+        for (i = 0; /* void */ ; i++) {
+            if (i >= part->nelts) {
+                if (part->next == NULL) {
+                    break;
+                }
+
+                part = part->next;
+                h = part->elts;
+                i = 0;
+            }
+
+            if (h[i].key.len == sizeof("Authorization") - 1
+                && ngx_strncasecmp(h[i].key.data, (u_char *) "Authorization",
+                                   sizeof("Authorization") - 1) == 0)
+            {
+                lines++;
+            }
+        }
+
+        if (lines < 2) {
+            return NGX_OK;
+        }
+
+        status = JWT_STATUS_AUTHORIZATION_HEADER_MALFORMED;
+    }
+
+    if (data == 2) {
+        lcf = ngx_http_get_module_loc_conf(r, ngx_http_jwtguard_module);
+        if (ngx_http_jwtguard_challenge_text(r, lcf, status, &text) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        v->data = text.data;
+        v->len = text.len;
+
+    } else if (data == 1) {
+        s = jwt_status_description(status);
+        p = ngx_pnalloc(r->pool, 2 * ngx_strlen(s));
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        v->data = p;
+        v->len = ngx_http_jwtguard_quoted(p, s) - p;
+
+    } else {
+        s = jwt_status_code(status);
+        v->data = (u_char *) s;
+        v->len = ngx_strlen(s);
+    }
+
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
 }
 
 
@@ -869,6 +1016,111 @@ ngx_http_jwtguard_setting(ngx_conf_t *cf, const char *directive, time_t value,
 }
 
 
+/*
+ * The snapshot file keeps the last good keys across reloads and restarts: new workers verify
+ * with them at once, even while the issuer is down. Unless configured (a path, or `off`),
+ * it lives in a "jwtguard" directory beside nginx's client body temp directory (on Debian,
+ * /var/lib/nginx/jwtguard), which the master creates for the worker user at start.
+ */
+static char *
+ngx_http_jwtguard_set_snapshot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_jwtguard_main_conf_t *jmcf = conf;
+
+    ngx_str_t  *value;
+
+    if (jmcf->snapshot_set) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    jmcf->snapshot_set = 1;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        ngx_str_null(&jmcf->snapshot);
+        return NGX_CONF_OK;
+    }
+
+    if (value[1].len == 0) {
+        return "needs a path or \"off\"";
+    }
+
+    jmcf->snapshot = value[1];
+
+    if (ngx_conf_full_name(cf->cycle, &jmcf->snapshot, 0) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_jwtguard_choose_snapshot(ngx_conf_t *cf, ngx_http_jwtguard_main_conf_t *jmcf)
+{
+    u_char                    *p, *last;
+    ngx_str_t                  base;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    static ngx_str_t  dir_name = ngx_string("jwtguard");
+    static ngx_str_t  file_name = ngx_string("jwks-snapshot.json");
+
+    if (jmcf->snapshot_set) {
+        return NGX_OK;
+    }
+
+    jmcf->snapshot_set = 1;
+
+    /* merged already: the core module's configuration is merged before this module's */
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (clcf->client_body_temp_path == NULL) {
+        ngx_str_null(&jmcf->snapshot);
+        return NGX_OK;
+    }
+
+    base = clcf->client_body_temp_path->name;
+    last = NULL;
+    for (p = base.data; p < base.data + base.len; p++) {
+        if (*p == '/') {
+            last = p;
+        }
+    }
+
+    base.len = last ? (size_t) (last - base.data) : 0;
+
+    jmcf->state_dir.len = base.len + (base.len ? 1 : 0) + dir_name.len;
+    jmcf->state_dir.data = ngx_pnalloc(cf->pool, jmcf->state_dir.len + 1);
+    if (jmcf->state_dir.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(jmcf->state_dir.data, base.data, base.len);
+    if (base.len) {
+        *p++ = '/';
+    }
+    p = ngx_cpymem(p, dir_name.data, dir_name.len);
+    *p = '\0';
+
+    if (ngx_conf_full_name(cf->cycle, &jmcf->state_dir, 0) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    jmcf->snapshot.len = jmcf->state_dir.len + 1 + file_name.len;
+    jmcf->snapshot.data = ngx_pnalloc(cf->pool, jmcf->snapshot.len + 1);
+    if (jmcf->snapshot.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(jmcf->snapshot.data, jmcf->state_dir.data, jmcf->state_dir.len);
+    *p++ = '/';
+    p = ngx_cpymem(p, file_name.data, file_name.len);
+    *p = '\0';
+
+    return NGX_OK;
+}
+
+
 static jwt_verifier *
 ngx_http_jwtguard_make_verifier(ngx_conf_t *cf, ngx_http_jwtguard_loc_conf_t *conf)
 {
@@ -913,11 +1165,11 @@ ngx_http_jwtguard_make_verifier(ngx_conf_t *cf, ngx_http_jwtguard_loc_conf_t *co
                                 conf->jwks_uri.len);
     }
 
-    if (jmcf->snapshot.len) {
-        if (ngx_conf_full_name(cf->cycle, &jmcf->snapshot, 0) != NGX_OK) {
-            goto cleanup;
-        }
+    if (ngx_http_jwtguard_choose_snapshot(cf, jmcf) != NGX_OK) {
+        goto cleanup;
+    }
 
+    if (jmcf->snapshot.len) {
         jwt_config_set_snapshot(config, (const char *) jmcf->snapshot.data,
                                 jmcf->snapshot.len);
     }
@@ -1179,6 +1431,90 @@ ngx_http_jwtguard_log(void *data, uint32_t level, const char *message,
     }
 
     ngx_log_error(nginx_level, (ngx_log_t *) data, 0, "%*s", message_len, message);
+}
+
+
+/*
+ * In the master, after the configuration is read (at start and at each reload): make the
+ * default snapshot directory, owned by the worker user (as nginx does for its temp paths),
+ * and say when the workers cannot write a snapshot where it is configured.
+ */
+static ngx_int_t
+ngx_http_jwtguard_init_module(ngx_cycle_t *cycle)
+{
+    u_char                         *dir, *p;
+    ngx_str_t                       name;
+    ngx_file_info_t                 fi;
+    ngx_core_conf_t                *ccf;
+    ngx_http_jwtguard_main_conf_t  *jmcf;
+
+    jmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_jwtguard_module);
+    if (jmcf == NULL || jmcf->snapshot.len == 0 || jmcf->verifiers->nelts == 0) {
+        return NGX_OK;
+    }
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
+
+    if (jmcf->state_dir.len) {
+        if (ngx_create_dir(jmcf->state_dir.data, 0700) == NGX_FILE_ERROR
+            && ngx_errno != NGX_EEXIST)
+        {
+            ngx_log_error(NGX_LOG_WARN, cycle->log, ngx_errno,
+                          "jwtguard: cannot create the snapshot directory \"%V\": keys will "
+                          "not survive a reload (set jwtguard_snapshot to a writable path)",
+                          &jmcf->state_dir);
+            return NGX_OK;
+        }
+
+        if (geteuid() == 0 && ccf->user != (ngx_uid_t) NGX_CONF_UNSET_UINT) {
+            if (chown((const char *) jmcf->state_dir.data, ccf->user, -1) == -1) {
+                ngx_log_error(NGX_LOG_WARN, cycle->log, ngx_errno,
+                              "jwtguard: chown(\"%V\") failed", &jmcf->state_dir);
+            }
+        }
+
+        return NGX_OK;
+    }
+
+    /* a configured path: its directory must be writable by the workers */
+    if (geteuid() != 0 || ccf->user == (ngx_uid_t) NGX_CONF_UNSET_UINT) {
+        return NGX_OK;
+    }
+
+    dir = ngx_pnalloc(cycle->pool, jmcf->snapshot.len + 1);
+    if (dir == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(dir, jmcf->snapshot.data, jmcf->snapshot.len);
+    *p = '\0';
+    while (p > dir && *p != '/') {
+        p--;
+    }
+    *(p == dir ? p + 1 : p) = '\0';
+
+    name.data = dir;
+    name.len = ngx_strlen(dir);
+
+    if (ngx_file_info(dir, &fi) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_WARN, cycle->log, ngx_errno,
+                      "jwtguard: the snapshot directory \"%V\" is missing: keys will not "
+                      "survive a reload", &name);
+        return NGX_OK;
+    }
+
+    if (!((fi.st_uid == ccf->user && (fi.st_mode & S_IWUSR))
+          || (fi.st_gid == ccf->group && (fi.st_mode & S_IWGRP))
+          || (fi.st_mode & S_IWOTH))
+        && ccf->user != 0)
+    {
+        ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                      "jwtguard: the worker user cannot write the snapshot directory \"%V\": "
+                      "keys will not survive a reload (remove jwtguard_snapshot for the "
+                      "default, or make the directory writable)", &name);
+    }
+
+    return NGX_OK;
 }
 
 

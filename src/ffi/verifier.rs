@@ -98,8 +98,11 @@ pub extern "C" fn jwt_verify(
 /// Verify the token in an `Authorization` header value (`"Bearer <token>"`, scheme in any
 /// case, exactly one token). Pass `header = NULL, header_len = 0` when the request had no
 /// such header: that returns `JWT_STATUS_TOKEN_MISSING`; NULL with a non-zero length returns
-/// `JWT_STATUS_NULL_ARGUMENT`, and bytes that are not UTF-8
-/// `JWT_STATUS_AUTHORIZATION_HEADER_MALFORMED`. Otherwise as `jwt_verify`.
+/// `JWT_STATUS_NULL_ARGUMENT`. A value holding anything but visible ASCII, spaces and tabs
+/// (CR, LF, NUL, bytes above 0x7E) returns `JWT_STATUS_AUTHORIZATION_HEADER_MALFORMED`. A
+/// request with several `Authorization` lines: pass them joined with `", "` (as HTTP combines
+/// repeated fields), which is refused the same way, as every host refuses it. Otherwise as
+/// `jwt_verify`.
 #[unsafe(no_mangle)]
 pub extern "C" fn jwt_verify_authorization(
     verifier: *const jwt_verifier,

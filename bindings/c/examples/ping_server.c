@@ -9,7 +9,8 @@
  * Configuration from the environment: JWTGUARD_ISSUER, JWTGUARD_AUDIENCE, optionally
  * JWTGUARD_JWKS_URI (otherwise discovered from the issuer) and PORT (default 3030). Refusals
  * answer the quickstart's JSON {"code", "description"} with an RFC 6750 WWW-Authenticate
- * header, exactly like the Flask example. SIGINT or SIGTERM stops it cleanly.
+ * header: every answer (status, body bytes, WWW-Authenticate, Retry-After) is the Flask
+ * example's, malformed requests included. SIGINT or SIGTERM stops it cleanly.
  *
  * Build: cc ping_server.c -I include -L target/release -ljwtguard -lmicrohttpd -pthread
  */
@@ -25,16 +26,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define S(str) (str), strlen(str)
 
+/* Bodies end with a newline, as Flask's jsonify writes them. */
 static const char PUBLIC_MESSAGE[] =
-  "{\"message\":\"Hello from a public endpoint! You don't need to be authenticated to see this.\"}";
+  "{\"message\":\"Hello from a public endpoint! You don't need to be authenticated to see this.\"}\n";
 static const char PRIVATE_MESSAGE[] =
-  "{\"message\":\"Hello from a private endpoint! You need to be authenticated to see this.\"}";
+  "{\"message\":\"Hello from a private endpoint! You need to be authenticated to see this.\"}\n";
 static const char SCOPED_MESSAGE[] =
   "{\"message\":\"Hello from a private endpoint! You need to be authenticated and have a scope "
-  "of read:messages to see this.\"}";
+  "of read:messages to see this.\"}\n";
+static const char NOT_FOUND[] =
+  "{\"code\":\"not_found\",\"description\":\"No such resource\"}\n";
+static const char NOT_ALLOWED[] =
+  "{\"code\":\"method_not_allowed\",\"description\":\"The method is not allowed for this resource\"}\n";
 
 /* Send a JSON body with a status and, optionally, a WWW-Authenticate header. */
 static enum MHD_Result
@@ -50,6 +57,8 @@ send_json(struct MHD_Connection *connection, unsigned int status, const char *bo
   MHD_add_response_header(response, "Content-Type", "application/json");
   if (challenge != NULL)
     MHD_add_response_header(response, "WWW-Authenticate", challenge);
+  if (status == 503)
+    MHD_add_response_header(response, "Retry-After", "5");
   result = MHD_queue_response(connection, status, response);
   MHD_destroy_response(response);
   return result;
@@ -68,6 +77,39 @@ append_escaped(char *out, size_t at, size_t cap, const char *text)
   return at;
 }
 
+/* Joins a request's Authorization values with ", " (as HTTP combines repeated fields). */
+struct joined {
+  char *text;
+  size_t len;
+  int failed;
+};
+
+static enum MHD_Result
+join_authorization(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+  struct joined *j = cls;
+  size_t add;
+  char *grown;
+
+  (void)kind;
+  if (key == NULL || value == NULL || strcasecmp(key, "Authorization") != 0)
+    return MHD_YES;
+  add = strlen(value) + (j->text != NULL ? 2 : 0);
+  grown = realloc(j->text, j->len + add + 1);
+  if (grown == NULL) {
+    j->failed = 1;
+    return MHD_NO;
+  }
+  if (j->text != NULL) {
+    memcpy(grown + j->len, ", ", 2);
+    j->len += 2;
+  }
+  memcpy(grown + j->len, value, strlen(value) + 1);
+  j->len += strlen(value);
+  j->text = grown;
+  return MHD_YES;
+}
+
 /* Answer a refusal: the quickstart's JSON body, the status, and the RFC 6750 challenge. */
 static enum MHD_Result
 refuse(struct MHD_Connection *connection, jwt_status status, const char *scope)
@@ -80,7 +122,7 @@ refuse(struct MHD_Connection *connection, jwt_status status, const char *scope)
 
   n = (size_t)snprintf(body, sizeof body, "{\"code\":\"%s\",\"description\":\"", jwt_status_code(status));
   n = append_escaped(body, n, sizeof body, description);
-  snprintf(body + n, sizeof body - n, "\"}");
+  snprintf(body + n, sizeof body - n, "\"}\n");
 
   n = (size_t)snprintf(challenge, sizeof challenge, "Bearer realm=\"api\"");
   if (error[0] != '\0') {
@@ -100,7 +142,7 @@ handle(void *cls, struct MHD_Connection *connection, const char *url, const char
        const char *version, const char *upload_data, size_t *upload_data_size, void **request_state)
 {
   const jwt_verifier *verifier = cls;
-  const char *authorization;
+  struct joined authorization = {NULL, 0, 0};
   jwt_claims *claims = NULL;
   jwt_status status;
   enum MHD_Result result;
@@ -112,17 +154,22 @@ handle(void *cls, struct MHD_Connection *connection, const char *url, const char
   (void)request_state;
 
   if (strcmp(method, "GET") != 0)
-    return send_json(connection, 405, "{\"code\":\"method_not_allowed\"}", NULL);
+    return send_json(connection, 405, NOT_ALLOWED, NULL);
   if (strcmp(url, "/api/public") == 0)
     return send_json(connection, 200, PUBLIC_MESSAGE, NULL);
 
   scoped = strcmp(url, "/api/private-scoped") == 0;
   if (!scoped && strcmp(url, "/api/private") != 0)
-    return send_json(connection, 404, "{\"code\":\"not_found\"}", NULL);
+    return send_json(connection, 404, NOT_FOUND, NULL);
 
-  authorization = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "Authorization");
-  status = jwt_verify_authorization(verifier, authorization,
-                                    authorization ? strlen(authorization) : 0, &claims);
+  /* Every Authorization line, joined: two of them are refused like the other hosts do. */
+  MHD_get_connection_values(connection, MHD_HEADER_KIND, join_authorization, &authorization);
+  if (authorization.failed) {
+    free(authorization.text);
+    return MHD_NO;
+  }
+  status = jwt_verify_authorization(verifier, authorization.text, authorization.len, &claims);
+  free(authorization.text);
   if (status == JWT_STATUS_OK && scoped && !jwt_has_scope(claims, S("read:messages")))
     status = JWT_STATUS_INSUFFICIENT_SCOPE;
 

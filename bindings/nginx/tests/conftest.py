@@ -4,6 +4,7 @@ against a real `jwtguard dev-issuer`."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -26,7 +27,7 @@ EXAMPLES = ROOT / "bindings" / "nginx" / "examples"
 class Nginx:
     """nginx -p PREFIX -c nginx.conf, in the foreground, stopped on close()."""
 
-    def __init__(self, prefix: Path, config: str, port: int):
+    def __init__(self, prefix: Path, config: str, port: int, own_snapshot: bool = True):
         self.prefix = prefix
         self.port = port
         self.base = f"http://127.0.0.1:{port}"
@@ -41,6 +42,10 @@ class Nginx:
             for path in [prefix / "html", *(prefix / "html").rglob("*")]:
                 os.chmod(path, 0o755 if path.is_dir() else 0o644)
         os.chmod(prefix, 0o777)
+        if own_snapshot and not re.search(r"^\s*jwtguard_snapshot\s", config, re.M) and "http {" in config:
+            # Each test keeps its snapshot in its own prefix, not in the machine-wide default
+            # (tests that exercise the default pass own_snapshot=False).
+            config = config.replace("http {", "http {\n    jwtguard_snapshot jwks-snapshot.json;", 1)
         (prefix / "nginx.conf").write_text(config)
         self.log = open(prefix / "logs" / "stderr.log", "w")
         self.process = subprocess.Popen(

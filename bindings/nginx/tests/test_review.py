@@ -320,3 +320,261 @@ def test_item22_rebuilding_the_module_under_a_running_nginx_breaks_nothing(prefi
         assert "exited on signal" not in (prefix / "logs" / "error.log").read_text()
     finally:
         nginx.close()
+
+
+# Item 25: keys across reloads, a cold cache after an outage, reload with rotation.
+
+DEFAULT_SNAPSHOT = Path("/var/lib/nginx/jwtguard/jwks-snapshot.json")
+
+
+def outage(issuer, mode: str) -> None:
+    """Both of the issuer's endpoints fail (`drop`) or work again (`off`)."""
+    issuer.fault(mode=mode)
+    issuer.fault(mode=mode, endpoint="discovery")
+
+
+def wait_for(predicate, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def reload_and_wait(nginx) -> None:
+    """Reload and wait until every worker is a new one."""
+    old = set(nginx.workers())
+    nginx.reload()
+    wait_for(lambda: (set(nginx.workers()) and not set(nginx.workers()) & old), 15, "new workers")
+
+
+def test_item25_keys_survive_a_reload_during_an_issuer_outage(prefix):
+    from conftest import DevIssuer, example_config
+
+    issuer = DevIssuer()
+    port = free_port()
+    # The shipped example, with the default snapshot place (no jwtguard_snapshot line).
+    nginx = Nginx(prefix, example_config(issuer.url, port), port, own_snapshot=False)
+    try:
+        token = issuer.token("read:messages")
+        assert nginx.get("/api/private", token)[0] == 200
+        entry = wait_for(
+            lambda: DEFAULT_SNAPSHOT.exists()
+            and any(e["url"] == issuer.jwks_uri for e in json.loads(DEFAULT_SNAPSHOT.read_text())["entries"]),
+            10,
+            "the snapshot entry",
+        )
+        assert entry
+        # Written by the workers (nobody), in a directory the master made for them.
+        assert DEFAULT_SNAPSHOT.parent.stat().st_uid == DEFAULT_SNAPSHOT.stat().st_uid != 0
+        outage(issuer, "drop")
+        reload_and_wait(nginx)
+        # New workers, an issuer that drops every connection: the snapshot's keys verify.
+        for _ in range(20):
+            assert nginx.get("/api/private", token)[0] == 200
+        # ... and a bad token is still refused.
+        assert nginx.get("/api/private", token[:-4] + "AAAA")[0] == 401
+    finally:
+        nginx.close()
+        issuer.stop()
+
+
+def test_item25_a_cold_cache_recovers_within_a_second_or_two_after_an_outage(prefix):
+    from conftest import DevIssuer, example_config
+
+    issuer = DevIssuer()
+    outage(issuer, "drop")
+    port = free_port()
+    nginx = Nginx(prefix, example_config(issuer.url, port).replace("worker_processes 2;", "worker_processes 1;"), port)
+    try:
+        token = issuer.token("read:messages")
+        # 8 s of outage with requests waiting: several failed attempts in a row, which on
+        # a warm cache's backoff would mean waiting 8-16 s before the next one.
+        started = time.monotonic()
+        while time.monotonic() - started < 8:
+            assert nginx.get("/api/private", token)[0] == 503
+            time.sleep(0.25)
+        outage(issuer, "off")
+        cleared = time.monotonic()
+        wait_for(lambda: nginx.get("/api/private", token)[0] == 200, 10, "keys after the outage")
+        took = time.monotonic() - cleared
+        print(f"recovered {took:.2f} s after the outage")
+        assert took < 2.5, f"a cold cache retries about once a second (took {took:.2f} s)"
+    finally:
+        nginx.close()
+        issuer.stop()
+
+
+def test_item25_reloads_together_with_rotations_refuse_nothing(prefix):
+    from conftest import DevIssuer, example_config
+
+    issuer = DevIssuer()
+    port = free_port()
+    nginx = Nginx(prefix, example_config(issuer.url, port), port)
+    current = {"token": issuer.token("read:messages")}
+    stop, statuses, errors = threading.Event(), [], []
+
+    def client():
+        while not stop.is_set():
+            try:
+                statuses.append(nginx.get("/api/private-scoped", current["token"])[0])
+            except OSError as error:
+                errors.append(repr(error))
+
+    clients = [threading.Thread(target=client) for _ in range(4)]
+    try:
+        for c in clients:
+            c.start()
+        for _ in range(5):
+            time.sleep(0.8)
+            issuer.rotate()
+            current["token"] = issuer.token("read:messages")
+            nginx.reload()
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        for c in clients:
+            c.join()
+        nginx.close()
+        issuer.stop()
+    refused = [s for s in statuses if s != 200]
+    assert len(statuses) > 200
+    assert refused == [] and errors == [], (refused[:10], errors[:5])
+
+
+def test_item25_an_unwritable_snapshot_directory_is_reported_at_start(prefix, minter):
+    locked = prefix / "locked"
+    locked.mkdir()
+    os.chmod(locked, 0o755)
+    port = free_port()
+    config = f"""
+load_module modules/ngx_http_jwtguard_module.so;
+daemon off;
+pid nginx.pid;
+error_log logs/error.log info;
+events {{ worker_connections 64; }}
+http {{
+    jwtguard_snapshot {locked}/snapshot.json;
+    jwtguard_issuer {MINTED_ISSUER};
+    jwtguard_audience {AUDIENCE};
+    jwtguard_jwks_uri {minter.jwks_uri};
+    server {{
+        listen 127.0.0.1:{port};
+        location = /nginx-up {{ return 204; }}
+        location / {{ jwtguard on; return 404; }}
+    }}
+}}
+"""
+    nginx = Nginx(prefix, config, port)
+    try:
+        text = (prefix / "logs" / "error.log").read_text() + nginx.error_log()
+        assert "the worker user cannot write the snapshot directory" in text
+    finally:
+        nginx.close()
+
+
+# Item 24: every host answers the same request alike, malformed ones included.
+
+PING_SERVER = Path(os.environ.get("JWTGUARD_PING_SERVER", ROOT / "target" / "release" / "ping_server"))
+FLASK_SERVER = ROOT / "bindings" / "python" / "examples" / "flask_api" / "server.py"
+
+
+def raw_request(port: int, request: bytes) -> tuple[int, dict, bytes]:
+    """Send bytes as they are (no client library would send these) and read the answer."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(request)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers: dict = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers.setdefault(name.strip().lower(), []).append(value.strip())
+    return int(lines[0].split()[1]), headers, body
+
+
+def test_item24_the_hosts_answer_malformed_requests_alike(prefix):
+    from conftest import DevIssuer, example_config
+
+    issuer = DevIssuer()
+    env = dict(os.environ, JWTGUARD_ISSUER=issuer.url, JWTGUARD_AUDIENCE=AUDIENCE)
+    for key in ("AUTH0_DOMAIN", "API_IDENTIFIER", "JWTGUARD_JWKS_URI"):
+        env.pop(key, None)
+    flask_port, c_port, nginx_port = free_port(), free_port(), free_port()
+    processes = [
+        subprocess.Popen([sys.executable, str(FLASK_SERVER)], env=dict(env, PORT=str(flask_port)),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        subprocess.Popen([str(PING_SERVER)], env=dict(env, PORT=str(c_port)),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+    ]
+    config = example_config(issuer.url, nginx_port).replace(
+        "        location / {", "        location = /denied { deny all; }\n\n        location / {", 1
+    )
+    nginx = Nginx(prefix, config, nginx_port)
+    try:
+        for port in (flask_port, c_port):
+            wait_for(lambda: _up(port), 30, f"a server on {port}")
+        token = issuer.token("read:messages").encode()
+        plain = issuer.token("openid").encode()
+
+        def get(path: bytes, *header_lines: bytes) -> bytes:
+            return b"GET " + path + b" HTTP/1.1\r\nHost: api\r\n" + b"".join(h + b"\r\n" for h in header_lines) + b"Connection: close\r\n\r\n"
+
+        malformed = {"invalid_header", "Authorization header must be 'Bearer <token>'"}
+        cases = {
+            # request: (status, code) every host answers
+            "two Authorization lines": (get(b"/api/private", b"Authorization: Bearer " + token, b"Authorization: Bearer x.y.z"), 400),
+            "the same token twice": (get(b"/api/private", b"Authorization: Bearer " + token, b"Authorization: Bearer " + token), 400),
+            "a 0xff byte": (get(b"/api/private", b"Authorization: Bearer " + token + b"\xff"), 400),
+            "UTF-8 in the token": (get(b"/api/private", b"Authorization: Bearer " + token + "é".encode()), 400),
+            "Basic": (get(b"/api/private", b"Authorization: Basic dXNlcjpwYXNz"), 400),
+            "an empty header": (get(b"/api/private", b"Authorization: "), 401),
+            "no header": (get(b"/api/private"), 401),
+            "garbage": (get(b"/api/private", b"Authorization: Bearer not-a-jwt"), 401),
+            "valid": (get(b"/api/private", b"Authorization: Bearer " + token), 200),
+            "two spaces, lower case": (get(b"/api/private", b"Authorization: bearer  " + token), 200),
+            "scoped": (get(b"/api/private-scoped", b"Authorization: Bearer " + token), 200),
+            "scope missing": (get(b"/api/private-scoped", b"Authorization: Bearer " + plain), 403),
+            "public": (get(b"/api/public"), 200),
+            "no such route": (get(b"/nope"), 404),
+        }
+        for name, (request, status) in cases.items():
+            answers = {host: raw_request(port, request) for host, port in
+                       (("Flask", flask_port), ("C", c_port), ("nginx", nginx_port))}
+            for host, (got, headers, body) in answers.items():
+                assert got == status, (name, host, got, body)
+                assert headers.get("content-type") == ["application/json"], (name, host, headers)
+            first = answers["Flask"]
+            for host, (got, headers, body) in answers.items():
+                assert body == first[2], (name, host, body, first[2])
+                for header in ("www-authenticate", "retry-after"):
+                    assert headers.get(header) == first[1].get(header), (name, host, header, headers)
+            if status == 400 and name != "no such route":
+                assert set(json.loads(first[2]).values()) == malformed, (name, first[2])
+                assert len(first[1]["www-authenticate"]) == 1
+        # nginx's own refusals of a malformed request carry the project's JSON too.
+        status, headers, body = raw_request(nginx_port, b"GET /api/private HTTP/1.1 x\r\nHost: api\r\n\r\n")
+        assert (status, json.loads(body)["code"]) == (400, "bad_request")
+        # An error that is not jwtguard's is not described as one (no insufficient_scope).
+        status, headers, body = raw_request(nginx_port, get(b"/denied"))
+        assert status == 403 and b"insufficient_scope" not in body and b"code" not in body, body
+        assert "www-authenticate" not in headers
+    finally:
+        for p in processes:
+            p.kill()
+            p.wait()
+        nginx.close()
+        issuer.stop()
+
+
+def _up(port: int) -> bool:
+    try:
+        return http("GET", f"http://127.0.0.1:{port}/api/public")[0] == 200
+    except OSError:
+        return False

@@ -81,7 +81,10 @@ def test_private_scoped(api, issuer):
     assert 'error="insufficient_scope"' in headers["WWW-Authenticate"]
     status, _, body = get(api, "/api/private-scoped", issuer.token(scope="read:messages"))
     assert status == 200
-    assert body["sub"] == "dev-client@clients"
+    assert body == {
+        "message": "Hello from a private endpoint! You need to be authenticated and have a scope of "
+        "read:messages to see this."
+    }
 
 
 def test_expired_and_tampered(api, issuer):

@@ -4,7 +4,7 @@ Starts `jwtguard dev-issuer` and the ping API three times on loopback — the Fl
 (server.py), nginx with ngx_http_jwtguard_module (bindings/nginx/examples/nginx.conf) and the
 C server (bindings/c/examples/ping_server.c) — obtains tokens with and without
 `read:messages`, calls the three routes of each with no token, a valid token, a token with the
-scope, an expired token and a tampered token, prints what each answered side by side, and stops
+scope, an expired token and a tampered token, prints what each answered side by side (the bodies must be the same bytes too), and stops
 everything it started (also on Ctrl-C or failure).
 """
 
@@ -179,6 +179,9 @@ def main() -> int:
                 if len({status for status, _ in answers}) > 1:
                     disagreements.append(f"{route} with {name}: " + ", ".join(
                         f"{host} {status}" for host, (status, _) in zip(servers, answers)))
+                elif len({answer for _, answer in answers}) > 1:
+                    disagreements.append(f"{route} with {name}: the bodies differ: " + " / ".join(
+                        f"{host} {answer!r}" for host, (_, answer) in zip(servers, answers)))
             print()
         missing = [host for host, built in (("nginx", NGINX_MODULE), ("C", PING_SERVER)) if not built.exists()]
         if missing or disagreements:

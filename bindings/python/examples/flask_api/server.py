@@ -19,7 +19,7 @@ from dotenv import load_dotenv
 from flask import Flask, jsonify
 from flask_cors import cross_origin
 
-from jwtguard.flask import JWTGuard, current_claims, requires_auth, requires_scope
+from jwtguard.flask import JWTGuard, requires_auth, requires_scope
 
 load_dotenv(Path(__file__).with_name(".env"))
 
@@ -50,9 +50,17 @@ def create_app() -> Flask:
     def private_scoped():
         return jsonify(
             message="Hello from a private endpoint! You need to be authenticated and have a scope of "
-            "read:messages to see this.",
-            sub=current_claims.get("sub"),
+            "read:messages to see this."
         )
+
+    # Every answer is JSON, as from the C server and nginx.
+    @app.errorhandler(404)
+    def not_found(_error):
+        return jsonify(code="not_found", description="No such resource"), 404
+
+    @app.errorhandler(405)
+    def not_allowed(_error):
+        return jsonify(code="method_not_allowed", description="The method is not allowed for this resource"), 405
 
     return app
 
