@@ -85,6 +85,12 @@ static ngx_int_t ngx_http_jwtguard_claims_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_jwtguard_claim_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_jwtguard_named_claim_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_jwtguard_claim_text(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, u_char *claim, size_t len);
+static char *ngx_http_jwtguard_set_claim_variable(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static void *ngx_http_jwtguard_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_jwtguard_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_jwtguard_merge_loc_conf(ngx_conf_t *cf, void *parent,
@@ -176,6 +182,13 @@ static ngx_command_t  ngx_http_jwtguard_commands[] = {
     { ngx_string("jwtguard_snapshot"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_http_jwtguard_set_snapshot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("jwtguard_claim_variable"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_http_jwtguard_set_claim_variable,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -864,24 +877,50 @@ static ngx_int_t
 ngx_http_jwtguard_claim_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
-    size_t                    needed, prefix;
-    u_char                   *buffer;
-    ngx_str_t                *name;
-    ngx_http_jwtguard_ctx_t  *ctx;
+    size_t      prefix;
+    ngx_str_t  *name;
 
     name = (ngx_str_t *) data;
     prefix = sizeof("jwt_claim_") - 1;
+
+    if (name->len <= prefix) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    return ngx_http_jwtguard_claim_text(r, v, name->data + prefix, name->len - prefix);
+}
+
+
+/* A variable of jwtguard_claim_variable: the claim named exactly so (camelCase included). */
+static ngx_int_t
+ngx_http_jwtguard_named_claim_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t  *claim = (ngx_str_t *) data;
+
+    return ngx_http_jwtguard_claim_text(r, v, claim->data, claim->len);
+}
+
+
+static ngx_int_t
+ngx_http_jwtguard_claim_text(ngx_http_request_t *r, ngx_http_variable_value_t *v,
+    u_char *claim, size_t len)
+{
+    size_t                    needed;
+    u_char                   *buffer;
+    ngx_http_jwtguard_ctx_t  *ctx;
+
     ctx = ngx_http_jwtguard_get_ctx(r);
 
-    if (ctx == NULL || ctx->claims == NULL || name->len <= prefix) {
+    if (ctx == NULL || ctx->claims == NULL) {
         v->not_found = 1;
         return NGX_OK;
     }
 
     /* escaped: a claim's CR, LF or NUL never reaches a header (jwtguard.h) */
     needed = 0;
-    if (jwt_claims_get_header_text(ctx->claims, (const char *) name->data + prefix,
-                                   name->len - prefix, NULL, 0, &needed)
+    if (jwt_claims_get_header_text(ctx->claims, (const char *) claim, len, NULL, 0, &needed)
         == JWT_STATUS_CLAIM_NOT_FOUND)
     {
         v->not_found = 1;
@@ -893,9 +932,8 @@ ngx_http_jwtguard_claim_variable(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    if (jwt_claims_get_header_text(ctx->claims, (const char *) name->data + prefix,
-                                   name->len - prefix, (char *) buffer, needed + 1,
-                                   &needed)
+    if (jwt_claims_get_header_text(ctx->claims, (const char *) claim, len,
+                                   (char *) buffer, needed + 1, &needed)
         != JWT_STATUS_OK)
     {
         v->not_found = 1;
@@ -1050,6 +1088,51 @@ ngx_http_jwtguard_set_snapshot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     if (ngx_conf_full_name(cf->cycle, &jmcf->snapshot, 0) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * jwtguard_claim_variable $name claimName: nginx lowercases variable names, so
+ * $jwt_claim_<name> cannot reach a claim such as clientId; this names one that can (with the
+ * same header-safe text).
+ */
+static char *
+ngx_http_jwtguard_set_claim_variable(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_str_t            *value, *claim;
+    ngx_http_variable_t  *var;
+
+    value = cf->args->elts;
+
+    if (value[1].len < 2 || value[1].data[0] != '$') {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "jwtguard: invalid variable name \"%V\"",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (value[2].len == 0) {
+        return "needs a claim name";
+    }
+
+    value[1].data++;
+    value[1].len--;
+
+    claim = ngx_palloc(cf->pool, sizeof(ngx_str_t));
+    if (claim == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *claim = value[2];
+
+    var = ngx_http_add_variable(cf, &value[1], NGX_HTTP_VAR_NOCACHEABLE);
+    if (var == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    var->get_handler = ngx_http_jwtguard_named_claim_variable;
+    var->data = (uintptr_t) claim;
 
     return NGX_CONF_OK;
 }

@@ -69,6 +69,7 @@ http {{
     jwtguard_issuer {issuer};
     jwtguard_audience {audience};
     jwtguard_jwks_uri {jwks_uri};
+    jwtguard_claim_variable $jwt_client_id clientId;
     server {{
         listen 127.0.0.1:{port};
         root html;
@@ -97,6 +98,7 @@ http {{
             add_header X-Subject $jwt_claim_sub always;
             add_header X-Tags $jwt_claim_tags always;
             add_header X-Claims $jwt_claims always;
+            add_header X-Client-Id $jwt_client_id always;
             proxy_set_header X-User $jwt_claim_sub;
             proxy_set_header X-Tags $jwt_claim_tags;
             proxy_pass {upstream};
@@ -217,6 +219,16 @@ def test_item3_claim_text_never_injects_headers(nginx, minter, upstream):
     # A plain claim arrives as it is.
     nginx.get("/inject/x", minter.token(sub="alice@example.com"))
     assert upstream.seen[-1]["x-user"] == "alice@example.com"
+
+
+def test_item20_a_camel_case_claim_is_reachable_by_its_own_variable(nginx, minter):
+    status, headers, _ = nginx.get("/inject/x", minter.token(clientId="app-7\r\nX-Admin: 1", clientid="lower"))
+    assert status == 200
+    # the exact name, not the lowercased one; header-safe like every claim variable
+    assert headers["X-Client-Id"] == "app-7\\r\\nX-Admin: 1"
+    assert "X-Admin" not in headers
+    status, headers, _ = nginx.get("/inject/x", minter.token())
+    assert status == 200 and "X-Client-Id" not in headers
 
 
 def test_item11_jwt_status_is_empty_for_requests_never_verified(nginx):
