@@ -529,3 +529,50 @@ fn item28_rotations_at_the_cooldown_period_refuse_nothing() {
         assert_eq!(status(&v, &token), Status::Ok, "after {step} s");
     }
 }
+
+#[test]
+fn item26_a_failing_issuer_is_reported_once_a_minute_with_a_count() {
+    let errors = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = errors.clone();
+    jwtguard::log::set_sink(Some((
+        jwtguard::log::Level::Error,
+        Arc::new(move |_, message: &str| {
+            if message.contains("JWKS fetch failed") {
+                seen.lock().unwrap().push(message.to_string());
+            }
+        }),
+    )));
+    let server = JwksServer::start(Reply {
+        status: 500,
+        ..Reply::json("{}")
+    });
+    let clock = Clock::manual(NOW);
+    let mut config = Config::new(Policy::new(ISSUER, AUDIENCE), Keys::Url(server.url.clone()));
+    config.clock = clock.clone();
+    let v = Verifier::new(config).unwrap();
+    let token = Signer::rs256().token(&good_claims());
+    // A cold cache retries about once a second: ten failed fetches in ten seconds...
+    for _ in 0..10 {
+        assert_eq!(status(&v, &token), Status::KeysUnavailable);
+        clock.advance(1.1);
+    }
+    assert_eq!(server.count(), 10);
+    // ... reported once.
+    assert_eq!(
+        errors.lock().unwrap().len(),
+        1,
+        "{:?}",
+        errors.lock().unwrap()
+    );
+    // A minute later, the next failure is reported with the count of the quiet ones.
+    clock.advance(60.0);
+    assert_eq!(status(&v, &token), Status::KeysUnavailable);
+    let errors = errors.lock().unwrap();
+    assert_eq!(errors.len(), 2);
+    assert!(
+        errors[1].contains("(9 more failed fetches since the last report)"),
+        "{}",
+        errors[1]
+    );
+    jwtguard::log::set_sink(None);
+}

@@ -169,7 +169,14 @@ struct Control {
     /// `kid`s a refetch was made for, and when (bounded: at most one is added per refetch).
     kids_looked_up: HashMap<String, f64>,
     last_error: Option<Error>,
+    /// When a failed fetch was last logged at error level, and how many failures were
+    /// logged only at debug level since (a failing issuer is reported once a minute).
+    failure_reported: Option<f64>,
+    quiet_failures: u64,
 }
+
+/// Least time between two error-level reports of failing fetches of one URL.
+const FAILURE_REPORT_INTERVAL: f64 = 60.0;
 
 /// Least time between two refetches for new unknown `kid`s, per URL (or the cooldown, if shorter).
 const NEW_KID_INTERVAL: f64 = 1.0;
@@ -603,20 +610,23 @@ impl JwksSource {
                     });
                     true
                 }
-                None => self.record_failure(Error::with_detail(
-                    Status::KeysUnavailable,
-                    "304 without cached keys",
-                )),
+                None => self.record_failure(
+                    now,
+                    Error::with_detail(Status::KeysUnavailable, "304 without cached keys"),
+                ),
             },
             Ok(Outcome::Body(fetched)) => match KeySet::from_json(&fetched.body) {
-                Ok(keys) if keys.is_empty() => self.record_failure(Error::with_detail(
-                    Status::KeysUnavailable,
-                    format!(
-                        "{}: the JWKS has no usable key ({} skipped)",
-                        self.url,
-                        keys.skipped().len()
+                Ok(keys) if keys.is_empty() => self.record_failure(
+                    now,
+                    Error::with_detail(
+                        Status::KeysUnavailable,
+                        format!(
+                            "{}: the JWKS has no usable key ({} skipped)",
+                            self.url,
+                            keys.skipped().len()
+                        ),
                     ),
-                )),
+                ),
                 Ok(keys) => {
                     for skipped in keys.skipped() {
                         log::emit(Level::Warn, || {
@@ -645,31 +655,56 @@ impl JwksSource {
                     self.fetches_ok.fetch_add(1, Ordering::Relaxed);
                     true
                 }
-                Err(e) => self.record_failure(Error::with_detail(
-                    Status::KeysUnavailable,
-                    format!("{}: {}", self.url, e.detail().unwrap_or("not a JWKS")),
-                )),
+                Err(e) => self.record_failure(
+                    now,
+                    Error::with_detail(
+                        Status::KeysUnavailable,
+                        format!("{}: {}", self.url, e.detail().unwrap_or("not a JWKS")),
+                    ),
+                ),
             },
-            Err(e) => self.record_failure(e),
+            Err(e) => self.record_failure(now, e),
         };
         self.finish_fetch(ok, now, options);
         guard.finished = true;
     }
 
-    fn record_failure(&self, error: Error) -> bool {
+    /// Count and remember a failed fetch. The first failure is logged at error level, then
+    /// at most one a minute with the number logged at debug level in between: a retry each
+    /// second against a dead issuer does not become a line each second.
+    fn record_failure(&self, now: f64, error: Error) -> bool {
         self.fetches_failed.fetch_add(1, Ordering::Relaxed);
         let stale = self.loaded().is_some();
-        log::emit(Level::Error, || {
+        let (due, quiet) = {
+            let mut control = self.control();
+            let due = control
+                .failure_reported
+                .is_none_or(|t| !(now >= t && now - t < FAILURE_REPORT_INTERVAL));
+            let quiet = control.quiet_failures;
+            if due {
+                control.failure_reported = Some(now);
+                control.quiet_failures = 0;
+            } else {
+                control.quiet_failures += 1;
+            }
+            control.last_error = Some(error.clone());
+            (due, quiet)
+        };
+        log::emit(if due { Level::Error } else { Level::Debug }, || {
             format!(
-                "jwtguard: JWKS fetch failed: {error}{}",
+                "jwtguard: JWKS fetch failed: {error}{}{}",
                 if stale {
                     "; serving the last good keys"
                 } else {
                     ""
+                },
+                if due && quiet > 0 {
+                    format!(" ({quiet} more failed fetches since the last report)")
+                } else {
+                    String::new()
                 }
             )
         });
-        self.control().last_error = Some(error);
         false
     }
 
@@ -686,6 +721,8 @@ impl JwksSource {
             control.failures_in_a_row = 0;
             control.next_attempt = now;
             control.last_error = None;
+            control.failure_reported = None;
+            control.quiet_failures = 0;
         } else {
             control.failures_in_a_row = control.failures_in_a_row.saturating_add(1);
             let mut wait = backoff(options, control.failures_in_a_row);
