@@ -1525,8 +1525,10 @@ ngx_http_jwtguard_log(void *data, uint32_t level, const char *message,
 static ngx_int_t
 ngx_http_jwtguard_init_module(ngx_cycle_t *cycle)
 {
+    int                             fd;
     u_char                         *dir, *p;
     ngx_str_t                       name;
+    ngx_uint_t                      root, writable;
     ngx_file_info_t                 fi;
     ngx_core_conf_t                *ccf;
     ngx_http_jwtguard_main_conf_t  *jmcf;
@@ -1537,6 +1539,7 @@ ngx_http_jwtguard_init_module(ngx_cycle_t *cycle)
     }
 
     ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
+    root = geteuid() == 0 && ccf->user != (ngx_uid_t) NGX_CONF_UNSET_UINT;
 
     if (jmcf->state_dir.len) {
         if (ngx_create_dir(jmcf->state_dir.data, 0700) == NGX_FILE_ERROR
@@ -1549,21 +1552,26 @@ ngx_http_jwtguard_init_module(ngx_cycle_t *cycle)
             return NGX_OK;
         }
 
-        if (geteuid() == 0 && ccf->user != (ngx_uid_t) NGX_CONF_UNSET_UINT) {
-            if (chown((const char *) jmcf->state_dir.data, ccf->user, -1) == -1) {
-                ngx_log_error(NGX_LOG_WARN, cycle->log, ngx_errno,
-                              "jwtguard: chown(\"%V\") failed", &jmcf->state_dir);
-            }
+        /* a directory itself, never what a symlink in its place points to */
+        fd = open((const char *) jmcf->state_dir.data, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+        if (fd == -1) {
+            ngx_log_error(NGX_LOG_WARN, cycle->log, ngx_errno,
+                          "jwtguard: the snapshot directory \"%V\" is not a directory: keys "
+                          "will not survive a reload", &jmcf->state_dir);
+            return NGX_OK;
         }
 
-        return NGX_OK;
+        if (root && fstat(fd, &fi) == 0 && fi.st_uid != ccf->user
+            && fchown(fd, ccf->user, -1) == -1)
+        {
+            ngx_log_error(NGX_LOG_WARN, cycle->log, ngx_errno,
+                          "jwtguard: chown(\"%V\") failed", &jmcf->state_dir);
+        }
+
+        close(fd);
     }
 
-    /* a configured path: its directory must be writable by the workers */
-    if (geteuid() != 0 || ccf->user == (ngx_uid_t) NGX_CONF_UNSET_UINT) {
-        return NGX_OK;
-    }
-
+    /* the snapshot's directory must be writable by the workers */
     dir = ngx_pnalloc(cycle->pool, jmcf->snapshot.len + 1);
     if (dir == NULL) {
         return NGX_ERROR;
@@ -1586,15 +1594,22 @@ ngx_http_jwtguard_init_module(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    if (!((fi.st_uid == ccf->user && (fi.st_mode & S_IWUSR))
-          || (fi.st_gid == ccf->group && (fi.st_mode & S_IWGRP))
-          || (fi.st_mode & S_IWOTH))
-        && ccf->user != 0)
-    {
+    if (root) {
+        writable = ccf->user == 0
+                   || (fi.st_uid == ccf->user && (fi.st_mode & S_IWUSR))
+                   || (fi.st_gid == ccf->group && (fi.st_mode & S_IWGRP))
+                   || (fi.st_mode & S_IWOTH);
+
+    } else {
+        /* not root: the workers run as this very user */
+        writable = access((const char *) dir, W_OK | X_OK) == 0;
+    }
+
+    if (!writable) {
         ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
                       "jwtguard: the worker user cannot write the snapshot directory \"%V\": "
-                      "keys will not survive a reload (remove jwtguard_snapshot for the "
-                      "default, or make the directory writable)", &name);
+                      "keys will not survive a reload (set jwtguard_snapshot to a writable "
+                      "path, or off)", &name);
     }
 
     return NGX_OK;

@@ -590,3 +590,38 @@ def _up(port: int) -> bool:
         return http("GET", f"http://127.0.0.1:{port}/api/public")[0] == 200
     except OSError:
         return False
+
+
+def test_item25_the_master_never_chowns_what_a_symlink_points_to(prefix, minter):
+    # Whoever can write beside the temp directory puts a symlink where the snapshot
+    # directory goes: the master (root) must not hand its target to the worker user.
+    (prefix / "state").mkdir()
+    victim = prefix / "victim"
+    victim.write_text("root's file\n")
+    (prefix / "state" / "jwtguard").symlink_to(victim)
+    port = free_port()
+    config = f"""
+load_module modules/ngx_http_jwtguard_module.so;
+daemon off;
+pid nginx.pid;
+error_log logs/error.log info;
+events {{ worker_connections 64; }}
+http {{
+    client_body_temp_path {prefix}/state/body;
+    jwtguard_issuer {MINTED_ISSUER};
+    jwtguard_audience {AUDIENCE};
+    jwtguard_jwks_uri {minter.jwks_uri};
+    server {{
+        listen 127.0.0.1:{port};
+        location = /nginx-up {{ return 204; }}
+        location / {{ jwtguard on; return 404; }}
+    }}
+}}
+"""
+    nginx = Nginx(prefix, config, port, own_snapshot=False)
+    try:
+        assert victim.stat().st_uid == 0
+        text = (prefix / "logs" / "error.log").read_text() + nginx.error_log()
+        assert "is not a directory" in text
+    finally:
+        nginx.close()
