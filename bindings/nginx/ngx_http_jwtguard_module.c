@@ -52,6 +52,7 @@ typedef struct {
     jwt_claims                *claims;
     ngx_uint_t                 verified;       /* a verdict exists */
     ngx_msec_t                 waited;
+    ngx_table_elt_t           *challenge;      /* the refusal's WWW-Authenticate */
     /* the policy that gave the verdict */
     jwt_verifier              *verifier;
     ngx_array_t               *scopes;
@@ -417,6 +418,7 @@ ngx_http_jwtguard_check(ngx_http_request_t *r)
 
         ctx->verified = 0;
         ctx->waited = 0;
+        ctx->challenge = NULL;
     }
 
     if (ctx == NULL) {
@@ -594,9 +596,10 @@ static ngx_int_t
 ngx_http_jwtguard_challenge(ngx_http_request_t *r,
     ngx_http_jwtguard_loc_conf_t *lcf, jwt_status status)
 {
-    ngx_str_t         text;
-    ngx_uint_t        http;
-    ngx_table_elt_t  *h;
+    ngx_str_t                 text;
+    ngx_uint_t                http;
+    ngx_table_elt_t          *h;
+    ngx_http_jwtguard_ctx_t  *ctx;
 
     http = jwt_status_http_status(status);
 
@@ -633,6 +636,11 @@ ngx_http_jwtguard_challenge(ngx_http_request_t *r,
     ngx_str_set(&h->key, "WWW-Authenticate");
     h->value = text;
     r->headers_out.www_authenticate = h;
+
+    ctx = ngx_http_jwtguard_get_ctx(r);
+    if (ctx != NULL) {
+        ctx->challenge = h;
+    }
 
     return http;
 }
@@ -730,6 +738,14 @@ ngx_http_jwtguard_error_variable(ngx_http_request_t *r, ngx_http_variable_value_
 
     if (ctx != NULL && ctx->verified) {
         if (ctx->status == JWT_STATUS_OK || data == 2) {
+            return NGX_OK;
+        }
+
+        /*
+         * Overruled: under `satisfy any`, another access module allowed the request and
+         * nginx hid the refusal's challenge. A later error is not this refusal.
+         */
+        if (ctx->challenge != NULL && ctx->challenge->hash == 0) {
             return NGX_OK;
         }
 

@@ -90,6 +90,11 @@ http {{
             satisfy any; allow 127.0.0.1; deny all;
             jwtguard on; error_page 404 = @admin; try_files /nonexistent =404;
         }}
+        location /any-unavailable/ {{
+            satisfy any; allow 127.0.0.1; deny all;
+            jwtguard on; error_page 503 = @described; try_files /nonexistent =503;
+        }}
+        location @described {{ return 503 "[$jwt_error_code][$jwt_error_description]"; }}
         location /same/ {{ jwtguard on; try_files /nonexistent @same; }}
         location @same {{ jwtguard on; add_header X-Status $jwt_status always; proxy_pass {upstream}; }}
 
@@ -229,6 +234,14 @@ def test_item20_a_camel_case_claim_is_reachable_by_its_own_variable(nginx, minte
     assert "X-Admin" not in headers
     status, headers, _ = nginx.get("/inject/x", minter.token())
     assert status == 200 and "X-Client-Id" not in headers
+
+
+def test_item24_an_overruled_refusal_does_not_describe_a_later_error(nginx):
+    # satisfy any: the address is allowed, so the missing token's refusal is overruled; the
+    # 503 that follows (try_files) is not jwtguard's and is not described as a refusal.
+    status, headers, body = nginx.get("/any-unavailable/x")
+    assert (status, body) == (503, "[][]")
+    assert "WWW-Authenticate" not in headers
 
 
 def test_item11_jwt_status_is_empty_for_requests_never_verified(nginx):
