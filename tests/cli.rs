@@ -9,7 +9,7 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 fn jwtguard(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_jwtguard"))
+    let mut child = Command::new(jwtguard_bin())
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

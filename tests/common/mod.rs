@@ -18,6 +18,23 @@ pub const AUDIENCE: &str = "https://api.example";
 /// A fixed "now" for claim checks with a manual clock.
 pub const NOW: i64 = 1_800_000_000;
 
+/// The `jwtguard` command (the CLI crate of this workspace, built beside the test binaries by
+/// `cargo test` / `cargo nextest run`), or `JWTGUARD_BIN`.
+pub fn jwtguard_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("JWTGUARD_BIN") {
+        return path.into();
+    }
+    // target/<profile>/deps/<test binary> -> target/<profile>/jwtguard
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("jwtguard");
+    assert!(
+        bin.exists(),
+        "{} is missing: build the workspace (cargo build)",
+        bin.display()
+    );
+    bin
+}
+
 pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
@@ -250,7 +267,7 @@ pub struct DevIssuer {
 impl DevIssuer {
     pub fn start(extra: &[&str]) -> DevIssuer {
         use std::process::{Command, Stdio};
-        let mut child = Command::new(env!("CARGO_BIN_EXE_jwtguard"))
+        let mut child = Command::new(jwtguard_bin())
             .args(["dev-issuer", "--admin"])
             .args(extra)
             .stdout(Stdio::piped())
