@@ -13,8 +13,8 @@ NGINX_MODULE := $(RELEASE)/ngx_http_jwtguard_module.so
 
 PING_SERVER := $(RELEASE)/ping_server
 
-.PHONY: all deps build nginx-module install-nginx-module c-ping-server demo test lint rust-test python-test nginx-test \
-	c-test header bench bench-python clean
+.PHONY: all deps build nginx-module install-nginx-module envoy-module c-ping-server demo test lint rust-test \
+	python-test nginx-test envoy-test c-test header bench bench-python clean
 
 all: build
 
@@ -39,6 +39,11 @@ install-nginx-module:
 	install -m 0755 $(NGINX_BUILD)/objs/ngx_http_jwtguard_module.so $(NGINX_MODULE).tmp
 	mv -f $(NGINX_MODULE).tmp $(NGINX_MODULE)
 
+# The Envoy dynamic module (a workspace member: `build` makes it too), loaded by Envoy as
+# jwtguard_envoy from ENVOY_DYNAMIC_MODULES_SEARCH_PATH=target/release.
+envoy-module: build
+	$(CARGO) build --release -p jwtguard-envoy
+
 # The C ping server example on libmicrohttpd, linked against the shared library.
 c-ping-server: build
 	cc -std=c99 -Wall -Wextra -Werror -g -O1 -Iinclude bindings/c/examples/ping_server.c \
@@ -46,18 +51,18 @@ c-ping-server: build
 	mv -f $(PING_SERVER).tmp $(PING_SERVER)
 
 # The ping API end to end: dev issuer + Flask API on loopback, a table of answers.
-demo: build nginx-module c-ping-server
+demo: build nginx-module envoy-module c-ping-server
 	JWTGUARD_NGINX_MODULE=$(NGINX_MODULE) JWTGUARD_PING_SERVER=$(PING_SERVER) \
 		$(PYENV) $(PYTHON) bindings/python/examples/flask_api/demo.py
 
 # Everything: formatting, lints, Rust unit and integration tests (Wycheproof vectors, the
 # pipeline, JWKS over loopback, the dev issuer, CLI, TLS), header drift, the C clients under
 # valgrind, and the Python suite (ctypes, Flask, the example API as a server, a wheel).
-test: deps lint rust-test python-test nginx-test c-test
+test: deps lint rust-test python-test nginx-test envoy-test c-test
 
 lint:
 	$(CARGO) fmt --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 rust-test:
 	if $(CARGO) nextest --version >/dev/null 2>&1; then \
@@ -72,6 +77,9 @@ python-test: build
 
 nginx-test: nginx-module c-ping-server
 	JWTGUARD_NGINX_MODULE=$(NGINX_MODULE) JWTGUARD_PING_SERVER=$(PING_SERVER) $(PYENV) $(PYTHON) -m pytest -q bindings/nginx/tests
+
+envoy-test: envoy-module
+	JWTGUARD_ENVOY_MODULE_DIR=$(RELEASE) $(PYENV) $(PYTHON) -m pytest -q bindings/envoy/tests
 
 c-test: c-ping-server
 	JWTGUARD_PING_SERVER=$(PING_SERVER) $(PYENV) $(PYTHON) -m pytest -q bindings/c/tests

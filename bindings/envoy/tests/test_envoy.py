@@ -1,0 +1,304 @@
+"""jwtguard in the real Envoy 1.40: the example's answers, forwarded claims, per-route scopes,
+algorithms, key rotation under load, issuer outages, bad configs and shutdown."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from conftest import (
+    AUDIENCE, ROOT, DevIssuer, Envoy, bootstrap, direct, example_config, free_port, upstream_cluster,
+)
+
+sys.path.insert(0, str(ROOT / "tests" / "support"))
+from harness import MINTED_ISSUER  # noqa: E402
+from minter import Minter  # noqa: E402
+
+PUBLIC = "{\"message\":\"Hello from a public endpoint! You don't need to be authenticated to see this.\"}\n"
+PRIVATE = "{\"message\":\"Hello from a private endpoint! You need to be authenticated to see this.\"}\n"
+SCOPED = ("{\"message\":\"Hello from a private endpoint! You need to be authenticated and have a scope of "
+          "read:messages to see this.\"}\n")
+MALFORMED = "Authorization header must be 'Bearer <token>'"
+
+
+def raw(port: int, request: bytes) -> tuple[int, dict, bytes]:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(request)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers: dict = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers.setdefault(name.strip().lower(), []).append(value.strip())
+    return int(lines[0].split()[1]), headers, body
+
+
+class Upstream:
+    """Records the headers it receives and answers 200."""
+
+    def __init__(self):
+        self.seen: list[dict] = []
+        seen = self.seen
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                seen.append({k.lower(): v for k, v in self.headers.items()})
+                body = b'{"upstream":true}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_port
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+def test_the_example_answers_what_every_host_answers(issuer, ports):
+    port, admin = ports
+    envoy = Envoy(example_config(issuer.url, port, admin), port, admin)
+    try:
+        status, headers, body = raw(port, b"GET /api/public HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert (status, body.decode()) == (200, PUBLIC)
+        assert headers["content-type"] == ["application/json"]
+        scoped, plain = issuer.token("read:messages"), issuer.token("openid")
+        cases = [
+            ("/api/private", None, 401, "authorization_header_missing", 'Bearer realm="api"'),
+            ("/api/private", plain, 200, None, None),
+            ("/api/private-scoped", plain, 403, "Unauthorized",
+             'Bearer realm="api", error="insufficient_scope", error_description="You don\'t have access to this '
+             'resource", scope="read:messages"'),
+            ("/api/private-scoped", scoped, 200, None, None),
+            ("/api/private", issuer.token(expires_in=-300), 401, "token_expired", None),
+            ("/api/private", plain[:-4] + "AAAA", 401, "invalid_token", None),
+            ("/api/private", "not-a-jwt", 401, "invalid_header", None),
+        ]
+        for path, token, want, code, challenge in cases:
+            auth = b"" if token is None else b"Authorization: Bearer " + token.encode() + b"\r\n"
+            status, headers, body = raw(port, b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n" + auth
+                                        + b"Connection: close\r\n\r\n")
+            assert status == want, (path, body)
+            assert headers["content-type"] == ["application/json"], (path, headers)
+            if code is None:
+                assert body.decode() == (SCOPED if path.endswith("scoped") else PRIVATE)
+                continue
+            answer = json.loads(body)
+            assert answer["code"] == code and body.endswith(b"}\n"), body
+            assert len(headers["www-authenticate"]) == 1
+            if challenge:
+                assert headers["www-authenticate"][0] == challenge
+            else:
+                assert headers["www-authenticate"][0].startswith('Bearer realm="api", error="invalid_token"')
+        # Malformed requests: two Authorization lines, control and non-ASCII bytes.
+        token = scoped.encode()
+        for auth in (b"Authorization: Bearer " + token + b"\r\nAuthorization: Bearer " + token,
+                     b"Authorization: Bearer " + token + b"\xff", b"Authorization: Basic dXNlcjpwYXNz"):
+            status, headers, body = raw(port, b"GET /api/private HTTP/1.1\r\nHost: x\r\n" + auth
+                                        + b"\r\nConnection: close\r\n\r\n")
+            assert (status, json.loads(body)["description"]) == (400, MALFORMED), auth
+            assert 'error="invalid_request"' in headers["www-authenticate"][0]
+        assert envoy.get("/nope")[0] == 404
+        stats = envoy.stats()
+        assert stats["dynamicmodulescustom.jwtguard_allowed"] >= 2
+        assert stats["dynamicmodulescustom.jwtguard_denied.reason.insufficient_scope"] >= 1
+    finally:
+        assert envoy.stop() == 0
+
+
+def test_claims_are_forwarded_and_spoofed_headers_replaced(ports):
+    minter, upstream = Minter(), Upstream()
+    port, admin = ports
+    config = bootstrap(
+        port, admin,
+        {"issuer": MINTED_ISSUER, "audience": AUDIENCE, "jwks_uri": minter.jwks_uri,
+         "forward_claims": {"sub": "X-Jwt-Sub", "scope": "x-jwt-scope", "tenantId": "x-tenant"}},
+        [{"match": {"prefix": "/"}, "route": {"cluster": "upstream"}}],
+        [upstream_cluster("upstream", upstream.port)],
+    )
+    envoy = Envoy(config, port, admin, suffix=".json")
+    try:
+        token = minter.token(sub="alice", tenantId="t-7")
+        spoof = {"X-Jwt-Sub": "admin", "X-Tenant": "other", "X-Jwt-Scope": "admin"}
+        status, _, body = envoy.get("/x", token, spoof)
+        assert (status, body) == (200, {"upstream": True})
+        seen = upstream.seen[-1]
+        assert (seen["x-jwt-sub"], seen["x-tenant"], seen["x-jwt-scope"]) == ("alice", "t-7", "read:messages")
+        # A claim that is absent: the spoofed header is removed all the same.
+        envoy.get("/x", minter.token(sub="bob"), spoof)
+        assert upstream.seen[-1]["x-jwt-sub"] == "bob" and "x-tenant" not in upstream.seen[-1]
+        # A hostile claim cannot add a header upstream.
+        envoy.get("/x", minter.token(sub="x\r\nX-Admin: 1"))
+        assert upstream.seen[-1]["x-jwt-sub"] == "x\\r\\nX-Admin: 1" and "x-admin" not in upstream.seen[-1]
+        # Refused requests never reach the upstream.
+        before = len(upstream.seen)
+        assert envoy.get("/x", "garbage", spoof)[0] == 401
+        assert len(upstream.seen) == before
+    finally:
+        assert envoy.stop() == 0
+        upstream.close()
+        minter.close()
+
+
+def test_algorithms_per_route_scopes_and_token_sources(ports):
+    minter = Minter()
+    port, admin = ports
+    scoped_route = {"jwtguard": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilterPerRoute",
+        "dynamic_module_config": {"name": "jwtguard_envoy"},
+        "filter_name": "jwtguard",
+        "filter_config": {"@type": "type.googleapis.com/google.protobuf.Struct", "value": {"require_scope": ["admin"]}},
+    }}
+    config = bootstrap(
+        port, admin,
+        {"issuer": MINTED_ISSUER, "audience": AUDIENCE, "jwks_uri": minter.jwks_uri,
+         "algorithms": ["RS256", "PS256", "ES256", "EdDSA"], "require_scope": ["read:messages"]},
+        [direct("/any"), direct("/admin", typed_per_filter_config=scoped_route)],
+    )
+    envoy = Envoy(config, port, admin, suffix=".json")
+    try:
+        for alg in ("RS256", "PS256", "ES256", "EdDSA"):
+            assert envoy.get("/any", minter.token(alg=alg))[0] == 200, alg
+        # The route's require_scope replaces the listener's.
+        assert envoy.get("/admin", minter.token())[0] == 403
+        assert envoy.get("/admin", minter.token(scope="admin"))[0] == 200
+        assert envoy.get("/any", minter.token(scope="admin"))[0] == 403
+    finally:
+        assert envoy.stop() == 0
+    # The token from a cookie instead of Authorization.
+    port, admin = free_port(), free_port()
+    config = bootstrap(port, admin, {"issuer": MINTED_ISSUER, "audience": AUDIENCE, "jwks_uri": minter.jwks_uri,
+                                     "token_cookie": "access_token"}, [direct("/any")])
+    envoy = Envoy(config, port, admin, suffix=".json")
+    try:
+        assert envoy.get("/any", headers={"Cookie": f"a=1; access_token={minter.token()}"})[0] == 200
+        assert envoy.get("/any", minter.token())[0] == 401
+    finally:
+        assert envoy.stop() == 0
+        minter.close()
+
+
+def loop(envoy, token_of, stop, statuses, errors):
+    while not stop.is_set():
+        try:
+            statuses.append(envoy.get("/api/private", token_of())[0])
+        except OSError as error:
+            errors.append(repr(error))
+
+
+def test_rotation_under_load_and_an_issuer_outage_refuse_nothing_valid(ports):
+    issuer = DevIssuer()
+    port, admin = ports
+    config = example_config(issuer.url, port, admin).replace(
+        "realm: api", "realm: api\n                  refetch_cooldown: 1")
+    envoy = Envoy(config, port, admin, concurrency=2)
+    current = {"token": issuer.token()}
+    stop, statuses, errors = threading.Event(), [], []
+    clients = [threading.Thread(target=loop, args=(envoy, lambda: current["token"], stop, statuses, errors))
+               for _ in range(4)]
+    try:
+        for c in clients:
+            c.start()
+        # A new kid may refetch once a second per URL: rotations come further apart than that.
+        for _ in range(3):
+            time.sleep(1.3)
+            issuer.rotate()
+            current["token"] = issuer.token()
+        time.sleep(1.0)
+        # The issuer goes away: the keys in hand keep serving.
+        issuer.stop()
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        for c in clients:
+            c.join()
+    try:
+        refused = [s for s in statuses if s != 200]
+        assert len(statuses) > 200
+        assert refused == [] and errors == [], (refused[:10], errors[:3], envoy.stats())
+    finally:
+        assert envoy.stop() == 0
+
+
+def test_started_while_the_issuer_is_down_then_serves_once_it_is_up(ports):
+    issuer = DevIssuer()
+    issuer.fault(mode="drop")
+    issuer.fault(mode="drop", endpoint="discovery")
+    port, admin = ports
+    envoy = Envoy(example_config(issuer.url, port, admin), port, admin)
+    try:
+        token = issuer.token()
+        status, headers, body = envoy.get("/api/private", token)
+        assert (status, body["code"]) == (503, "jwks_unavailable")
+        assert headers["Retry-After"] == "5" and "WWW-Authenticate" not in headers
+        issuer.fault(mode="off")
+        issuer.fault(mode="off", endpoint="discovery")
+        deadline = time.monotonic() + 10
+        while envoy.get("/api/private", token)[0] != 200:
+            assert time.monotonic() < deadline, "keys after the outage"
+            time.sleep(0.2)
+        assert envoy.stats()["dynamicmodulescustom.jwtguard_keys_unavailable"] >= 1
+    finally:
+        assert envoy.stop() == 0
+        issuer.stop()
+
+
+def test_a_bad_config_is_refused_at_load_with_a_message(ports):
+    for filter_config, message in [
+        ({"issuer": "https://i.example/", "audience": "a", "require_scopes": ["x"]}, 'unknown key "require_scopes"'),
+        ({"audience": "a"}, "issuer: required"),
+        ({"issuer": "https://i.example/", "audience": "a", "leeway": 86400}, "leeway"),
+    ]:
+        port, admin = free_port(), free_port()
+        envoy = Envoy(bootstrap(port, admin, filter_config, [direct("/x")]), port, admin, suffix=".json", wait=False)
+        try:
+            envoy.process.wait(timeout=30)
+        finally:
+            if envoy.process.poll() is None:
+                envoy.process.kill()
+        text = envoy.text()
+        assert envoy.process.returncode != 0
+        assert f"jwtguard: invalid filter_config: {message}" in text or message in text, text[-2000:]
+        assert "Segmentation fault" not in text and "panicked" not in text
+
+
+def test_sigterm_with_a_fetch_in_flight_exits_cleanly(ports):
+    issuer = DevIssuer()
+    issuer.fault(mode="delay", ms=4000)
+    issuer.fault(mode="delay", ms=4000, endpoint="discovery")
+    port, admin = ports
+    envoy = Envoy(example_config(issuer.url, port, admin), port, admin)
+    try:
+        # A request waits for keys; the fetch hangs on the slow issuer.
+        answers: list = []
+
+        def wait_for_keys():
+            try:
+                answers.append(envoy.get("/api/private", issuer.token())[0])
+            except OSError as error:  # Envoy went away first
+                answers.append(repr(error))
+
+        waiting = threading.Thread(target=wait_for_keys)
+        waiting.start()
+        time.sleep(0.5)
+        started = time.monotonic()
+        assert envoy.stop(timeout=15) == 0
+        assert time.monotonic() - started < 15
+        waiting.join(timeout=15)
+        assert len(answers) == 1, "the waiting request ended"
+        assert "Segmentation fault" not in envoy.text() and "panicked" not in envoy.text()
+    finally:
+        issuer.stop()
