@@ -14,7 +14,7 @@ NGINX_MODULE := $(RELEASE)/ngx_http_jwtguard_module.so
 PING_SERVER := $(RELEASE)/ping_server
 
 .PHONY: all deps build nginx-module install-nginx-module envoy-module c-ping-server demo test lint rust-test \
-	python-test nginx-test envoy-test c-test header bench bench-python clean
+	python-test nginx-test envoy-test c-test header bench bench-envoy bench-python clean
 
 all: build
 
@@ -41,8 +41,10 @@ install-nginx-module:
 
 # The Envoy dynamic module (a workspace member: `build` makes it too), loaded by Envoy as
 # jwtguard_envoy from ENVOY_DYNAMIC_MODULES_SEARCH_PATH=target/release.
+# (Built with the whole workspace, not `-p`: one feature resolution, so the core is not
+# rebuilt differently for it.)
 envoy-module: build
-	$(CARGO) build --release -p jwtguard-envoy
+	@test -f $(RELEASE)/libjwtguard_envoy.so
 
 # The C ping server example on libmicrohttpd, linked against the shared library.
 c-ping-server: build
@@ -91,6 +93,10 @@ header:
 bench:
 	$(CARGO) bench --bench verify
 	openssl speed -seconds 2 rsa2048 ecdsap256 ed25519
+
+# Envoy: no auth, jwt_authn (without and with its token cache) and jwtguard, interleaved.
+bench-envoy: envoy-module
+	$(PYENV) $(PYTHON) bindings/envoy/bench/compare.py
 
 bench-python: build
 	$(PYENV) $(PYTHON) bindings/python/bench/compare.py
