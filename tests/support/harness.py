@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -80,3 +81,55 @@ class DevIssuer:
         self.process.wait()
 
 
+
+
+def raw_request(port: int, request: bytes) -> tuple[int, dict, bytes]:
+    """Send bytes as they are (no client library would send these: repeated or folded
+    headers, raw control bytes) and read the whole answer: (status, {lowercase name: [values]},
+    body)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(request)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers: dict = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers.setdefault(name.strip().lower(), []).append(value.strip())
+    return int(lines[0].split()[1]), headers, body
+
+
+class RecordingUpstream:
+    """A loopback upstream that records the headers of each request it gets (lowercase names)
+    and answers 200 with {"upstream": PATH}; `extra_headers(path)` may add response headers."""
+
+    def __init__(self, extra_headers=None):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.seen: list[dict] = []
+        seen = self.seen
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server's name)
+                seen.append({k.lower(): v for k, v in self.headers.items()})
+                body = json.dumps({"upstream": self.path}).encode()
+                self.send_response(200)
+                for name, value in (extra_headers(self.path) if extra_headers else {}).items():
+                    self.send_header(name, value)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_port
+        self.url = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()

@@ -4,18 +4,16 @@ algorithms, key rotation under load, issuer outages, bad configs and shutdown.""
 from __future__ import annotations
 
 import json
-import socket
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from conftest import (
     AUDIENCE, ROOT, DevIssuer, Envoy, bootstrap, direct, example_config, free_port, upstream_cluster,
 )
 
 sys.path.insert(0, str(ROOT / "tests" / "support"))
-from harness import MINTED_ISSUER  # noqa: E402
+from harness import MINTED_ISSUER, RecordingUpstream, raw_request as raw  # noqa: E402
 from minter import Minter  # noqa: E402
 
 PUBLIC = "{\"message\":\"Hello from a public endpoint! You don't need to be authenticated to see this.\"}\n"
@@ -23,49 +21,6 @@ PRIVATE = "{\"message\":\"Hello from a private endpoint! You need to be authenti
 SCOPED = ("{\"message\":\"Hello from a private endpoint! You need to be authenticated and have a scope of "
           "read:messages to see this.\"}\n")
 MALFORMED = "Authorization header must be 'Bearer <token>'"
-
-
-def raw(port: int, request: bytes) -> tuple[int, dict, bytes]:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(request)
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers: dict = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers.setdefault(name.strip().lower(), []).append(value.strip())
-    return int(lines[0].split()[1]), headers, body
-
-
-class Upstream:
-    """Records the headers it receives and answers 200."""
-
-    def __init__(self):
-        self.seen: list[dict] = []
-        seen = self.seen
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
-                seen.append({k.lower(): v for k, v in self.headers.items()})
-                body = b'{"upstream":true}'
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_port
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
 
 
 def test_the_example_answers_what_every_host_answers(issuer, ports):
@@ -120,7 +75,7 @@ def test_the_example_answers_what_every_host_answers(issuer, ports):
 
 
 def test_claims_are_forwarded_and_spoofed_headers_replaced(ports):
-    minter, upstream = Minter(), Upstream()
+    minter, upstream = Minter(), RecordingUpstream()
     port, admin = ports
     config = bootstrap(
         port, admin,
@@ -134,7 +89,7 @@ def test_claims_are_forwarded_and_spoofed_headers_replaced(ports):
         token = minter.token(sub="alice", tenantId="t-7")
         spoof = {"X-Jwt-Sub": "admin", "X-Tenant": "other", "X-Jwt-Scope": "admin"}
         status, _, body = envoy.get("/x", token, spoof)
-        assert (status, body) == (200, {"upstream": True})
+        assert (status, body) == (200, {"upstream": "/x"})
         seen = upstream.seen[-1]
         assert (seen["x-jwt-sub"], seen["x-tenant"], seen["x-jwt-scope"]) == ("alice", "t-7", "read:messages")
         # A claim that is absent: the spoofed header is removed all the same.

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -20,39 +19,16 @@ import pytest
 from conftest import AUDIENCE, EXAMPLES, MODULE, ROOT, Nginx, free_port, fresh_prefix, http
 
 sys.path.insert(0, str(ROOT / "tests" / "support"))
-from harness import MINTED_ISSUER  # noqa: E402
+from harness import MINTED_ISSUER, RecordingUpstream, raw_request  # noqa: E402
 from minter import Minter  # noqa: E402
 
 
-class Upstream:
-    """A loopback upstream that records the headers it receives; under /accel/ it answers
-    with an X-Accel-Redirect to /internal-admin/."""
-
-    def __init__(self):
-        self.seen: list[dict] = []
-        seen = self.seen
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 (http.server's name)
-                seen.append({k.lower(): v for k, v in self.headers.items()})
-                self.send_response(200)
-                if self.path.startswith("/accel/"):
-                    self.send_header("X-Accel-Redirect", "/internal-admin/x")
-                body = json.dumps({"upstream": self.path}).encode()
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
+def accel_upstream() -> RecordingUpstream:
+    """The shared recording upstream; under /accel/ it answers with an X-Accel-Redirect to
+    /internal-admin/."""
+    return RecordingUpstream(
+        lambda path: {"X-Accel-Redirect": "/internal-admin/x"} if path.startswith("/accel/") else {}
+    )
 
 
 CONFIG = """
@@ -138,7 +114,7 @@ def minter():
 
 @pytest.fixture(scope="module")
 def upstream():
-    u = Upstream()
+    u = accel_upstream()
     yield u
     u.close()
 
@@ -504,24 +480,6 @@ http {{
 
 PING_SERVER = Path(os.environ.get("JWTGUARD_PING_SERVER", ROOT / "target" / "release" / "ping_server"))
 FLASK_SERVER = ROOT / "bindings" / "python" / "examples" / "flask_api" / "server.py"
-
-
-def raw_request(port: int, request: bytes) -> tuple[int, dict, bytes]:
-    """Send bytes as they are (no client library would send these) and read the answer."""
-    import socket
-
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(request)
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers: dict = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers.setdefault(name.strip().lower(), []).append(value.strip())
-    return int(lines[0].split()[1]), headers, body
 
 
 def test_item24_the_hosts_answer_malformed_requests_alike(prefix):
