@@ -133,3 +133,95 @@ class RecordingUpstream:
 
     def close(self):
         self.server.shutdown()
+
+
+FLASK_SERVER = ROOT / "bindings" / "python" / "examples" / "flask_api" / "server.py"
+PING_SERVER = Path(os.environ.get("JWTGUARD_PING_SERVER", TARGET / "ping_server"))
+
+
+class PingServers:
+    """The Flask example and the C ping server against `issuer_url`, on loopback: the hosts
+    every other host must answer like. `ports` maps "Flask" and "C" to their ports."""
+
+    def __init__(self, issuer_url: str):
+        import time
+
+        env = dict(os.environ, JWTGUARD_ISSUER=issuer_url, JWTGUARD_AUDIENCE=AUDIENCE)
+        for key in ("AUTH0_DOMAIN", "API_IDENTIFIER", "JWTGUARD_JWKS_URI"):
+            env.pop(key, None)
+        self.ports = {"Flask": _free(), "C": _free()}
+        commands = {"Flask": [sys.executable, str(FLASK_SERVER)], "C": [str(PING_SERVER)]}
+        self.processes = [
+            subprocess.Popen(commands[name], env=dict(env, PORT=str(port)),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for name, port in self.ports.items()
+        ]
+        deadline = time.monotonic() + 30
+        for port in self.ports.values():
+            while True:
+                try:
+                    if http("GET", f"http://127.0.0.1:{port}/api/public")[0] == 200:
+                        break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"a ping server on {port} did not start")
+                time.sleep(0.1)
+
+    def close(self) -> None:
+        for process in self.processes:
+            process.kill()
+            process.wait()
+
+
+def _free() -> int:
+    return free_port()
+
+
+def request_bytes(path: bytes, *header_lines: bytes) -> bytes:
+    """A GET as raw bytes, with these header lines as they are."""
+    return (b"GET " + path + b" HTTP/1.1\r\nHost: api\r\n" + b"".join(h + b"\r\n" for h in header_lines)
+            + b"Connection: close\r\n\r\n")
+
+
+def host_cases(token: bytes, plain: bytes) -> dict[str, tuple[bytes, int]]:
+    """Requests every host must answer alike (name: (raw request, status)), malformed ones
+    included; `token` has read:messages, `plain` does not."""
+    get = request_bytes
+    return {
+        "two Authorization lines": (get(b"/api/private", b"Authorization: Bearer " + token, b"Authorization: Bearer x.y.z"), 400),
+        "the same token twice": (get(b"/api/private", b"Authorization: Bearer " + token, b"Authorization: Bearer " + token), 400),
+        "a 0xff byte": (get(b"/api/private", b"Authorization: Bearer " + token + b"\xff"), 400),
+        "UTF-8 in the token": (get(b"/api/private", b"Authorization: Bearer " + token + "\u00e9".encode()), 400),
+        "Basic": (get(b"/api/private", b"Authorization: Basic dXNlcjpwYXNz"), 400),
+        "an empty header": (get(b"/api/private", b"Authorization: "), 401),
+        "no header": (get(b"/api/private"), 401),
+        "garbage": (get(b"/api/private", b"Authorization: Bearer not-a-jwt"), 401),
+        "valid": (get(b"/api/private", b"Authorization: Bearer " + token), 200),
+        "two spaces, lower case": (get(b"/api/private", b"Authorization: bearer  " + token), 200),
+        "scoped": (get(b"/api/private-scoped", b"Authorization: Bearer " + token), 200),
+        "scope missing": (get(b"/api/private-scoped", b"Authorization: Bearer " + plain), 403),
+        "public": (get(b"/api/public"), 200),
+        "no such route": (get(b"/nope"), 404),
+    }
+
+
+MALFORMED = {"invalid_header", "Authorization header must be 'Bearer <token>'"}
+
+
+def assert_hosts_agree(ports: dict[str, int], cases: dict[str, tuple[bytes, int]]) -> None:
+    """Every host answers each case with the same status, body bytes, Content-Type,
+    WWW-Authenticate and Retry-After as the first host."""
+    for name, (request, status) in cases.items():
+        answers = {host: raw_request(port, request) for host, port in ports.items()}
+        for host, (got, headers, body) in answers.items():
+            assert got == status, (name, host, got, body)
+            assert headers.get("content-type") == ["application/json"], (name, host, headers)
+        first = next(iter(answers.values()))
+        for host, (got, headers, body) in answers.items():
+            assert body == first[2], (name, host, body, first[2])
+            for header in ("www-authenticate", "retry-after"):
+                assert headers.get(header) == first[1].get(header), (name, host, header, headers)
+        if status == 400:
+            assert set(json.loads(first[2]).values()) == MALFORMED, (name, first[2])
+            assert len(first[1]["www-authenticate"]) == 1

@@ -13,7 +13,9 @@ from conftest import (
 )
 
 sys.path.insert(0, str(ROOT / "tests" / "support"))
-from harness import MINTED_ISSUER, RecordingUpstream, raw_request as raw  # noqa: E402
+from harness import (  # noqa: E402
+    MINTED_ISSUER, PingServers, RecordingUpstream, assert_hosts_agree, host_cases, raw_request as raw,
+)
 from minter import Minter  # noqa: E402
 
 PUBLIC = "{\"message\":\"Hello from a public endpoint! You don't need to be authenticated to see this.\"}\n"
@@ -71,6 +73,18 @@ def test_the_example_answers_what_every_host_answers(issuer, ports):
         assert stats["dynamicmodulescustom.jwtguard_allowed"] >= 2
         assert stats["dynamicmodulescustom.jwtguard_denied.reason.insufficient_scope"] >= 1
     finally:
+        assert envoy.stop() == 0
+
+
+def test_envoy_answers_every_request_like_flask_and_the_c_server(issuer, ports):
+    servers = PingServers(issuer.url)
+    port, admin = ports
+    envoy = Envoy(example_config(issuer.url, port, admin), port, admin)
+    try:
+        cases = host_cases(issuer.token("read:messages").encode(), issuer.token("openid").encode())
+        assert_hosts_agree({**servers.ports, "Envoy": port}, cases)
+    finally:
+        servers.close()
         assert envoy.stop() == 0
 
 

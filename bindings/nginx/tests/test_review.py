@@ -19,7 +19,9 @@ import pytest
 from conftest import AUDIENCE, EXAMPLES, MODULE, ROOT, Nginx, free_port, fresh_prefix, http
 
 sys.path.insert(0, str(ROOT / "tests" / "support"))
-from harness import MINTED_ISSUER, RecordingUpstream, raw_request  # noqa: E402
+from harness import (  # noqa: E402
+    MINTED_ISSUER, PingServers, RecordingUpstream, assert_hosts_agree, host_cases, raw_request, request_bytes,
+)
 from minter import Minter  # noqa: E402
 
 
@@ -478,89 +480,33 @@ http {{
 
 # Item 24: every host answers the same request alike, malformed ones included.
 
-PING_SERVER = Path(os.environ.get("JWTGUARD_PING_SERVER", ROOT / "target" / "release" / "ping_server"))
-FLASK_SERVER = ROOT / "bindings" / "python" / "examples" / "flask_api" / "server.py"
 
 
 def test_item24_the_hosts_answer_malformed_requests_alike(prefix):
     from conftest import DevIssuer, example_config
 
     issuer = DevIssuer()
-    env = dict(os.environ, JWTGUARD_ISSUER=issuer.url, JWTGUARD_AUDIENCE=AUDIENCE)
-    for key in ("AUTH0_DOMAIN", "API_IDENTIFIER", "JWTGUARD_JWKS_URI"):
-        env.pop(key, None)
-    flask_port, c_port, nginx_port = free_port(), free_port(), free_port()
-    processes = [
-        subprocess.Popen([sys.executable, str(FLASK_SERVER)], env=dict(env, PORT=str(flask_port)),
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-        subprocess.Popen([str(PING_SERVER)], env=dict(env, PORT=str(c_port)),
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-    ]
+    servers = PingServers(issuer.url)
+    nginx_port = free_port()
     config = example_config(issuer.url, nginx_port).replace(
         "        location / {", "        location = /denied { deny all; }\n\n        location / {", 1
     )
     nginx = Nginx(prefix, config, nginx_port)
     try:
-        for port in (flask_port, c_port):
-            wait_for(lambda: _up(port), 30, f"a server on {port}")
-        token = issuer.token("read:messages").encode()
-        plain = issuer.token("openid").encode()
-
-        def get(path: bytes, *header_lines: bytes) -> bytes:
-            return b"GET " + path + b" HTTP/1.1\r\nHost: api\r\n" + b"".join(h + b"\r\n" for h in header_lines) + b"Connection: close\r\n\r\n"
-
-        malformed = {"invalid_header", "Authorization header must be 'Bearer <token>'"}
-        cases = {
-            # request: (status, code) every host answers
-            "two Authorization lines": (get(b"/api/private", b"Authorization: Bearer " + token, b"Authorization: Bearer x.y.z"), 400),
-            "the same token twice": (get(b"/api/private", b"Authorization: Bearer " + token, b"Authorization: Bearer " + token), 400),
-            "a 0xff byte": (get(b"/api/private", b"Authorization: Bearer " + token + b"\xff"), 400),
-            "UTF-8 in the token": (get(b"/api/private", b"Authorization: Bearer " + token + "é".encode()), 400),
-            "Basic": (get(b"/api/private", b"Authorization: Basic dXNlcjpwYXNz"), 400),
-            "an empty header": (get(b"/api/private", b"Authorization: "), 401),
-            "no header": (get(b"/api/private"), 401),
-            "garbage": (get(b"/api/private", b"Authorization: Bearer not-a-jwt"), 401),
-            "valid": (get(b"/api/private", b"Authorization: Bearer " + token), 200),
-            "two spaces, lower case": (get(b"/api/private", b"Authorization: bearer  " + token), 200),
-            "scoped": (get(b"/api/private-scoped", b"Authorization: Bearer " + token), 200),
-            "scope missing": (get(b"/api/private-scoped", b"Authorization: Bearer " + plain), 403),
-            "public": (get(b"/api/public"), 200),
-            "no such route": (get(b"/nope"), 404),
-        }
-        for name, (request, status) in cases.items():
-            answers = {host: raw_request(port, request) for host, port in
-                       (("Flask", flask_port), ("C", c_port), ("nginx", nginx_port))}
-            for host, (got, headers, body) in answers.items():
-                assert got == status, (name, host, got, body)
-                assert headers.get("content-type") == ["application/json"], (name, host, headers)
-            first = answers["Flask"]
-            for host, (got, headers, body) in answers.items():
-                assert body == first[2], (name, host, body, first[2])
-                for header in ("www-authenticate", "retry-after"):
-                    assert headers.get(header) == first[1].get(header), (name, host, header, headers)
-            if status == 400 and name != "no such route":
-                assert set(json.loads(first[2]).values()) == malformed, (name, first[2])
-                assert len(first[1]["www-authenticate"]) == 1
+        cases = host_cases(issuer.token("read:messages").encode(), issuer.token("openid").encode())
+        assert_hosts_agree({**servers.ports, "nginx": nginx_port}, cases)
         # nginx's own refusals of a malformed request carry the project's JSON too.
         status, headers, body = raw_request(nginx_port, b"GET /api/private HTTP/1.1 x\r\nHost: api\r\n\r\n")
         assert (status, json.loads(body)["code"]) == (400, "bad_request")
         # An error that is not jwtguard's is not described as one (no insufficient_scope).
-        status, headers, body = raw_request(nginx_port, get(b"/denied"))
+        status, headers, body = raw_request(nginx_port, request_bytes(b"/denied"))
         assert status == 403 and b"insufficient_scope" not in body and b"code" not in body, body
         assert "www-authenticate" not in headers
     finally:
-        for p in processes:
-            p.kill()
-            p.wait()
+        servers.close()
         nginx.close()
         issuer.stop()
 
-
-def _up(port: int) -> bool:
-    try:
-        return http("GET", f"http://127.0.0.1:{port}/api/public")[0] == 200
-    except OSError:
-        return False
 
 
 def test_item25_the_master_never_chowns_what_a_symlink_points_to(prefix, minter):
