@@ -100,14 +100,35 @@ fn check_scopes(key: &str, scopes: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// An RFC 9110 token (header names, cookie names).
+fn is_token(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
 /// An HTTP field name (RFC 9110 token), lowercased; never a pseudo-header.
 fn header_name(key: &str, name: &str) -> Result<String, String> {
-    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
-    if name.is_empty() || !name.bytes().all(token) {
+    if !is_token(name) {
         return Err(format!("{key}: {name:?} is not a header name"));
     }
     Ok(name.to_ascii_lowercase())
 }
+
+/// Headers a claim must never replace: the message's framing and routing, hop-by-hop fields.
+const NOT_FORWARDABLE: [&str; 10] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+    "expect",
+];
 
 /// Parse and check a listener-level config, and build its verifier (no network yet).
 pub fn filter_config(bytes: &[u8]) -> Result<FilterConfig, String> {
@@ -146,7 +167,12 @@ pub fn filter_config(bytes: &[u8]) -> Result<FilterConfig, String> {
                     .as_bool()
                     .ok_or_else(|| format!("{key}: must be true or false"))?
             }
-            "realm" => realm = string(key, value)?,
+            "realm" => {
+                realm = string(key, value)?;
+                if !realm.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
+                    return Err(format!("{key}: visible ASCII and spaces only"));
+                }
+            }
             "require_scope" => {
                 require_scope = strings(key, value)?;
                 check_scopes(key, &require_scope)?;
@@ -159,11 +185,21 @@ pub fn filter_config(bytes: &[u8]) -> Result<FilterConfig, String> {
                     let header = header
                         .as_str()
                         .ok_or_else(|| format!("{key}.{claim}: must be a header name"))?;
-                    forward_claims.push((claim.clone(), header_name(key, header)?));
+                    let header = header_name(key, header)?;
+                    if NOT_FORWARDABLE.contains(&header.as_str()) {
+                        return Err(format!("{key}.{claim}: {header:?} cannot carry a claim"));
+                    }
+                    forward_claims.push((claim.clone(), header));
                 }
             }
             "token_header" => token = TokenSource::Header(header_name(key, &string(key, value)?)?),
-            "token_cookie" => token = TokenSource::Cookie(string(key, value)?),
+            "token_cookie" => {
+                let name = string(key, value)?;
+                if !is_token(&name) {
+                    return Err(format!("{key}: {name:?} is not a cookie name"));
+                }
+                token = TokenSource::Cookie(name)
+            }
             "cache_ttl" => cache.ttl = Duration::from_secs(seconds(key, value)?),
             "refetch_cooldown" => {
                 cache.refetch_cooldown = Duration::from_secs(seconds(key, value)?)
@@ -178,6 +214,11 @@ pub fn filter_config(bytes: &[u8]) -> Result<FilterConfig, String> {
         return Err("token_header and token_cookie: choose one".into());
     }
     let issuers = issuers.ok_or("issuer: required")?;
+    if issuers.len() > 1 && matches!(keys, Keys::Discover) {
+        return Err(
+            "issuer: several issuers need jwks_uri (discovery finds the keys of one issuer)".into(),
+        );
+    }
     let audiences = audiences.ok_or("audience: required")?;
     let mut policy = Policy::empty()
         .with_algorithms(&algorithms)

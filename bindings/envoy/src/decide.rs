@@ -222,6 +222,22 @@ mod tests {
                 r#"{"issuer":"https://i/","audience":"a","leeway":999999}"#,
                 "leeway",
             ),
+            (
+                r#"{"issuer":"https://i/","audience":"a","realm":"a\r\nx: 1"}"#,
+                "realm",
+            ),
+            (
+                r#"{"issuer":"https://i/","audience":"a","forward_claims":{"sub":"Host"}}"#,
+                "cannot carry a claim",
+            ),
+            (
+                r#"{"issuer":"https://i/","audience":"a","token_cookie":"a;b"}"#,
+                "not a cookie name",
+            ),
+            (
+                r#"{"issuer":["https://i/","https://j/"],"audience":"a"}"#,
+                "several issuers need jwks_uri",
+            ),
             ("[1]", "must be an object"),
             ("not json", "not JSON"),
         ] {

@@ -95,7 +95,12 @@ def test_claims_are_forwarded_and_spoofed_headers_replaced(ports):
         port, admin,
         {"issuer": MINTED_ISSUER, "audience": AUDIENCE, "jwks_uri": minter.jwks_uri,
          "forward_claims": {"sub": "X-Jwt-Sub", "scope": "x-jwt-scope", "tenantId": "x-tenant"}},
-        [{"match": {"prefix": "/"}, "route": {"cluster": "upstream"}}],
+        [
+            # A route chosen by a forwarded claim: only the verified value may select it.
+            {"match": {"prefix": "/", "headers": [{"name": "x-jwt-sub", "string_match": {"exact": "admin"}}]},
+             "direct_response": {"status": 200, "body": {"inline_string": "admin route"}}},
+            {"match": {"prefix": "/"}, "route": {"cluster": "upstream"}},
+        ],
         [upstream_cluster("upstream", upstream.port)],
     )
     envoy = Envoy(config, port, admin, suffix=".json")
@@ -106,6 +111,8 @@ def test_claims_are_forwarded_and_spoofed_headers_replaced(ports):
         assert (status, body) == (200, {"upstream": "/x"})
         seen = upstream.seen[-1]
         assert (seen["x-jwt-sub"], seen["x-tenant"], seen["x-jwt-scope"]) == ("alice", "t-7", "read:messages")
+        # The spoofed X-Jwt-Sub: admin did not pick the admin route; a token for admin does.
+        assert envoy.get("/x", minter.token(sub="admin"))[2] == "admin route"
         # A claim that is absent: the spoofed header is removed all the same.
         envoy.get("/x", minter.token(sub="bob"), spoof)
         assert upstream.seen[-1]["x-jwt-sub"] == "bob" and "x-tenant" not in upstream.seen[-1]

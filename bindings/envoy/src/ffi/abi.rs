@@ -105,6 +105,7 @@ unsafe extern "C" {
         details: module_buffer,
     );
     pub fn envoy_dynamic_module_callback_http_filter_continue_decoding(filter: filter_envoy_ptr);
+    pub fn envoy_dynamic_module_callback_http_clear_route_cache(filter: filter_envoy_ptr);
     pub fn envoy_dynamic_module_callback_get_most_specific_route_config(
         filter: filter_envoy_ptr,
     ) -> *const c_void;

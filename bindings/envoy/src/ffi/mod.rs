@@ -35,6 +35,14 @@ fn log(level: u32, message: &str) {
 #[unsafe(no_mangle)]
 pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const u8 {
     guard(std::ptr::null(), || {
+        // At exit, before Envoy's loggers go away, the library stops logging through them
+        // (set_sink waits for a message being written). Registered after Envoy's own static
+        // objects were made, so it runs before they are destroyed.
+        extern "C" fn detach_log() {
+            jwtguard::log::set_sink(None);
+        }
+        // SAFETY: registers a plain function with the C library.
+        unsafe { libc::atexit(detach_log) };
         jwtguard::log::set_sink(Some((
             jwtguard::log::Level::Debug,
             Arc::new(|level, message: &str| {
@@ -331,6 +339,20 @@ fn header_values(envoy: filter_envoy_ptr, name: &str) -> Vec<Vec<u8>> {
     values
 }
 
+/// Set a request header (every earlier value replaced), or remove it (`None`).
+fn set_request_header(envoy: filter_envoy_ptr, name: &str, value: Option<&str>) {
+    let value = value.map_or(module_buffer::null(), |v| module_buffer::of(v.as_bytes()));
+    // SAFETY: key and value are read during the call; a null value removes the header.
+    unsafe {
+        envoy_dynamic_module_callback_http_set_header(
+            envoy,
+            REQUEST_HEADER,
+            module_buffer::of(name.as_bytes()),
+            value,
+        );
+    }
+}
+
 fn text(bytes: &[u8]) -> String {
     // A byte that is not UTF-8 becomes U+FFFD: not visible ASCII, so refused as malformed.
     String::from_utf8_lossy(bytes).into_owned()
@@ -387,6 +409,15 @@ fn check(envoy: filter_envoy_ptr, filter: &mut Filter) -> bool {
     // SAFETY: the config outlives its filters (Envoy destroys configs after their streams).
     let state = unsafe { &*filter.config };
     let config = &state.config;
+    // Incoming headers of the forwarded names go first, always (no spoofing), and before the
+    // route is read: a route matching on them must see only what jwtguard sets.
+    if filter.state == State::Undecided && !config.forward_claims.is_empty() {
+        for (_, header) in &config.forward_claims {
+            set_request_header(envoy, header, None);
+        }
+        // SAFETY: on the worker, inside a hook.
+        unsafe { envoy_dynamic_module_callback_http_clear_route_cache(envoy) };
+    }
     // SAFETY: the route config pointer, if any, is ours and lives as long as the route.
     let route = unsafe { envoy_dynamic_module_callback_get_most_specific_route_config(envoy) }
         as *const RouteConfig;
@@ -423,28 +454,13 @@ fn check(envoy: filter_envoy_ptr, filter: &mut Filter) -> bool {
     };
     match decide::decide(config, scopes, presented, filter.steps < WAIT_MAX_STEPS) {
         Verdict::Allow(forwarded) => {
-            // Incoming headers of the forwarded names are removed, always: no spoofing.
-            for (_, header) in &config.forward_claims {
-                // SAFETY: key read during the call; a null value removes the header.
-                unsafe {
-                    envoy_dynamic_module_callback_http_set_header(
-                        envoy,
-                        REQUEST_HEADER,
-                        module_buffer::of(header.as_bytes()),
-                        module_buffer::null(),
-                    );
-                }
-            }
             for (header, value) in &forwarded {
-                // SAFETY: key and value read during the call.
-                unsafe {
-                    envoy_dynamic_module_callback_http_set_header(
-                        envoy,
-                        REQUEST_HEADER,
-                        module_buffer::of(header.as_bytes()),
-                        module_buffer::of(value.as_bytes()),
-                    );
-                }
+                set_request_header(envoy, header, Some(value));
+            }
+            if !forwarded.is_empty() {
+                // Routing that matches on a forwarded header sees the verified value.
+                // SAFETY: on the worker, inside a hook.
+                unsafe { envoy_dynamic_module_callback_http_clear_route_cache(envoy) };
             }
             count(envoy, state.counters.allowed, None);
             filter.state = State::Allowed;
@@ -465,8 +481,13 @@ fn check(envoy: filter_envoy_ptr, filter: &mut Filter) -> bool {
                 // SAFETY: called on the worker, inside a hook, with a live filter.
                 let scheduler =
                     unsafe { envoy_dynamic_module_callback_http_filter_scheduler_new(envoy) };
+                if scheduler.is_null() {
+                    // Nothing could wake this request: answer now rather than never.
+                    filter.steps = WAIT_MAX_STEPS;
+                    return check(envoy, filter);
+                }
                 filter.pending = Some(Arc::new(Pending {
-                    scheduler: Mutex::new((!scheduler.is_null()).then_some(scheduler as usize)),
+                    scheduler: Mutex::new(Some(scheduler as usize)),
                 }));
             }
             filter.state = State::Waiting;
@@ -485,20 +506,41 @@ unsafe fn filter_mut<'a>(filter: *const c_void) -> &'a mut Filter {
 }
 
 #[unsafe(no_mangle)]
+/// After a panic in a hook: refuse with a 500 (never let the request through, never leave it
+/// hanging).
+fn internal_error(envoy: filter_envoy_ptr, filter: *const c_void) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: see filter_mut.
+        unsafe { filter_mut(filter) }.state = State::Refused;
+        send(
+            envoy,
+            &Reply {
+                status: 500,
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: "{\"code\":\"internal_error\",\"description\":\"Internal error\"}\n".into(),
+            },
+        );
+    }));
+}
+
+#[unsafe(no_mangle)]
 pub extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
     envoy: filter_envoy_ptr,
     filter: *const c_void,
     _end_of_stream: bool,
 ) -> u32 {
-    guard(HEADERS_STOP_ITERATION, || {
+    let decided = guard(None, || {
         // SAFETY: see filter_mut.
-        let filter = unsafe { filter_mut(filter) };
-        if check(envoy, filter) {
-            HEADERS_CONTINUE
-        } else {
+        Some(check(envoy, unsafe { filter_mut(filter) }))
+    });
+    match decided {
+        Some(true) => HEADERS_CONTINUE,
+        Some(false) => HEADERS_STOP_ITERATION,
+        None => {
+            internal_error(envoy, filter);
             HEADERS_STOP_ITERATION
         }
-    })
+    }
 }
 
 #[unsafe(no_mangle)]
@@ -507,14 +549,18 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_scheduled(
     filter: *const c_void,
     _event_id: u64,
 ) {
-    guard((), || {
+    let done = guard(false, || {
         // SAFETY: see filter_mut.
         let filter = unsafe { filter_mut(filter) };
         if filter.state == State::Waiting && check(envoy, filter) {
             // SAFETY: on the worker, inside a hook.
             unsafe { envoy_dynamic_module_callback_http_filter_continue_decoding(envoy) };
         }
-    })
+        true
+    });
+    if !done {
+        internal_error(envoy, filter);
+    }
 }
 
 /// Until the request is allowed, its body and trailers wait too: continuing them would let
