@@ -7,8 +7,9 @@ use jwtguard::{Claims, Status};
 
 /// The outcome for one request.
 pub enum Verdict {
-    /// Let it through, with these (header, value) pairs set on the upstream request.
-    Allow(Vec<(String, String)>),
+    /// Let it through, with these (header, value) pairs set on the upstream request (the
+    /// claims too, for a route chosen again once they are set).
+    Allow(Claims, Vec<(String, String)>),
     /// Answer locally (the status says why).
     Refuse(Status, Reply),
     /// Keys for this token are being fetched: wait and decide again.
@@ -63,7 +64,10 @@ pub fn decide(
     };
     let status = match result {
         Ok(claims) => match scopes.iter().find(|s| !claims.has_scope(s)) {
-            None => return Verdict::Allow(forwarded(config, &claims)),
+            None => {
+                let headers = forwarded(config, &claims);
+                return Verdict::Allow(claims, headers);
+            }
             Some(_) => Status::InsufficientScope,
         },
         Err(e) => e.status(),

@@ -97,8 +97,15 @@ def test_claims_are_forwarded_and_spoofed_headers_replaced(ports):
          "forward_claims": {"sub": "X-Jwt-Sub", "scope": "x-jwt-scope", "tenantId": "x-tenant"}},
         [
             # A route chosen by a forwarded claim: only the verified value may select it.
+            # (It requires the admin scope, checked once the route is chosen by the claim.)
             {"match": {"prefix": "/", "headers": [{"name": "x-jwt-sub", "string_match": {"exact": "admin"}}]},
-             "direct_response": {"status": 200, "body": {"inline_string": "admin route"}}},
+             "direct_response": {"status": 200, "body": {"inline_string": "admin route"}},
+             "typed_per_filter_config": {"jwtguard": {
+                 "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilterPerRoute",
+                 "dynamic_module_config": {"name": "jwtguard_envoy"},
+                 "filter_name": "jwtguard",
+                 "filter_config": {"@type": "type.googleapis.com/google.protobuf.Struct",
+                                   "value": {"require_scope": ["admin"]}}}}},
             {"match": {"prefix": "/"}, "route": {"cluster": "upstream"}},
         ],
         [upstream_cluster("upstream", upstream.port)],
@@ -112,7 +119,9 @@ def test_claims_are_forwarded_and_spoofed_headers_replaced(ports):
         seen = upstream.seen[-1]
         assert (seen["x-jwt-sub"], seen["x-tenant"], seen["x-jwt-scope"]) == ("alice", "t-7", "read:messages")
         # The spoofed X-Jwt-Sub: admin did not pick the admin route; a token for admin does.
-        assert envoy.get("/x", minter.token(sub="admin"))[2] == "admin route"
+        assert envoy.get("/x", minter.token(sub="admin", scope="admin"))[2] == "admin route"
+        status, headers, body = envoy.get("/x", minter.token(sub="admin"))
+        assert (status, body["code"]) == (403, "Unauthorized") and 'scope="admin"' in headers["WWW-Authenticate"]
         # A claim that is absent: the spoofed header is removed all the same.
         envoy.get("/x", minter.token(sub="bob"), spoof)
         assert upstream.seen[-1]["x-jwt-sub"] == "bob" and "x-tenant" not in upstream.seen[-1]

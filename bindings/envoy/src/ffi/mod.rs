@@ -418,15 +418,8 @@ fn check(envoy: filter_envoy_ptr, filter: &mut Filter) -> bool {
         // SAFETY: on the worker, inside a hook.
         unsafe { envoy_dynamic_module_callback_http_clear_route_cache(envoy) };
     }
-    // SAFETY: the route config pointer, if any, is ours and lives as long as the route.
-    let route = unsafe { envoy_dynamic_module_callback_get_most_specific_route_config(envoy) }
-        as *const RouteConfig;
-    let scopes = if route.is_null() {
-        &config.require_scope
-    } else {
-        // SAFETY: made by per_route_config_new.
-        unsafe { &(*route).require_scope }
-    };
+    let route = route_config(envoy);
+    let scopes = route_scopes(config, route);
     let values;
     let presented = match &config.token {
         TokenSource::Authorization => {
@@ -453,14 +446,26 @@ fn check(envoy: filter_envoy_ptr, filter: &mut Filter) -> bool {
         }
     };
     match decide::decide(config, scopes, presented, filter.steps < WAIT_MAX_STEPS) {
-        Verdict::Allow(forwarded) => {
+        Verdict::Allow(claims, forwarded) => {
             for (header, value) in &forwarded {
                 set_request_header(envoy, header, Some(value));
             }
             if !forwarded.is_empty() {
-                // Routing that matches on a forwarded header sees the verified value.
+                // Routing that matches on a forwarded header sees the verified value; the
+                // route so chosen may require other scopes, checked now.
                 // SAFETY: on the worker, inside a hook.
                 unsafe { envoy_dynamic_module_callback_http_clear_route_cache(envoy) };
+                let chosen = route_config(envoy);
+                if chosen != route {
+                    let scopes = route_scopes(config, chosen);
+                    if !scopes.iter().all(|s| claims.has_scope(s)) {
+                        let status = jwtguard::Status::InsufficientScope;
+                        count(envoy, state.counters.denied, Some(status.reason()));
+                        filter.state = State::Refused;
+                        send(envoy, &decide::refusal(config, scopes, status));
+                        return false;
+                    }
+                }
             }
             count(envoy, state.counters.allowed, None);
             filter.state = State::Allowed;
@@ -496,6 +501,23 @@ fn check(envoy: filter_envoy_ptr, filter: &mut Filter) -> bool {
             }
             false
         }
+    }
+}
+
+/// This request's route config (ours, made by per_route_config_new), or null.
+fn route_config(envoy: filter_envoy_ptr) -> *const RouteConfig {
+    // SAFETY: on the worker, inside a hook; the pointer lives as long as the route.
+    let route = unsafe { envoy_dynamic_module_callback_get_most_specific_route_config(envoy) };
+    route as *const RouteConfig
+}
+
+/// The scopes a route requires: its own, or the listener's.
+fn route_scopes(config: &FilterConfig, route: *const RouteConfig) -> &[String] {
+    if route.is_null() {
+        &config.require_scope
+    } else {
+        // SAFETY: made by per_route_config_new, alive while its route is.
+        unsafe { &(*route).require_scope }
     }
 }
 
