@@ -1,6 +1,7 @@
 //! Verification throughput with warm keys: RS256, PS256, ES256 and EdDSA through the Rust API
-//! and through the C ABI, next to the raw signature check of the same RS256 token (the
-//! physical limit). Run with `make bench`.
+//! and through the C ABI with the token cache off (every call verifies in full), next to the
+//! raw signature check of the same RS256 token (the physical limit), and a token-cache hit
+//! through the C ABI. Run with `make bench`.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -10,7 +11,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use jwtguard::ffi::claims::jwt_claims_free;
 use jwtguard::ffi::config::{
     jwt_config_add_algorithm, jwt_config_add_audience, jwt_config_add_issuer, jwt_config_free,
-    jwt_config_new, jwt_config_set_jwks_json,
+    jwt_config_new, jwt_config_set_jwks_json, jwt_config_set_token_cache,
 };
 use jwtguard::ffi::verifier::{jwt_verifier_free, jwt_verifier_new, jwt_verify};
 use jwtguard::token::b64_decode;
@@ -35,7 +36,9 @@ fn bench(c: &mut Criterion) {
         Signer::eddsa().jwk(true),
     ]);
     let policy = Policy::new(ISSUER, AUDIENCE).with_algorithms(&Algorithm::ALL);
-    let verifier = Verifier::new(Config::new(policy, Keys::Json(keys.clone()))).unwrap();
+    let mut uncached = Config::new(policy, Keys::Json(keys.clone()));
+    uncached.token_cache = 0;
+    let verifier = Verifier::new(uncached).unwrap();
 
     let config = jwt_config_new();
     assert_eq!(
@@ -57,6 +60,9 @@ fn bench(c: &mut Criterion) {
         jwt_config_set_jwks_json(config, keys.as_ptr().cast(), keys.len()),
         Status::Ok
     );
+    let mut c_cached = std::ptr::null_mut();
+    assert_eq!(jwt_verifier_new(config, &mut c_cached), Status::Ok);
+    assert_eq!(jwt_config_set_token_cache(config, 0), Status::Ok);
     let mut c_verifier = std::ptr::null_mut();
     assert_eq!(jwt_verifier_new(config, &mut c_verifier), Status::Ok);
     jwt_config_free(config);
@@ -78,6 +84,17 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+
+    // A token seen before: answered by the token cache (C ABI, claims handle included).
+    let token = Signer::rs256().token(&far_future_claims());
+    group.bench_function("RS256/token_cache_hit/c_abi", |b| {
+        b.iter(|| {
+            let mut claims = std::ptr::null_mut();
+            let status = jwt_verify(c_cached, token.as_ptr().cast(), token.len(), &mut claims);
+            assert_eq!(status, Status::Ok);
+            jwt_claims_free(claims);
+        })
+    });
 
     // The floor: the RSA-2048 signature check alone, key parsed once.
     let token = Signer::rs256().token(&far_future_claims());
@@ -113,6 +130,7 @@ fn bench(c: &mut Criterion) {
     group.finish();
     drop(stalled);
     jwt_verifier_free(c_verifier);
+    jwt_verifier_free(c_cached);
 }
 
 criterion_group!(benches, bench);

@@ -121,6 +121,12 @@ enum jwt_counter
   JWT_COUNTER_CACHE_HIT = 6,
   // Key lookups answered from keys past their expiry while refreshes fail.
   JWT_COUNTER_STALE_HIT = 7,
+  // Verifications answered from the token cache (this verifier).
+  JWT_COUNTER_TOKEN_CACHE_HIT = 8,
+  // Token-cache lookups that found nothing usable.
+  JWT_COUNTER_TOKEN_CACHE_MISS = 9,
+  // Tokens dropped from a full token cache.
+  JWT_COUNTER_TOKEN_CACHE_EVICTION = 10,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -244,7 +250,7 @@ jwt_status jwt_claims_get_header_text(const jwt_claims *claims_handle,
                                       size_t *needed_out);
 
 // Make an empty configuration: no issuer, no audience, no keys; algorithms `RS256`, leeway
-// 60 s, default cache policy. Free it with `jwt_config_free`. Returns NULL only on a panic.
+// 60 s, default cache policy, a token cache of 10000 entries. Free it with `jwt_config_free`. Returns NULL only on a panic.
 jwt_config *jwt_config_new(void);
 
 // Release a configuration. NULL is fine. Must not be called twice.
@@ -304,6 +310,13 @@ jwt_status jwt_config_set_refetch_cooldown(jwt_config *config, uint64_t seconds)
 // How long before expiry a background refresh starts, in seconds (default 60; at most half
 // the keys' lifetime is used; at most 604800).
 jwt_status jwt_config_set_refresh_ahead(jwt_config *config, uint64_t seconds);
+
+// How many verified tokens the verifier remembers (default 10000; 0 turns the cache off; at
+// most 10000000). A token seen again is answered from the cache while the keys that verified
+// it are still the current ones; `exp`, `nbf` and `iat` are checked again on every hit, and
+// failures are never cached. Counted by `JWT_COUNTER_TOKEN_CACHE_HIT`, `_MISS` and
+// `_EVICTION`.
+jwt_status jwt_config_set_token_cache(jwt_config *config, uint64_t max_entries);
 
 // How long the last good keys keep serving while refreshes fail, in seconds (default 86400,
 // at most 2592000).

@@ -5,35 +5,43 @@ use crate::policy::{Policy, RFC9068_REQUIRED_CLAIMS};
 use serde_json::{Map, Value};
 
 /// The claims of a verified token, with the payload JSON exactly as the issuer sent it.
+/// Immutable and shared: a clone is a reference count (the token cache hands out clones).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Claims {
+    inner: std::sync::Arc<Parsed>,
+}
+
+#[derive(Debug, PartialEq)]
+struct Parsed {
     json: String,
     map: Map<String, Value>,
 }
 
 impl Claims {
     pub(crate) fn new(json: String, map: Map<String, Value>) -> Self {
-        Claims { json, map }
+        Claims {
+            inner: std::sync::Arc::new(Parsed { json, map }),
+        }
     }
 
     /// The payload JSON as sent (decoded from base64url, not re-serialised).
     pub fn json(&self) -> &str {
-        &self.json
+        &self.inner.json
     }
 
     /// All claims.
     pub fn as_map(&self) -> &Map<String, Value> {
-        &self.map
+        &self.inner.map
     }
 
     /// One claim.
     pub fn get(&self, name: &str) -> Option<&Value> {
-        self.map.get(name)
+        self.inner.map.get(name)
     }
 
     /// One claim as a string.
     pub fn get_str(&self, name: &str) -> Result<&str> {
-        match self.map.get(name) {
+        match self.inner.map.get(name) {
             None => Err(Status::ClaimNotFound.into()),
             Some(Value::String(s)) => Ok(s),
             Some(_) => Err(Status::ClaimWrongType.into()),
@@ -42,7 +50,7 @@ impl Claims {
 
     /// One claim as a number.
     pub fn get_f64(&self, name: &str) -> Result<f64> {
-        match self.map.get(name) {
+        match self.inner.map.get(name) {
             None => Err(Status::ClaimNotFound.into()),
             Some(Value::Number(n)) => n.as_f64().ok_or_else(|| Status::ClaimWrongType.into()),
             Some(_) => Err(Status::ClaimWrongType.into()),
@@ -60,7 +68,7 @@ impl Claims {
                 other => other.to_string(),
             }
         }
-        match self.map.get(name) {
+        match self.inner.map.get(name) {
             None => Err(Status::ClaimNotFound.into()),
             Some(Value::Array(items)) => Ok(items.iter().map(text).collect::<Vec<_>>().join(" ")),
             Some(value) => Ok(text(value)),
@@ -76,7 +84,7 @@ impl Claims {
 
     /// Whether the token grants `scope` (see [`has_scope`]).
     pub fn has_scope(&self, scope: &str) -> bool {
-        has_scope(&self.map, scope)
+        has_scope(&self.inner.map, scope)
     }
 }
 
@@ -142,23 +150,45 @@ fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>> 
     }
 }
 
+/// The time claims of a token (`exp` required), read once.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Times {
+    exp: f64,
+    nbf: Option<f64>,
+    iat: Option<f64>,
+}
+
+impl Times {
+    /// Read `exp`, `nbf` and `iat`.
+    pub fn of(claims: &Map<String, Value>) -> Result<Times> {
+        Ok(Times {
+            exp: numeric_date(claims, "exp")?
+                .ok_or_else(|| Error::with_detail(Status::TimeClaimInvalid, "exp is missing"))?,
+            nbf: numeric_date(claims, "nbf")?,
+            iat: numeric_date(claims, "iat")?,
+        })
+    }
+
+    /// Whether they hold at `now` (Unix seconds) with `policy`'s leeway.
+    pub fn check(&self, policy: &Policy, now: f64) -> Result<()> {
+        let leeway = policy.leeway_secs as f64;
+        let now = now.floor();
+        if self.exp < now - leeway {
+            return Err(Status::TokenExpired.into());
+        }
+        if self.nbf.is_some_and(|nbf| nbf > now + leeway) {
+            return Err(Status::TokenNotYetValid.into());
+        }
+        if self.iat.is_some_and(|iat| iat > now + leeway) {
+            return Err(Status::TokenIssuedInFuture.into());
+        }
+        Ok(())
+    }
+}
+
 /// Check the registered claims against the policy at time `now` (Unix seconds).
 pub fn check(claims: &Map<String, Value>, policy: &Policy, now: f64) -> Result<()> {
-    let leeway = policy.leeway_secs as f64;
-    let now = now.floor();
-    let exp = numeric_date(claims, "exp")?
-        .ok_or_else(|| Error::with_detail(Status::TimeClaimInvalid, "exp is missing"))?;
-    let nbf = numeric_date(claims, "nbf")?;
-    let iat = numeric_date(claims, "iat")?;
-    if exp < now - leeway {
-        return Err(Status::TokenExpired.into());
-    }
-    if nbf.is_some_and(|nbf| nbf > now + leeway) {
-        return Err(Status::TokenNotYetValid.into());
-    }
-    if iat.is_some_and(|iat| iat > now + leeway) {
-        return Err(Status::TokenIssuedInFuture.into());
-    }
+    Times::of(claims)?.check(policy, now)?;
 
     match claims.get("iss") {
         Some(Value::String(iss)) if policy.issuers.iter().any(|i| i == iss) => {}

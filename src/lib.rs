@@ -22,6 +22,7 @@ pub mod jwks;
 pub mod log;
 pub mod policy;
 pub mod token;
+pub mod token_cache;
 pub mod verify;
 
 pub use claims::{Claims, has_scope};

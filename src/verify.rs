@@ -10,6 +10,7 @@ use crate::jwks::fetch;
 use crate::jwks::keyset::{KeySet, Selection};
 use crate::policy::{Algorithm, Policy};
 use crate::token::{self, Header};
+use crate::token_cache::{Lookup, TokenCache, TokenCacheStats};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -36,16 +37,25 @@ pub struct Config {
     pub cache: CacheOptions,
     /// The clock for claim checks and cache policy.
     pub clock: Clock,
+    /// How many verified tokens to remember (0: none); see [`crate::token_cache`].
+    pub token_cache: usize,
 }
 
+/// Verified tokens remembered per verifier by default: the tokens of 10,000 clients, each
+/// reusing its token for the token's lifetime, in about 10-40 MB at most.
+pub const DEFAULT_TOKEN_CACHE: usize = 10_000;
+/// Most verified tokens a verifier may remember.
+pub const MAX_TOKEN_CACHE: usize = 10_000_000;
+
 impl Config {
-    /// A configuration with default cache policy and the system clock.
+    /// A configuration with default cache policy, the system clock and a token cache.
     pub fn new(policy: Policy, keys: Keys) -> Self {
         Config {
             policy,
             keys,
             cache: CacheOptions::default(),
             clock: Clock::System,
+            token_cache: DEFAULT_TOKEN_CACHE,
         }
     }
 }
@@ -64,6 +74,7 @@ pub struct Verifier {
     clock: Clock,
     /// Verifications by outcome, indexed like `Status::ALL`.
     outcomes: Vec<AtomicU64>,
+    tokens: Option<TokenCache>,
 }
 
 /// A JWS whose signature verified.
@@ -173,31 +184,42 @@ pub fn bearer_token(header: Option<&str>) -> Result<&str> {
     if value.is_empty() {
         return Err(Status::TokenMissing.into());
     }
-    if !value
-        .bytes()
-        .all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
-    {
+    // This runs on every request: the long part, the token, is scanned once, branch-free.
+    let is_blank = |b: u8| b == b' ' || b == b'\t';
+    let graphic = |text: &str| {
+        text.bytes()
+            .fold(true, |ok, b| ok & (b.wrapping_sub(0x21) < 0x5e))
+    };
+    let (scheme, rest) = match value.bytes().position(is_blank) {
+        Some(i) => (&value[..i], value[i..].trim_start_matches([' ', '\t'])),
+        None => (value, ""),
+    };
+    let clean = graphic(scheme) && graphic(rest);
+    if !clean && !rest.bytes().all(|b| is_blank(b) || b.is_ascii_graphic()) {
         return Err(Error::with_detail(
             Status::AuthorizationHeaderMalformed,
             "the Authorization header holds a control or non-ASCII character",
         ));
     }
-    let mut parts = value.split([' ', '\t']).filter(|p| !p.is_empty());
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some(scheme), Some(token), None) if scheme.eq_ignore_ascii_case("bearer") => Ok(token),
-        (Some(scheme), _, _) if !scheme.eq_ignore_ascii_case("bearer") => Err(Error::with_detail(
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(Error::with_detail(
             Status::AuthorizationHeaderMalformed,
             "Authorization header must start with Bearer",
-        )),
-        (_, None, _) => Err(Error::with_detail(
+        ));
+    }
+    if rest.is_empty() {
+        return Err(Error::with_detail(
             Status::AuthorizationHeaderMalformed,
             "Token not found",
-        )),
-        _ => Err(Error::with_detail(
+        ));
+    }
+    if !clean {
+        return Err(Error::with_detail(
             Status::AuthorizationHeaderMalformed,
             "Authorization header must be Bearer token",
-        )),
+        ));
     }
+    Ok(rest)
 }
 
 impl Verifier {
@@ -206,6 +228,12 @@ impl Verifier {
     pub fn new(config: Config) -> Result<Verifier> {
         config.policy.validate()?;
         config.cache.validate()?;
+        if config.token_cache > MAX_TOKEN_CACHE {
+            return Err(Error::with_detail(
+                Status::ConfigInvalid,
+                format!("token_cache must be at most {MAX_TOKEN_CACHE} entries"),
+            ));
+        }
         if let Some(path) = &config.cache.fetch.ca_file {
             fetch::load_ca_file(path)?;
         }
@@ -243,6 +271,7 @@ impl Verifier {
             cache: config.cache,
             clock: config.clock,
             outcomes: Status::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
+            tokens: (config.token_cache > 0).then(|| TokenCache::new(config.token_cache)),
         })
     }
 
@@ -255,7 +284,9 @@ impl Verifier {
     }
 
     fn record(&self, status: Status) {
-        if let Some(i) = Status::ALL.iter().position(|s| *s == status) {
+        if status == Status::Ok {
+            self.outcomes[0].fetch_add(1, Ordering::Relaxed);
+        } else if let Some(i) = Status::ALL.iter().position(|s| *s == status) {
             self.outcomes[i].fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -324,41 +355,89 @@ impl Verifier {
 
     /// Verify a token and return its claims.
     pub fn verify(&self, token: &str) -> Result<Claims> {
+        self.verify_bytes(token.as_bytes())
+    }
+
+    /// Verify a token given as bytes (a token that is not UTF-8 is malformed). A token the
+    /// token cache holds is answered before its bytes are even checked for UTF-8.
+    pub fn verify_bytes(&self, token: &[u8]) -> Result<Claims> {
         let result = self.verify_inner(token);
         self.record(result.as_ref().map_or_else(|e| e.status(), |_| Status::Ok));
         result
     }
 
-    fn verify_inner(&self, token: &str) -> Result<Claims> {
+    /// The key set a verification would use now.
+    fn current_keys(&self) -> Result<Arc<KeySet>> {
+        match (&self.source, self.network_source()?) {
+            (KeySource::Fixed(keys), _) => Ok(keys.clone()),
+            (_, Some(source)) => source.keys(&self.clock, &self.cache),
+            (_, None) => Err(Status::KeysUnavailable.into()),
+        }
+    }
+
+    fn verify_inner(&self, token: &[u8]) -> Result<Claims> {
+        let text =
+            |bytes| std::str::from_utf8(bytes).map_err(|_| Error::from(Status::TokenMalformed));
+        let Some(tokens) = &self.tokens else {
+            return self.verify_uncached(text(token)?).map(|(claims, _)| claims);
+        };
+        if let Lookup::Hit(claims, times) = tokens.lookup(token, || self.current_keys())? {
+            // What time changes is checked again on every hit.
+            return match times.check(&self.policy, self.clock.now()) {
+                Ok(()) => Ok(claims),
+                Err(e) => {
+                    tokens.remove(token);
+                    Err(e)
+                }
+            };
+        }
+        let (claims, keys) = self.verify_uncached(text(token)?)?;
+        tokens.insert(token, &claims, &keys);
+        Ok(claims)
+    }
+
+    /// The whole pipeline; also returns the key set that verified the token.
+    fn verify_uncached(&self, token: &str) -> Result<(Claims, Arc<KeySet>)> {
         let decoded = decode(token, &self.policy.algorithms, self.policy.max_token_bytes)?;
         check_typ(decoded.header.typ.as_deref(), self.policy.strict)?;
-        let found = match (&self.source, self.network_source()?) {
-            (KeySource::Fixed(keys), _) => decoded.verify_with(keys)?,
-            (_, None) => false,
+        let verified_by = match (&self.source, self.network_source()?) {
+            (KeySource::Fixed(keys), _) => decoded.verify_with(keys)?.then(|| keys.clone()),
+            (_, None) => None,
             (_, Some(source)) => {
                 let keys = source.keys(&self.clock, &self.cache)?;
-                decoded.verify_with(&keys)?
-                    || match source.refetch_for_unknown_kid(
+                if decoded.verify_with(&keys)? {
+                    Some(keys)
+                } else {
+                    match source.refetch_for_unknown_kid(
                         &keys,
                         decoded.header.kid.as_deref(),
                         &self.clock,
                         &self.cache,
                     ) {
-                        Some(newer) => decoded.verify_with(&newer)?,
-                        None => false,
+                        Some(newer) => decoded.verify_with(&newer)?.then_some(newer),
+                        None => None,
                     }
+                }
             }
         };
-        if !found {
+        let Some(keys) = verified_by else {
             return Err(Status::KeyNotFound.into());
-        }
+        };
         let payload = decoded.payload()?;
         let map = token::parse_object(&payload)
             .map_err(|e| Error::with_detail(Status::PayloadInvalid, e))?;
         claims::check(&map, &self.policy, self.clock.now())?;
         // parse_object accepted the bytes as JSON, so they are UTF-8.
         let json = String::from_utf8(payload).map_err(|_| Status::PayloadInvalid)?;
-        Ok(Claims::new(json, map))
+        Ok((Claims::new(json, map), keys))
+    }
+
+    /// The token cache's counters (all zero when it is off).
+    pub fn token_cache_stats(&self) -> TokenCacheStats {
+        self.tokens
+            .as_ref()
+            .map(TokenCache::stats)
+            .unwrap_or_default()
     }
 
     /// Verify the token in an `Authorization` header value (`None` when the header is absent).

@@ -28,6 +28,7 @@ typedef struct {
     time_t                     cache_ttl;
     time_t                     refetch_cooldown;
     time_t                     max_stale;
+    ngx_int_t                  token_cache;    /* entries per verifier; 0: off */
 } ngx_http_jwtguard_main_conf_t;
 
 
@@ -101,6 +102,8 @@ static ngx_int_t ngx_http_jwtguard_init(ngx_conf_t *cf);
 static ngx_int_t ngx_http_jwtguard_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_jwtguard_init_process(ngx_cycle_t *cycle);
 static char *ngx_http_jwtguard_set_snapshot(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_jwtguard_set_token_cache(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_jwtguard_set_list(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -190,6 +193,13 @@ static ngx_command_t  ngx_http_jwtguard_commands[] = {
     { ngx_string("jwtguard_claim_variable"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
       ngx_http_jwtguard_set_claim_variable,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("jwtguard_token_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_jwtguard_set_token_cache,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -984,6 +994,7 @@ ngx_http_jwtguard_create_main_conf(ngx_conf_t *cf)
     conf->cache_ttl = NGX_CONF_UNSET;
     conf->refetch_cooldown = NGX_CONF_UNSET;
     conf->max_stale = NGX_CONF_UNSET;
+    conf->token_cache = NGX_CONF_UNSET;
 
     return conf;
 }
@@ -1103,6 +1114,34 @@ ngx_http_jwtguard_set_snapshot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (ngx_conf_full_name(cf->cycle, &jmcf->snapshot, 0) != NGX_OK) {
         return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* jwtguard_token_cache N | off: verified tokens each worker remembers (default 10000). */
+static char *
+ngx_http_jwtguard_set_token_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_jwtguard_main_conf_t *jmcf = conf;
+
+    ngx_str_t  *value;
+
+    if (jmcf->token_cache != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        jmcf->token_cache = 0;
+        return NGX_CONF_OK;
+    }
+
+    jmcf->token_cache = ngx_atoi(value[1].data, value[1].len);
+    if (jmcf->token_cache == NGX_ERROR) {
+        return "needs a number of entries or \"off\"";
     }
 
     return NGX_CONF_OK;
@@ -1297,6 +1336,11 @@ ngx_http_jwtguard_make_verifier(ngx_conf_t *cf, ngx_http_jwtguard_loc_conf_t *co
             && ngx_http_jwtguard_setting(cf, "jwtguard_max_stale", jmcf->max_stale,
                                          jwt_config_set_max_stale(config,
                                              (uint64_t) jmcf->max_stale))
+               != NGX_OK)
+        || (jmcf->token_cache != NGX_CONF_UNSET
+            && ngx_http_jwtguard_setting(cf, "jwtguard_token_cache", jmcf->token_cache,
+                                         jwt_config_set_token_cache(config,
+                                             (uint64_t) jmcf->token_cache))
                != NGX_OK))
     {
         goto cleanup;

@@ -24,6 +24,7 @@ pub(crate) struct ConfigBuilder {
     pub(crate) algorithms_chosen: bool,
     pub(crate) keys: Option<Keys>,
     pub(crate) cache: CacheOptions,
+    pub(crate) token_cache: usize,
 }
 
 fn with_config(
@@ -59,7 +60,7 @@ fn text_setter(
 }
 
 /// Make an empty configuration: no issuer, no audience, no keys; algorithms `RS256`, leeway
-/// 60 s, default cache policy. Free it with `jwt_config_free`. Returns NULL only on a panic.
+/// 60 s, default cache policy, a token cache of 10000 entries. Free it with `jwt_config_free`. Returns NULL only on a panic.
 #[unsafe(no_mangle)]
 pub extern "C" fn jwt_config_new() -> *mut jwt_config {
     ffi_panic_boundary! {
@@ -68,6 +69,7 @@ pub extern "C" fn jwt_config_new() -> *mut jwt_config {
             algorithms_chosen: false,
             keys: None,
             cache: CacheOptions::default(),
+            token_cache: crate::verify::DEFAULT_TOKEN_CACHE,
         })
     }
 }
@@ -282,6 +284,21 @@ pub extern "C" fn jwt_config_set_refresh_ahead(config: *mut jwt_config, seconds:
     ffi_panic_boundary! {
         with_config(config, |c| {
             c.cache.refresh_ahead = Duration::from_secs(bounded(seconds, MAX_CACHE_SECS)?);
+            Ok(())
+        })
+    }
+}
+
+/// How many verified tokens the verifier remembers (default 10000; 0 turns the cache off; at
+/// most 10000000). A token seen again is answered from the cache while the keys that verified
+/// it are still the current ones; `exp`, `nbf` and `iat` are checked again on every hit, and
+/// failures are never cached. Counted by `JWT_COUNTER_TOKEN_CACHE_HIT`, `_MISS` and
+/// `_EVICTION`.
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_config_set_token_cache(config: *mut jwt_config, max_entries: u64) -> Status {
+    ffi_panic_boundary! {
+        with_config(config, |c| {
+            c.token_cache = bounded(max_entries, crate::verify::MAX_TOKEN_CACHE as u64)? as usize;
             Ok(())
         })
     }

@@ -41,6 +41,7 @@ pub extern "C" fn jwt_verifier_new(
                 keys,
                 cache: c.cache.clone(),
                 clock: Clock::System,
+                token_cache: c.token_cache,
             })
             .map_err(|e| e.status())?;
             write_out(verifier_out, into_handle::<_, jwt_verifier>(verifier))
@@ -88,9 +89,8 @@ pub extern "C" fn jwt_verify(
             if token_len > v.policy().max_token_bytes {
                 return Err(Status::TokenTooLarge);
             }
-            let text = std::str::from_utf8(bytes_arg(token, token_len)?)
-                .map_err(|_| Status::TokenMalformed)?;
-            v.verify(text).map_err(|e| e.status())
+            v.verify_bytes(bytes_arg(token, token_len)?)
+                .map_err(|e| e.status())
         })
     }
 }
@@ -176,6 +176,12 @@ pub enum jwt_counter {
     CacheHit = 6,
     /// Key lookups answered from keys past their expiry while refreshes fail.
     StaleHit = 7,
+    /// Verifications answered from the token cache (this verifier).
+    TokenCacheHit = 8,
+    /// Token-cache lookups that found nothing usable.
+    TokenCacheMiss = 9,
+    /// Tokens dropped from a full token cache.
+    TokenCacheEviction = 10,
 }
 
 /// Read a counter (see `jwt_counter`). 0 for NULL, an unknown counter, or a JWKS counter of a
@@ -196,6 +202,9 @@ pub extern "C" fn jwt_verifier_count(verifier: *const jwt_verifier, counter: u32
             5 => stats.unknown_kid_refetches,
             6 => stats.cache_hits,
             7 => stats.stale_hits,
+            8 => v.token_cache_stats().hits,
+            9 => v.token_cache_stats().misses,
+            10 => v.token_cache_stats().evictions,
             _ => 0,
         }
     }

@@ -644,8 +644,14 @@ impl JwksSource {
                         )
                     });
                     self.write_snapshots(wall, &fetched.body);
+                    // The same document again keeps the same key set, so what was verified
+                    // with it (the token cache) stays valid.
+                    let keys = match &previous {
+                        Some(p) if *p.body == *fetched.body => p.keys.clone(),
+                        _ => Arc::new(keys),
+                    };
                     self.install(Loaded {
-                        keys: Arc::new(keys),
+                        keys,
                         body: fetched.body.into(),
                         fetched_at: wall,
                         fetched_tick: now,

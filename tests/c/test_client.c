@@ -108,6 +108,7 @@ test_config_misuse(void)
   CHECK_STATUS(jwt_config_set_snapshot(NULL, S("/tmp/x")), JWT_STATUS_NULL_ARGUMENT);
   CHECK_STATUS(jwt_config_set_ca_file(NULL, S("/tmp/x")), JWT_STATUS_NULL_ARGUMENT);
   CHECK_STATUS(jwt_config_set_ttl_bounds(NULL, 1, 2), JWT_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(jwt_config_set_token_cache(NULL, 1), JWT_STATUS_NULL_ARGUMENT);
   CHECK_STATUS(jwt_verifier_refresh(NULL), JWT_STATUS_NULL_ARGUMENT);
   CHECK_STATUS(jwt_verifier_prefetch(NULL), JWT_STATUS_NULL_ARGUMENT);
   CHECK(jwt_verifier_count(NULL, JWT_COUNTER_VERIFY_OK) == 0);
@@ -131,6 +132,8 @@ test_config_misuse(void)
   CHECK_STATUS(jwt_config_add_issuer(config, "", 0), JWT_STATUS_INVALID_ARGUMENT);
   CHECK_STATUS(jwt_config_add_audience(config, bad_utf8, 2), JWT_STATUS_INVALID_ARGUMENT);
   CHECK_STATUS(jwt_config_add_algorithm(config, S("none")), JWT_STATUS_INVALID_ARGUMENT);
+  /* A negative entry count arrives as a huge one: refused. */
+  CHECK_STATUS(jwt_config_set_token_cache(config, (uint64_t)-1), JWT_STATUS_INVALID_ARGUMENT);
   CHECK_STATUS(jwt_config_add_algorithm(config, S("HS256")), JWT_STATUS_INVALID_ARGUMENT);
   CHECK_STATUS(jwt_config_add_algorithm(config, S("rs256")), JWT_STATUS_INVALID_ARGUMENT);
   CHECK_STATUS(jwt_config_set_max_token_size(config, 0), JWT_STATUS_INVALID_ARGUMENT);
@@ -242,6 +245,17 @@ test_verify(jwt_verifier *verifier, const char *valid, const char *expired,
   CHECK(claims != NULL);
   if (claims == NULL)
     goto cleanup;
+
+  /* The same token again: answered by the token cache, with claims of its own handle. */
+  {
+    uint64_t hits = jwt_verifier_count(verifier, JWT_COUNTER_TOKEN_CACHE_HIT);
+    jwt_claims *again = NULL;
+    CHECK_STATUS(jwt_verify(verifier, valid, valid_len, &again), JWT_STATUS_OK);
+    CHECK(jwt_verifier_count(verifier, JWT_COUNTER_TOKEN_CACHE_HIT) == hits + 1);
+    CHECK(again != NULL && again != claims && jwt_has_scope(again, S("read:messages")));
+    jwt_claims_free(again);
+    CHECK(jwt_has_scope(claims, S("read:messages")));
+  }
 
   CHECK(jwt_has_scope(claims, S("read:messages")));
   CHECK(!jwt_has_scope(claims, S("read:message")));

@@ -1,5 +1,5 @@
 """`make bench-envoy`: Envoy 1.40 with no auth, with its own jwt_authn (without and with its
-token cache) and with jwtguard, side by side in one Envoy process (--concurrency 1, one
+token cache) and with jwtguard (without and with its token cache, the default), side by side in one Envoy process (--concurrency 1, one
 listener each), interleaved rounds of wrk with the same RS256 token. Prints req/s, p50/p99
 latency and each auth's share of the no-auth throughput.
 
@@ -68,13 +68,15 @@ def jwt_authn(issuer: DevIssuer, cache: bool) -> dict:
     }}
 
 
-def jwtguard(issuer: DevIssuer) -> dict:
+def jwtguard(issuer: DevIssuer, token_cache: int | None = None) -> dict:
+    value = {"issuer": issuer.url, "audience": AUDIENCE, "jwks_uri": issuer.jwks_uri}
+    if token_cache is not None:
+        value["token_cache"] = token_cache
     return {"name": "jwtguard", "typed_config": {
         "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
         "dynamic_module_config": {"name": "jwtguard_envoy"},
         "filter_name": "jwtguard",
-        "filter_config": {"@type": "type.googleapis.com/google.protobuf.Struct",
-                          "value": {"issuer": issuer.url, "audience": AUDIENCE, "jwks_uri": issuer.jwks_uri}},
+        "filter_config": {"@type": "type.googleapis.com/google.protobuf.Struct", "value": value},
     }}
 
 
@@ -96,7 +98,8 @@ def wrk(url: str, token: str) -> tuple[float, float, float]:
 
 def main() -> int:
     issuer = DevIssuer()
-    ports = {name: free_port() for name in ("no auth", "jwt_authn", "jwt_authn + cache", "jwtguard")}
+    ports = {name: free_port() for name in
+             ("no auth", "jwt_authn", "jwt_authn + cache", "jwtguard, no token cache", "jwtguard")}
     admin = free_port()
     issuer_port = int(issuer.url.rsplit(":", 1)[1].strip("/"))
     config = {
@@ -105,6 +108,7 @@ def main() -> int:
                 listener("noauth", ports["no auth"], []),
                 listener("jwtauthn", ports["jwt_authn"], [jwt_authn(issuer, cache=False)]),
                 listener("jwtauthncache", ports["jwt_authn + cache"], [jwt_authn(issuer, cache=True)]),
+                listener("jwtguardnocache", ports["jwtguard, no token cache"], [jwtguard(issuer, token_cache=0)]),
                 listener("jwtguard", ports["jwtguard"], [jwtguard(issuer)]),
             ],
             "clusters": [upstream_cluster("issuer", issuer_port)],

@@ -143,6 +143,7 @@ pub fn filter_config(bytes: &[u8]) -> Result<FilterConfig, String> {
     let mut require_scope = Vec::new();
     let mut forward_claims = Vec::new();
     let mut token = TokenSource::Authorization;
+    let mut token_cache = jwtguard::verify::DEFAULT_TOKEN_CACHE;
     let mut cache = CacheOptions {
         non_blocking: true,
         ..CacheOptions::default()
@@ -204,6 +205,7 @@ pub fn filter_config(bytes: &[u8]) -> Result<FilterConfig, String> {
             "refetch_cooldown" => {
                 cache.refetch_cooldown = Duration::from_secs(seconds(key, value)?)
             }
+            "token_cache" => token_cache = seconds(key, value)? as usize,
             "max_stale" => cache.max_stale = Duration::from_secs(seconds(key, value)?),
             "snapshot" => cache.snapshot = Some(PathBuf::from(string(key, value)?)),
             "ca_file" => cache.fetch.ca_file = Some(PathBuf::from(string(key, value)?)),
@@ -234,6 +236,7 @@ pub fn filter_config(bytes: &[u8]) -> Result<FilterConfig, String> {
     }
     let mut config = Config::new(policy, keys);
     config.cache = cache;
+    config.token_cache = token_cache;
     let verifier = Verifier::new(config).map_err(|e| e.to_string())?;
     Ok(FilterConfig {
         verifier,

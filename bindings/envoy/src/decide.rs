@@ -29,7 +29,7 @@ pub struct Reply {
 pub enum Presented<'a> {
     /// The `Authorization` lines, joined with ", " as HTTP combines repeated fields (two of
     /// them are refused as malformed, as on every host).
-    Authorization(Option<String>),
+    Authorization(Option<&'a str>),
     /// A bare token (a configured header or cookie), absent when missing or empty.
     Bare(Option<&'a str>),
 }
@@ -58,7 +58,7 @@ pub fn decide(
     may_wait: bool,
 ) -> Verdict {
     let result = match presented {
-        Presented::Authorization(value) => config.verifier.verify_authorization(value.as_deref()),
+        Presented::Authorization(value) => config.verifier.verify_authorization(value),
         Presented::Bare(None) => Err(Status::TokenMissing.into()),
         Presented::Bare(Some(token)) => config.verifier.verify(token),
     };
@@ -241,6 +241,10 @@ mod tests {
             (
                 r#"{"issuer":["https://i/","https://j/"],"audience":"a"}"#,
                 "several issuers need jwks_uri",
+            ),
+            (
+                r#"{"issuer":"https://i/","audience":"a","token_cache":99999999999}"#,
+                "token_cache",
             ),
             ("[1]", "must be an object"),
             ("not json", "not JSON"),

@@ -289,6 +289,8 @@ http {{
         ("", "jwtguard_leeway -1;", "invalid value"),
         ("", 'jwtguard_require_scope "read messages";', "invalid scope"),
         ("", 'jwtguard_require_scope "read\\"x";', "invalid scope"),
+        ("jwtguard_token_cache 99999999999;", "", "out of range"),
+        ("jwtguard_token_cache lots;", "", "needs a number of entries"),
     ],
 )
 def test_item7_item20_out_of_range_settings_and_bad_scopes_are_refused(extra, location, message):
@@ -300,6 +302,9 @@ def test_item7_item20_out_of_range_settings_and_bad_scopes_are_refused(extra, lo
 def test_item7_settings_in_range_are_accepted():
     result = nginx_t(MINIMAL.format(extra="jwtguard_max_stale 2d;", location="jwtguard_leeway 1h;", port=free_port()))
     assert result.returncode == 0, result.stderr
+    for cache in ("off", "50000"):
+        result = nginx_t(MINIMAL.format(extra=f"jwtguard_token_cache {cache};", location="", port=free_port()))
+        assert result.returncode == 0, result.stderr
 
 
 def test_item22_rebuilding_the_module_under_a_running_nginx_breaks_nothing(prefix, minter):

@@ -7,6 +7,7 @@ mod abi;
 use crate::config::{self, FilterConfig, RouteConfig, TokenSource};
 use crate::decide::{self, Presented, Reply, Verdict};
 use abi::*;
+use std::borrow::Cow;
 use std::ffi::c_void;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, Once, PoisonError};
@@ -339,6 +340,41 @@ fn header_values(envoy: filter_envoy_ptr, name: &str) -> Vec<Vec<u8>> {
     values
 }
 
+/// A request header's lines joined with ", " (as HTTP combines repeated fields), `None` when
+/// there is none. One line of UTF-8 (the usual case) is borrowed from Envoy: it stays valid
+/// until the hook returns, which is longer than the caller keeps it.
+fn header_text<'a>(envoy: filter_envoy_ptr, name: &str) -> Option<Cow<'a, str>> {
+    let key = module_buffer::of(name.as_bytes());
+    let mut first = envoy_buffer {
+        ptr: std::ptr::null(),
+        length: 0,
+    };
+    let mut count = 0usize;
+    // SAFETY: Envoy writes the value and the count; both are valid during this hook.
+    let first = unsafe {
+        envoy_dynamic_module_callback_http_get_header(
+            envoy,
+            REQUEST_HEADER,
+            key,
+            &mut first,
+            0,
+            &mut count,
+        );
+        bytes(first)
+    };
+    match count {
+        0 => None,
+        1 => Some(match std::str::from_utf8(first) {
+            Ok(text) => Cow::Borrowed(text),
+            Err(_) => Cow::Owned(text(first)),
+        }),
+        _ => {
+            let lines: Vec<String> = header_values(envoy, name).iter().map(|v| text(v)).collect();
+            Some(Cow::Owned(lines.join(", ")))
+        }
+    }
+}
+
 /// Set a request header (every earlier value replaced), or remove it (`None`).
 fn set_request_header(envoy: filter_envoy_ptr, name: &str, value: Option<&str>) {
     let value = value.map_or(module_buffer::null(), |v| module_buffer::of(v.as_bytes()));
@@ -423,16 +459,11 @@ fn check(envoy: filter_envoy_ptr, filter: &mut Filter) -> bool {
     let values;
     let presented = match &config.token {
         TokenSource::Authorization => {
-            let lines: Vec<String> = header_values(envoy, "authorization")
-                .iter()
-                .map(|v| text(v))
-                .collect();
-            let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
-            Presented::Authorization(decide::joined(&lines))
+            values = header_text(envoy, "authorization");
+            Presented::Authorization(values.as_deref())
         }
         TokenSource::Header(name) => {
-            let lines: Vec<String> = header_values(envoy, name).iter().map(|v| text(v)).collect();
-            values = decide::joined(&lines.iter().map(String::as_str).collect::<Vec<_>>());
+            values = header_text(envoy, name);
             Presented::Bare(values.as_deref().filter(|v| !v.is_empty()))
         }
         TokenSource::Cookie(name) => {
@@ -441,7 +472,7 @@ fn check(envoy: filter_envoy_ptr, filter: &mut Filter) -> bool {
                 .map(|v| text(v))
                 .collect();
             let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
-            values = decide::cookie(&lines, name).map(str::to_string);
+            values = decide::cookie(&lines, name).map(|c| Cow::Owned(c.to_string()));
             Presented::Bare(values.as_deref())
         }
     };

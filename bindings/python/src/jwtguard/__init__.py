@@ -54,6 +54,9 @@ _COUNTERS = (
     "unknown_kid_refetch",
     "cache_hit",
     "stale_hit",
+    "token_cache_hit",
+    "token_cache_miss",
+    "token_cache_eviction",
 )
 
 _log = logging.getLogger("jwtguard")
@@ -138,6 +141,7 @@ _CACHE_OPTIONS = tuple(_SECONDS_OPTIONS) + (
     "ca_file",
     "allow_insecure_http",
     "max_token_size",
+    "token_cache",
 )
 
 
@@ -168,7 +172,8 @@ class Verifier:
             (seconds), ``ttl_bounds`` ((min, max) seconds), ``backoff`` ((initial, max)
             seconds), ``timeouts`` ((connect, total) seconds), ``max_jwks_size`` (bytes),
             ``max_token_size`` (bytes), ``non_blocking``, ``snapshot`` (path), ``ca_file``
-            (path), ``allow_insecure_http``.
+            (path), ``allow_insecure_http``, ``token_cache`` (verified tokens remembered,
+            default 10000, 0 for none).
 
     Building never touches the network; keys are fetched on first use or by :meth:`refresh`.
     Negative or out-of-range durations raise :class:`ValueError`. :meth:`close` waits for
@@ -249,6 +254,8 @@ class Verifier:
                 _check(lib.jwt_config_set_fetch_timeouts(config, low, high), name)
             elif name == "max_jwks_size":
                 _check(lib.jwt_config_set_max_jwks_size(config, _seconds(value, name)), name)
+            elif name == "token_cache":
+                _check(lib.jwt_config_set_token_cache(config, _seconds(value, name)), name)
             elif name == "max_token_size":
                 _check(lib.jwt_config_set_max_token_size(config, _seconds(value, name)), name)
             elif name == "non_blocking":

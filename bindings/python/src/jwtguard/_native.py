@@ -97,6 +97,7 @@ for _name in (
     "jwt_config_set_refetch_cooldown",
     "jwt_config_set_refresh_ahead",
     "jwt_config_set_max_stale",
+    "jwt_config_set_token_cache",
 ):
     _declare(_name, c_uint32, config_p, c_uint64)
 # jwt_status jwt_config_<flag setter>(jwt_config *, bool);
