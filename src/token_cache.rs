@@ -9,12 +9,13 @@
 //!   it. It is served only while that very key set is the current one: a refresh that brings
 //!   other keys (a rotation, a retired key) ends every entry before the next lookup. The time
 //!   claims are checked again on every hit.
-//! - Sharded (16 read-mostly locks), bounded in entries and bytes; a full shard evicts an
-//!   arbitrary entry.
+//! - Sharded (16 read-mostly locks), bounded in entries and bytes (the parsed claims counted);
+//!   a full shard evicts its oldest entry, in constant time.
 
 use crate::claims::{Claims, Times};
 use crate::jwks::KeySet;
-use std::collections::HashMap;
+use serde_json::Value;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, Weak};
@@ -64,12 +65,37 @@ struct Entry {
     /// the allocation cannot be reused for another set while this exists).
     keys: Weak<KeySet>,
     bytes: usize,
+    /// Insertion number, matching this entry's place in the shard's queue.
+    seq: u64,
 }
 
 #[derive(Default)]
 struct Shard {
-    entries: HashMap<Box<[u8]>, Entry, BuildTailHash>,
+    entries: HashMap<Arc<[u8]>, Entry, BuildTailHash>,
+    /// Tokens in insertion order (oldest first) with their insertion numbers, for eviction;
+    /// an item whose number no longer matches its entry's is stale and skipped.
+    order: VecDeque<(Arc<[u8]>, u64)>,
+    next_seq: u64,
     bytes: usize,
+}
+
+impl Shard {
+    fn remove(&mut self, token: &[u8]) {
+        if let Some(old) = self.entries.remove(token) {
+            self.bytes -= old.bytes;
+        }
+    }
+
+    /// Drop the oldest live entry; false when there is none.
+    fn evict_oldest(&mut self) -> bool {
+        while let Some((token, seq)) = self.order.pop_front() {
+            if self.entries.get(&token[..]).is_some_and(|e| e.seq == seq) {
+                self.remove(&token);
+                return true;
+            }
+        }
+        false
+    }
 }
 
 /// Counters of a token cache.
@@ -102,12 +128,32 @@ pub enum Lookup {
     Miss,
 }
 
+/// An entry's memory, counted for the byte bound: the token, the claims JSON, the parsed
+/// claims (walked once: a value, its heap text, map nodes) and the bookkeeping.
+fn entry_bytes(token: &[u8], claims: &Claims) -> usize {
+    fn parsed(value: &Value) -> usize {
+        32 + match value {
+            Value::String(s) => s.len() + 16,
+            Value::Array(items) => items.iter().map(parsed).sum(),
+            Value::Object(map) => map.iter().map(|(k, v)| k.len() + 64 + parsed(v)).sum(),
+            _ => 0,
+        }
+    }
+    let map: usize = claims
+        .as_map()
+        .iter()
+        .map(|(k, v)| k.len() + 64 + parsed(v))
+        .sum();
+    token.len() + claims.json().len() + map + 256
+}
+
 impl TokenCache {
-    /// A cache of at most `max_entries` tokens (at least one per shard).
+    /// A cache of at most `max_entries` tokens (at least one).
     pub fn new(max_entries: usize) -> TokenCache {
-        let per_shard = max_entries.div_ceil(SHARDS).max(1);
+        let shards = SHARDS.min(max_entries.max(1));
+        let per_shard = max_entries.div_ceil(shards).max(1);
         TokenCache {
-            shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
+            shards: (0..shards).map(|_| RwLock::new(Shard::default())).collect(),
             max_entries_per_shard: per_shard,
             max_bytes_per_shard: per_shard * BYTES_PER_ENTRY,
             hits: AtomicU64::new(0),
@@ -120,89 +166,100 @@ impl TokenCache {
         let mut h = BuildTailHash.build_hasher();
         h.write(token);
         // the top bits pick the shard, the map uses the whole hash
-        &self.shards[(h.finish() >> 60) as usize % SHARDS]
+        &self.shards[(h.finish() >> 48) as usize % self.shards.len()]
     }
 
     /// Look `token` up; `current` gives the key set verification would use now (an error,
-    /// such as keys unavailable, is returned as is).
+    /// such as keys unavailable, is returned as is). `current` runs with no lock held: it
+    /// may wait for a fetch.
     pub fn lookup<E>(
         &self,
         token: &[u8],
         current: impl FnOnce() -> Result<Arc<KeySet>, E>,
     ) -> Result<Lookup, E> {
-        let shard = self
-            .shard(token)
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
-        let Some(entry) = shard.entries.get(token) else {
-            drop(shard);
+        let found = {
+            let shard = self
+                .shard(token)
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            shard
+                .entries
+                .get(token)
+                .map(|e| (e.claims.clone(), e.times, e.keys.clone()))
+        };
+        let Some((claims, times, verified_by)) = found else {
             self.misses.fetch_add(1, Ordering::Relaxed);
             return Ok(Lookup::Miss);
         };
-        // Compared under the lock: the entry (and so its weak pointer's allocation) is alive.
-        let keys = current()?;
-        if std::ptr::eq(entry.keys.as_ptr(), Arc::as_ptr(&keys)) {
-            let (claims, times) = (entry.claims.clone(), entry.times);
-            drop(shard);
+        let keys = match current() {
+            Ok(keys) => keys,
+            Err(e) => {
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                return Err(e);
+            }
+        };
+        // `verified_by` holds the old set's allocation, so an equal address is the same set.
+        if std::ptr::eq(verified_by.as_ptr(), Arc::as_ptr(&keys)) {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(Lookup::Hit(claims, times));
         }
-        drop(shard);
         // Verified under keys that are gone: never served again.
         self.remove(token);
         self.misses.fetch_add(1, Ordering::Relaxed);
         Ok(Lookup::Miss)
     }
 
-    /// Keep `token`, verified by `keys`, with its claims.
+    /// Keep `token`, verified by `keys`, with its claims (not if it alone would exceed a
+    /// shard's byte bound).
     pub fn insert(&self, token: &[u8], claims: &Claims, keys: &Arc<KeySet>) {
-        if token.len() > MAX_TOKEN_BYTES {
+        let bytes = entry_bytes(token, claims);
+        if token.len() > MAX_TOKEN_BYTES || bytes > self.max_bytes_per_shard {
             return;
         }
         let Ok(times) = Times::of(claims.as_map()) else {
             return;
         };
-        let bytes = token.len() + claims.json().len() + 128;
         let mut shard = self
             .shard(token)
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Some(old) = shard.entries.remove(token) {
-            shard.bytes -= old.bytes;
-        }
-        while !shard.entries.is_empty()
-            && (shard.entries.len() >= self.max_entries_per_shard
-                || shard.bytes + bytes > self.max_bytes_per_shard)
+        shard.remove(token);
+        while shard.entries.len() >= self.max_entries_per_shard
+            || shard.bytes + bytes > self.max_bytes_per_shard
         {
-            let Some(victim) = shard.entries.keys().next().cloned() else {
+            if !shard.evict_oldest() {
                 break;
-            };
-            if let Some(old) = shard.entries.remove(&victim) {
-                shard.bytes -= old.bytes;
-                self.evictions.fetch_add(1, Ordering::Relaxed);
             }
+            self.evictions.fetch_add(1, Ordering::Relaxed);
         }
+        // Stale queue items (entries removed on expiry or key change) are dropped now and then.
+        if shard.order.len() > 2 * self.max_entries_per_shard + 16 {
+            let Shard { entries, order, .. } = &mut *shard;
+            order.retain(|(t, seq)| entries.get(&t[..]).is_some_and(|e| e.seq == *seq));
+        }
+        let key: Arc<[u8]> = token.into();
+        let seq = shard.next_seq;
+        shard.next_seq += 1;
         shard.bytes += bytes;
+        shard.order.push_back((key.clone(), seq));
         shard.entries.insert(
-            token.into(),
+            key,
             Entry {
                 claims: claims.clone(),
                 times,
                 keys: Arc::downgrade(keys),
                 bytes,
+                seq,
             },
         );
     }
 
     /// Forget `token` (its time claims no longer hold, or its keys are gone).
     pub fn remove(&self, token: &[u8]) {
-        let mut shard = self
-            .shard(token)
+        self.shard(token)
             .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(old) = shard.entries.remove(token) {
-            shard.bytes -= old.bytes;
-        }
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(token);
     }
 
     /// Entries held now.

@@ -156,3 +156,34 @@ fn eight_threads_with_hot_new_and_bad_tokens_get_no_wrong_answer() {
         v.token_cache_stats()
     );
 }
+
+#[test]
+fn the_oldest_entry_goes_first_and_a_small_bound_is_exact() {
+    let v = fixed(3, &Clock::manual(NOW));
+    let signer = Signer::es256();
+    let tokens: Vec<String> = (0..10)
+        .map(|i| signer.token(&claims_with(json!({"jti": format!("o-{i}")}))))
+        .collect();
+    for t in &tokens {
+        assert_eq!(status(&v, t), Status::Ok);
+    }
+    assert_eq!(v.token_cache_stats().evictions, 7);
+    // The last three are held, the first ones are gone.
+    let before = v.token_cache_stats().hits;
+    for t in &tokens[7..] {
+        assert_eq!(status(&v, t), Status::Ok);
+    }
+    assert_eq!(v.token_cache_stats().hits, before + 3);
+    assert_eq!(status(&v, &tokens[0]), Status::Ok);
+    assert_eq!(v.token_cache_stats().hits, before + 3);
+}
+
+#[test]
+fn a_token_whose_claims_outweigh_the_byte_bound_is_not_kept() {
+    let v = fixed(32, &Clock::manual(NOW));
+    let tags: Vec<String> = (0..500).map(|i| format!("t{i}")).collect();
+    let token = Signer::es256().token(&claims_with(json!({"tags": tags})));
+    assert_eq!(status(&v, &token), Status::Ok);
+    assert_eq!(status(&v, &token), Status::Ok);
+    assert_eq!(v.token_cache_stats().hits, 0);
+}

@@ -205,7 +205,12 @@ pub fn filter_config(bytes: &[u8]) -> Result<FilterConfig, String> {
             "refetch_cooldown" => {
                 cache.refetch_cooldown = Duration::from_secs(seconds(key, value)?)
             }
-            "token_cache" => token_cache = seconds(key, value)? as usize,
+            "token_cache" => {
+                token_cache = value
+                    .as_u64()
+                    .ok_or_else(|| format!("{key}: must be a number of entries, 0 or more"))?
+                    as usize
+            }
             "max_stale" => cache.max_stale = Duration::from_secs(seconds(key, value)?),
             "snapshot" => cache.snapshot = Some(PathBuf::from(string(key, value)?)),
             "ca_file" => cache.fetch.ca_file = Some(PathBuf::from(string(key, value)?)),
