@@ -107,6 +107,31 @@ unsafe fn bytes<'a>(buffer: envoy_buffer) -> &'a [u8] {
     }
 }
 
+/// A config hook's common part: the buffers as bytes, the filter name checked, the config
+/// parsed; refusals logged for Envoy's operator (`what` names the config in messages).
+fn parse_named<T>(
+    name: envoy_buffer,
+    config: envoy_buffer,
+    what: &str,
+    parse: impl FnOnce(&[u8]) -> Result<T, String>,
+) -> Option<T> {
+    // SAFETY: both buffers are valid during the hook that calls this.
+    let (name, config) = unsafe { (bytes(name), bytes(config)) };
+    if name != b"jwtguard" {
+        log(
+            LOG_ERROR,
+            &format!(
+                "jwtguard: unknown filter_name {:?} for {what} (this module has one filter: jwtguard)",
+                String::from_utf8_lossy(name)
+            ),
+        );
+        return None;
+    }
+    parse(config)
+        .map_err(|message| log(LOG_ERROR, &format!("jwtguard: invalid {what}: {message}")))
+        .ok()
+}
+
 #[unsafe(no_mangle)]
 pub extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
     envoy: config_envoy_ptr,
@@ -114,37 +139,17 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
     config: envoy_buffer,
 ) -> *const c_void {
     guard(std::ptr::null(), || {
-        // SAFETY: both buffers are valid during this hook.
-        let (name, config) = unsafe { (bytes(name), bytes(config)) };
-        if name != b"jwtguard" {
-            log(
-                LOG_ERROR,
-                &format!(
-                    "jwtguard: unknown filter_name {:?} (this module has one filter: jwtguard)",
-                    String::from_utf8_lossy(name)
-                ),
-            );
+        let Some(config) = parse_named(name, config, "filter_config", config::filter_config) else {
             return std::ptr::null();
-        }
-        match config::filter_config(config) {
-            Ok(config) => {
-                let counters = Counters {
-                    allowed: define_counter(envoy, "jwtguard_allowed", None),
-                    denied: define_counter(envoy, "jwtguard_denied", Some("reason")),
-                    keys_unavailable: define_counter(envoy, "jwtguard_keys_unavailable", None),
-                };
-                // Keys are fetched in the background from now on, so the first requests find them.
-                config.verifier.prefetch_keys();
-                Box::into_raw(Box::new(ConfigState { config, counters })) as *const c_void
-            }
-            Err(message) => {
-                log(
-                    LOG_ERROR,
-                    &format!("jwtguard: invalid filter_config: {message}"),
-                );
-                std::ptr::null()
-            }
-        }
+        };
+        let counters = Counters {
+            allowed: define_counter(envoy, "jwtguard_allowed", None),
+            denied: define_counter(envoy, "jwtguard_denied", Some("reason")),
+            keys_unavailable: define_counter(envoy, "jwtguard_keys_unavailable", None),
+        };
+        // Keys are fetched in the background from now on, so the first requests find them.
+        config.verifier.prefetch_keys();
+        Box::into_raw(Box::new(ConfigState { config, counters })) as *const c_void
     })
 }
 
@@ -164,27 +169,9 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_new(
     config: envoy_buffer,
 ) -> *const c_void {
     guard(std::ptr::null(), || {
-        // SAFETY: both buffers are valid during this hook.
-        let (name, config) = unsafe { (bytes(name), bytes(config)) };
-        if name != b"jwtguard" {
-            log(
-                LOG_ERROR,
-                &format!(
-                    "jwtguard: unknown per-route filter_name {:?}",
-                    String::from_utf8_lossy(name)
-                ),
-            );
-            return std::ptr::null();
-        }
-        match config::route_config(config) {
-            Ok(route) => Box::into_raw(Box::new(route)) as *const c_void,
-            Err(message) => {
-                log(
-                    LOG_ERROR,
-                    &format!("jwtguard: invalid per-route config: {message}"),
-                );
-                std::ptr::null()
-            }
+        match parse_named(name, config, "per-route config", config::route_config) {
+            Some(route) => Box::into_raw(Box::new(route)) as *const c_void,
+            None => std::ptr::null(),
         }
     })
 }
@@ -370,7 +357,7 @@ fn header_text<'a>(envoy: filter_envoy_ptr, name: &str) -> Option<Cow<'a, str>> 
         }),
         _ => {
             let lines: Vec<String> = header_values(envoy, name).iter().map(|v| text(v)).collect();
-            Some(Cow::Owned(lines.join(", ")))
+            decide::joined(&lines.iter().map(String::as_str).collect::<Vec<_>>()).map(Cow::Owned)
         }
     }
 }
