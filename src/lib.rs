@@ -16,6 +16,7 @@
 
 pub mod claims;
 pub mod clock;
+mod counters;
 pub mod error;
 pub mod ffi;
 pub mod jwks;

@@ -5,20 +5,20 @@
 //! - Keyed by the whole token: a fast hash of its length and tail (the signature, which an
 //!   attacker cannot choose for a token that verifies) picks the bucket, and the token's bytes
 //!   are compared exactly. Only tokens that verified are inserted, so junk cannot fill it.
-//! - An entry holds the parsed claims (shared, never re-parsed) and the key set that verified
-//!   it. It is served only while that very key set is the current one: a refresh that brings
-//!   other keys (a rotation, a retired key) ends every entry before the next lookup. The time
-//!   claims are checked again on every hit.
-//! - Sharded (16 read-mostly locks), bounded in entries and bytes (the parsed claims counted);
-//!   a full shard evicts its oldest entry, in constant time.
+//! - An entry holds the parsed claims (shared, never re-parsed) and the id of the key set that
+//!   verified it. It is served only while that very key set is the current one: a refresh
+//!   that brings other keys (a rotation, a retired key) ends every entry before the next
+//!   lookup. The time claims are checked again on every hit.
+//! - Sharded (16 read-mostly locks, each on its own cache lines), bounded in entries and bytes
+//!   (the parsed claims counted); a full shard evicts its oldest entry, in constant time.
+//!   Counters are per thread, so threads hitting different tokens share no cache line.
 
 use crate::claims::{Claims, Times};
-use crate::jwks::KeySet;
+use crate::counters::Striped;
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock, Weak};
+use std::sync::{Arc, PoisonError, RwLock};
 
 const SHARDS: usize = 16;
 /// Bytes an entry may take on average (token + claims JSON), for the byte bound.
@@ -61,9 +61,9 @@ struct Entry {
     claims: Claims,
     /// `exp`, `nbf`, `iat`, read once: checked again on every hit.
     times: Times,
-    /// The key set that verified the token (weak: the cache never keeps old keys alive, and
-    /// the allocation cannot be reused for another set while this exists).
-    keys: Weak<KeySet>,
+    /// The id of the key set that verified the token (ids are never reused, and the cache
+    /// keeps no old keys alive).
+    keys: u64,
     bytes: usize,
     /// Insertion number, matching this entry's place in the shard's queue.
     seq: u64,
@@ -109,14 +109,21 @@ pub struct TokenCacheStats {
     pub evictions: u64,
 }
 
+/// A shard's lock on cache lines of its own (no false sharing between shards).
+#[repr(align(128))]
+struct Padded(RwLock<Shard>);
+
+const HITS: usize = 0;
+const MISSES: usize = 1;
+const EVICTIONS: usize = 2;
+
 /// A bounded cache of verified tokens.
 pub struct TokenCache {
-    shards: Box<[RwLock<Shard>]>,
+    shards: Box<[Padded]>,
     max_entries_per_shard: usize,
     max_bytes_per_shard: usize,
-    hits: AtomicU64,
-    misses: AtomicU64,
-    evictions: AtomicU64,
+    /// Hits, misses, evictions.
+    counts: Striped,
 }
 
 /// What a lookup found.
@@ -153,12 +160,12 @@ impl TokenCache {
         let shards = SHARDS.min(max_entries.max(1));
         let per_shard = max_entries.div_ceil(shards).max(1);
         TokenCache {
-            shards: (0..shards).map(|_| RwLock::new(Shard::default())).collect(),
+            shards: (0..shards)
+                .map(|_| Padded(RwLock::new(Shard::default())))
+                .collect(),
             max_entries_per_shard: per_shard,
             max_bytes_per_shard: per_shard * BYTES_PER_ENTRY,
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
-            evictions: AtomicU64::new(0),
+            counts: Striped::new(3),
         }
     }
 
@@ -166,16 +173,16 @@ impl TokenCache {
         let mut h = BuildTailHash.build_hasher();
         h.write(token);
         // the top bits pick the shard, the map uses the whole hash
-        &self.shards[(h.finish() >> 48) as usize % self.shards.len()]
+        &self.shards[(h.finish() >> 48) as usize % self.shards.len()].0
     }
 
-    /// Look `token` up; `current` gives the key set verification would use now (an error,
-    /// such as keys unavailable, is returned as is). `current` runs with no lock held: it
-    /// may wait for a fetch.
+    /// Look `token` up; `current` gives the id of the key set verification would use now (an
+    /// error, such as keys unavailable, is returned as is). `current` runs with no lock
+    /// held: it may wait for a fetch.
     pub fn lookup<E>(
         &self,
         token: &[u8],
-        current: impl FnOnce() -> Result<Arc<KeySet>, E>,
+        current: impl FnOnce() -> Result<u64, E>,
     ) -> Result<Lookup, E> {
         let found = {
             let shard = self
@@ -185,33 +192,32 @@ impl TokenCache {
             shard
                 .entries
                 .get(token)
-                .map(|e| (e.claims.clone(), e.times, e.keys.clone()))
+                .map(|e| (e.claims.clone(), e.times, e.keys))
         };
         let Some((claims, times, verified_by)) = found else {
-            self.misses.fetch_add(1, Ordering::Relaxed);
+            self.counts.add(MISSES);
             return Ok(Lookup::Miss);
         };
         let keys = match current() {
             Ok(keys) => keys,
             Err(e) => {
-                self.misses.fetch_add(1, Ordering::Relaxed);
+                self.counts.add(MISSES);
                 return Err(e);
             }
         };
-        // `verified_by` holds the old set's allocation, so an equal address is the same set.
-        if std::ptr::eq(verified_by.as_ptr(), Arc::as_ptr(&keys)) {
-            self.hits.fetch_add(1, Ordering::Relaxed);
+        if verified_by == keys {
+            self.counts.add(HITS);
             return Ok(Lookup::Hit(claims, times));
         }
         // Verified under keys that are gone: never served again.
         self.remove(token);
-        self.misses.fetch_add(1, Ordering::Relaxed);
+        self.counts.add(MISSES);
         Ok(Lookup::Miss)
     }
 
-    /// Keep `token`, verified by `keys`, with its claims (not if it alone would exceed a
-    /// shard's byte bound).
-    pub fn insert(&self, token: &[u8], claims: &Claims, keys: &Arc<KeySet>) {
+    /// Keep `token`, verified by the key set whose id is `keys`, with its claims (not if it
+    /// alone would exceed a shard's byte bound).
+    pub fn insert(&self, token: &[u8], claims: &Claims, keys: u64) {
         let bytes = entry_bytes(token, claims);
         if token.len() > MAX_TOKEN_BYTES || bytes > self.max_bytes_per_shard {
             return;
@@ -230,7 +236,7 @@ impl TokenCache {
             if !shard.evict_oldest() {
                 break;
             }
-            self.evictions.fetch_add(1, Ordering::Relaxed);
+            self.counts.add(EVICTIONS);
         }
         // Stale queue items (entries removed on expiry or key change) are dropped now and then.
         if shard.order.len() > 2 * self.max_entries_per_shard + 16 {
@@ -247,7 +253,7 @@ impl TokenCache {
             Entry {
                 claims: claims.clone(),
                 times,
-                keys: Arc::downgrade(keys),
+                keys,
                 bytes,
                 seq,
             },
@@ -267,7 +273,7 @@ impl TokenCache {
         self.shards
             .iter()
             .map(|s| {
-                s.read()
+                s.0.read()
                     .unwrap_or_else(PoisonError::into_inner)
                     .entries
                     .len()
@@ -283,9 +289,9 @@ impl TokenCache {
     /// Hits, misses and evictions so far.
     pub fn stats(&self) -> TokenCacheStats {
         TokenCacheStats {
-            hits: self.hits.load(Ordering::Relaxed),
-            misses: self.misses.load(Ordering::Relaxed),
-            evictions: self.evictions.load(Ordering::Relaxed),
+            hits: self.counts.get(HITS),
+            misses: self.counts.get(MISSES),
+            evictions: self.counts.get(EVICTIONS),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::claims::{self, Claims};
 use crate::clock::Clock;
+use crate::counters::Striped;
 use crate::error::{Error, Result, Status};
 use crate::jwks::cache::{self, CacheOptions, JwksSource};
 use crate::jwks::discovery::Discovery;
@@ -12,7 +13,6 @@ use crate::policy::{Algorithm, Policy};
 use crate::token::{self, Header};
 use crate::token_cache::{Lookup, TokenCache, TokenCacheStats};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Where a verifier's keys come from.
 #[derive(Clone, Debug)]
@@ -72,8 +72,9 @@ pub struct Verifier {
     source: KeySource,
     cache: CacheOptions,
     clock: Clock,
-    /// Verifications by outcome, indexed like `Status::ALL`.
-    outcomes: Vec<AtomicU64>,
+    /// Verifications by outcome, indexed like `Status::ALL` (per thread: no shared cache
+    /// line on the hot path).
+    outcomes: Striped,
     tokens: Option<TokenCache>,
 }
 
@@ -270,7 +271,7 @@ impl Verifier {
             source,
             cache: config.cache,
             clock: config.clock,
-            outcomes: Status::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
+            outcomes: Striped::new(Status::ALL.len()),
             tokens: (config.token_cache > 0).then(|| TokenCache::new(config.token_cache)),
         })
     }
@@ -280,14 +281,14 @@ impl Verifier {
         Status::ALL
             .iter()
             .position(|s| *s == status)
-            .map_or(0, |i| self.outcomes[i].load(Ordering::Relaxed))
+            .map_or(0, |i| self.outcomes.get(i))
     }
 
     fn record(&self, status: Status) {
         if status == Status::Ok {
-            self.outcomes[0].fetch_add(1, Ordering::Relaxed);
+            self.outcomes.add(0);
         } else if let Some(i) = Status::ALL.iter().position(|s| *s == status) {
-            self.outcomes[i].fetch_add(1, Ordering::Relaxed);
+            self.outcomes.add(i);
         }
     }
 
@@ -366,11 +367,12 @@ impl Verifier {
         result
     }
 
-    /// The key set a verification would use now.
-    fn current_keys(&self) -> Result<Arc<KeySet>> {
+    /// The id of the key set a verification would use now (no reference count or lock
+    /// touched while the keys are fresh).
+    fn current_keys_id(&self) -> Result<u64> {
         match (&self.source, self.network_source()?) {
-            (KeySource::Fixed(keys), _) => Ok(keys.clone()),
-            (_, Some(source)) => source.keys(&self.clock, &self.cache),
+            (KeySource::Fixed(keys), _) => Ok(keys.id()),
+            (_, Some(source)) => source.keys_id(&self.clock, &self.cache),
             (_, None) => Err(Status::KeysUnavailable.into()),
         }
     }
@@ -381,7 +383,7 @@ impl Verifier {
         let Some(tokens) = &self.tokens else {
             return self.verify_uncached(text(token)?).map(|(claims, _)| claims);
         };
-        if let Lookup::Hit(claims, times) = tokens.lookup(token, || self.current_keys())? {
+        if let Lookup::Hit(claims, times) = tokens.lookup(token, || self.current_keys_id())? {
             // What time changes is checked again on every hit.
             return match times.check(&self.policy, self.clock.now()) {
                 Ok(()) => Ok(claims),
@@ -392,7 +394,7 @@ impl Verifier {
             };
         }
         let (claims, keys) = self.verify_uncached(text(token)?)?;
-        tokens.insert(token, &claims, &keys);
+        tokens.insert(token, &claims, keys.id());
         Ok(claims)
     }
 

@@ -84,6 +84,36 @@ fn a_cached_token_dies_with_its_key() {
 }
 
 #[test]
+fn a_hit_while_a_refresh_is_due_starts_it_and_sees_what_it_brings() {
+    // A hit learns the current keys without a lock while they are fresh; once a refresh is
+    // due it goes the whole way, so the refresh starts and a retired key ends the entry.
+    let (a, b) = (Signer::rs256(), Signer::rs256_b());
+    let server = JwksServer::start(Reply::json(&jwks(&[a.jwk(true), b.jwk(true)])));
+    let clock = Clock::manual(NOW);
+    let mut config = Config::new(Policy::new(ISSUER, AUDIENCE), Keys::Url(server.url.clone()));
+    config.clock = clock.clone();
+    let v = Verifier::new(config).unwrap();
+    let token = a.token(&claims_with(json!({"exp": NOW + 3600})));
+    assert_eq!(status(&v, &token), Status::Ok);
+    assert_eq!(status(&v, &token), Status::Ok);
+    let source = v.jwks_source().unwrap().clone();
+    assert_eq!(source.stats().fetches_ok, 1);
+    server.set(Reply::json(&jwks(&[b.jwk(true)])));
+    // Not yet due (TTL 600 s, refresh 60 s ahead): hits, no fetch.
+    clock.advance(500.0);
+    assert_eq!(status(&v, &token), Status::Ok);
+    assert!(source.wait_idle(std::time::Duration::from_secs(10)));
+    assert_eq!(source.stats().fetches_ok, 1);
+    // Due: this hit is still served from the keys in hand and starts the refresh.
+    clock.advance(45.0);
+    assert_eq!(status(&v, &token), Status::Ok);
+    assert!(source.wait_idle(std::time::Duration::from_secs(10)));
+    assert_eq!(source.stats().fetches_ok, 2);
+    assert_eq!(status(&v, &token), Status::KeyNotFound);
+    assert_eq!(v.token_cache_stats().hits, 3);
+}
+
+#[test]
 fn a_token_one_bit_away_is_verified_not_served() {
     let v = fixed(100, &Clock::manual(NOW));
     let token = Signer::rs256().token(&good_claims());

@@ -23,7 +23,7 @@ use crate::jwks::keyset::KeySet;
 use crate::log::{self, Level};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering, fence};
 use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -148,12 +148,56 @@ struct Loaded {
 
 impl Loaded {
     fn refresh_at(&self, options: &CacheOptions) -> f64 {
-        let life = self.expires_at - self.fetched_tick;
-        self.expires_at - options.refresh_ahead.as_secs_f64().min(life / 2.0)
+        refresh_at(self.fetched_tick, self.expires_at, options)
     }
 
     fn usable(&self, ticks: f64, options: &CacheOptions) -> bool {
         ticks - self.fetched_tick <= options.max_stale.as_secs_f64()
+    }
+}
+
+fn refresh_at(fetched_tick: f64, expires_at: f64, options: &CacheOptions) -> f64 {
+    let life = expires_at - fetched_tick;
+    expires_at - options.refresh_ahead.as_secs_f64().min(life / 2.0)
+}
+
+/// The loaded key set's id and times, readable without a lock or a reference count (a
+/// sequence lock: `seq` is odd while a writer changes the fields). Lets a token-cache hit
+/// learn whether the keys it was verified with are still the current, fresh ones.
+#[derive(Default)]
+struct Published {
+    seq: AtomicU64,
+    /// 0: nothing loaded.
+    keys_id: AtomicU64,
+    fetched_tick: AtomicU64,
+    expires_at: AtomicU64,
+}
+
+impl Published {
+    /// Writers hold the `loaded` write lock, so there is one at a time.
+    fn set(&self, loaded: &Loaded) {
+        let seq = self.seq.load(Ordering::Relaxed);
+        self.seq.store(seq.wrapping_add(1), Ordering::Relaxed);
+        fence(Ordering::Release);
+        self.keys_id.store(loaded.keys.id(), Ordering::Relaxed);
+        self.fetched_tick
+            .store(loaded.fetched_tick.to_bits(), Ordering::Relaxed);
+        self.expires_at
+            .store(loaded.expires_at.to_bits(), Ordering::Relaxed);
+        self.seq.store(seq.wrapping_add(2), Ordering::Release);
+    }
+
+    /// (id, fetched tick, expiry), or `None` when nothing is loaded or a writer is busy.
+    fn get(&self) -> Option<(u64, f64, f64)> {
+        let before = self.seq.load(Ordering::Acquire);
+        if before % 2 == 1 {
+            return None;
+        }
+        let id = self.keys_id.load(Ordering::Relaxed);
+        let fetched = f64::from_bits(self.fetched_tick.load(Ordering::Relaxed));
+        let expires = f64::from_bits(self.expires_at.load(Ordering::Relaxed));
+        fence(Ordering::Acquire);
+        (id != 0 && self.seq.load(Ordering::Relaxed) == before).then_some((id, fetched, expires))
     }
 }
 
@@ -224,6 +268,7 @@ struct SnapshotPath {
 pub struct JwksSource {
     url: String,
     loaded: RwLock<Option<Loaded>>,
+    published: Published,
     control: Mutex<Control>,
     fetched: Condvar,
     snapshots: Mutex<Vec<SnapshotPath>>,
@@ -266,6 +311,7 @@ pub fn source(url: &str, fetch: &FetchOptions) -> Arc<JwksSource> {
             Arc::new(JwksSource {
                 url: url.to_string(),
                 loaded: RwLock::new(None),
+                published: Published::default(),
                 control: Mutex::new(Control::default()),
                 fetched: Condvar::new(),
                 snapshots: Mutex::new(Vec::new()),
@@ -448,6 +494,22 @@ impl JwksSource {
             Some(l) if l.usable(clock.ticks(), options) => Ok(l.keys),
             _ => Err(self.unavailable()),
         }
+    }
+
+    /// The id of the key set [`keys`](Self::keys) would answer now. While the loaded keys are
+    /// fresh and no refresh is due this takes no lock and touches no shared counter (the
+    /// token cache asks it on every hit); otherwise it is `keys`, with all it does.
+    pub fn keys_id(self: &Arc<Self>, clock: &Clock, options: &CacheOptions) -> Result<u64> {
+        if let Some((id, fetched_tick, expires_at)) = self.published.get() {
+            let now = clock.ticks();
+            if now < refresh_at(fetched_tick, expires_at, options)
+                && now < expires_at
+                && now - fetched_tick <= options.max_stale.as_secs_f64()
+            {
+                return Ok(id);
+            }
+        }
+        self.keys(clock, options).map(|k| k.id())
     }
 
     /// After a token named `kid` (`None`: no `kid`) that `seen` lacks: keys to retry with, if
@@ -742,7 +804,9 @@ impl JwksSource {
     }
 
     fn install(&self, loaded: Loaded) {
-        *self.loaded.write().unwrap_or_else(PoisonError::into_inner) = Some(loaded);
+        let mut slot = self.loaded.write().unwrap_or_else(PoisonError::into_inner);
+        self.published.set(&loaded);
+        *slot = Some(loaded);
     }
 
     fn unavailable(&self) -> Error {
@@ -877,14 +941,16 @@ impl JwksSource {
                 let ttl = options
                     .ttl
                     .clamp(options.min_ttl, options.max_ttl.max(options.min_ttl));
-                *slot = Some(Loaded {
+                let loaded = Loaded {
                     keys: Arc::new(keys),
                     body: body.into(),
                     fetched_at,
                     fetched_tick: ticks - age,
                     expires_at: ticks - age + ttl.as_secs_f64(),
                     etag: None,
-                });
+                };
+                self.published.set(&loaded);
+                *slot = Some(loaded);
             }
             return true;
         }

@@ -15,6 +15,7 @@ use jsonwebtoken::jwk::{
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Smallest RSA modulus accepted, in bits.
 pub const MIN_RSA_BITS: usize = 2048;
@@ -108,9 +109,20 @@ pub enum Selection<'a> {
     NotFound,
 }
 
+/// A key set's identity: unique in the process, never reused, never 0.
+struct SetId(u64);
+
+impl Default for SetId {
+    fn default() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        SetId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
 /// A parsed JWKS.
 #[derive(Default)]
 pub struct KeySet {
+    id: SetId,
     by_kid: HashMap<String, Slot>,
     all: Vec<Arc<Key>>,
     skipped: Vec<SkippedKey>,
@@ -166,6 +178,12 @@ impl KeySet {
             }
         }
         self.all.push(key);
+    }
+
+    /// This set's identity (unique in the process and never reused), so that what was
+    /// verified with it can be recognised without holding on to it.
+    pub fn id(&self) -> u64 {
+        self.id.0
     }
 
     /// Number of usable keys.
