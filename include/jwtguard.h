@@ -414,6 +414,11 @@ jwt_status jwt_verify(const jwt_verifier *verifier,
                       size_t token_len,
                       jwt_claims **claims_out);
 
+// The verdict alone: `jwt_verify` without the claims, for hosts that only allow or refuse
+// (and for bindings that keep claims they parsed once: a token's claims are its payload, so
+// a token that verifies now has the claims it had before). Counted like `jwt_verify`.
+jwt_status jwt_verify_status(const jwt_verifier *verifier, const char *token, size_t token_len);
+
 // Verify the token in an `Authorization` header value (`"Bearer <token>"`, scheme in any
 // case, exactly one token). Pass `header = NULL, header_len = 0` when the request had no
 // such header: that returns `JWT_STATUS_TOKEN_MISSING`; NULL with a non-zero length returns
@@ -426,6 +431,12 @@ jwt_status jwt_verify_authorization(const jwt_verifier *verifier,
                                     const char *header,
                                     size_t header_len,
                                     jwt_claims **claims_out);
+
+// The verdict alone: `jwt_verify_authorization` without the claims (see
+// `jwt_verify_status`).
+jwt_status jwt_verify_authorization_status(const jwt_verifier *verifier,
+                                           const char *header,
+                                           size_t header_len);
 
 // Fetch the verifier's keys now and wait (discovering the JWKS URL first if needed): for
 // hosts that load keys at start, in each worker process. Returns `JWT_STATUS_OK`,

@@ -85,13 +85,45 @@ pub extern "C" fn jwt_verify(
     claims_out: *mut *mut jwt_claims,
 ) -> Status {
     ffi_panic_boundary! {
-        verify_into(verifier, claims_out, |v| {
-            if token_len > v.policy().max_token_bytes {
-                return Err(Status::TokenTooLarge);
-            }
-            v.verify_bytes(bytes_arg(token, token_len)?)
-                .map_err(|e| e.status())
-        })
+        verify_into(verifier, claims_out, |v| verify_token(v, token, token_len))
+    }
+}
+
+fn verify_token(v: &Verifier, token: *const c_char, token_len: usize) -> Result<Claims, Status> {
+    if token_len > v.policy().max_token_bytes {
+        return Err(Status::TokenTooLarge);
+    }
+    v.verify_bytes(bytes_arg(token, token_len)?)
+        .map_err(|e| e.status())
+}
+
+fn verify_header(v: &Verifier, header: *const c_char, header_len: usize) -> Result<Claims, Status> {
+    let value = if header.is_null() && header_len == 0 {
+        None
+    } else {
+        Some(str_arg(header, header_len).map_err(|s| match s {
+            Status::NullArgument => s,
+            _ => Status::AuthorizationHeaderMalformed,
+        })?)
+    };
+    v.verify_authorization(value).map_err(|e| e.status())
+}
+
+/// The verdict alone: `jwt_verify` without the claims, for hosts that only allow or refuse
+/// (and for bindings that keep claims they parsed once: a token's claims are its payload, so
+/// a token that verifies now has the claims it had before). Counted like `jwt_verify`.
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_verify_status(
+    verifier: *const jwt_verifier,
+    token: *const c_char,
+    token_len: usize,
+) -> Status {
+    ffi_panic_boundary! {
+        to_status(
+            ref_arg(verifier.cast::<Verifier>())
+                .and_then(|v| verify_token(v, token, token_len))
+                .map(drop),
+        )
     }
 }
 
@@ -111,17 +143,24 @@ pub extern "C" fn jwt_verify_authorization(
     claims_out: *mut *mut jwt_claims,
 ) -> Status {
     ffi_panic_boundary! {
-        verify_into(verifier, claims_out, |v| {
-            let value = if header.is_null() && header_len == 0 {
-                None
-            } else {
-                Some(str_arg(header, header_len).map_err(|s| match s {
-                    Status::NullArgument => s,
-                    _ => Status::AuthorizationHeaderMalformed,
-                })?)
-            };
-            v.verify_authorization(value).map_err(|e| e.status())
-        })
+        verify_into(verifier, claims_out, |v| verify_header(v, header, header_len))
+    }
+}
+
+/// The verdict alone: `jwt_verify_authorization` without the claims (see
+/// `jwt_verify_status`).
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_verify_authorization_status(
+    verifier: *const jwt_verifier,
+    header: *const c_char,
+    header_len: usize,
+) -> Status {
+    ffi_panic_boundary! {
+        to_status(
+            ref_arg(verifier.cast::<Verifier>())
+                .and_then(|v| verify_header(v, header, header_len))
+                .map(drop),
+        )
     }
 }
 

@@ -388,11 +388,29 @@ test_verify(jwt_verifier *verifier, const char *valid, const char *expired,
   CHECK_STATUS(jwt_verify_authorization(verifier, S("Bearer x"), NULL), JWT_STATUS_NULL_ARGUMENT);
   CHECK(other == NULL);
 
+  /* The verdict alone. */
+  CHECK_STATUS(jwt_verify_status(verifier, valid, valid_len), JWT_STATUS_OK);
+  CHECK_STATUS(jwt_verify_status(verifier, S(no_scope)), JWT_STATUS_OK);
+  CHECK_STATUS(jwt_verify_status(verifier, valid, valid_len - 1), JWT_STATUS_TOKEN_MALFORMED);
+  CHECK_STATUS(jwt_verify_status(verifier, valid, (size_t)-1), JWT_STATUS_TOKEN_TOO_LARGE);
+  CHECK_STATUS(jwt_verify_status(verifier, NULL, valid_len), JWT_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(jwt_verify_status(NULL, valid, valid_len), JWT_STATUS_NULL_ARGUMENT);
+  if (header != NULL) {
+    snprintf(header, valid_len + 16, "Bearer %s", valid);
+    CHECK_STATUS(jwt_verify_authorization_status(verifier, S(header)), JWT_STATUS_OK);
+    header[0] = 'X';
+    CHECK_STATUS(jwt_verify_authorization_status(verifier, S(header)),
+                 JWT_STATUS_AUTHORIZATION_HEADER_MALFORMED);
+  }
+  CHECK_STATUS(jwt_verify_authorization_status(verifier, NULL, 0), JWT_STATUS_TOKEN_MISSING);
+  CHECK_STATUS(jwt_verify_authorization_status(verifier, NULL, 7), JWT_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(jwt_verify_authorization_status(NULL, S("Bearer x")), JWT_STATUS_NULL_ARGUMENT);
+
   /* Counters: this verifier's outcomes. */
   CHECK(jwt_verifier_count(verifier, JWT_COUNTER_VERIFY_OK) >= 3);
   CHECK(jwt_verifier_count(verifier, JWT_COUNTER_VERIFY_FAILED) >= 5);
   CHECK(jwt_verifier_count_status(verifier, JWT_STATUS_TOKEN_EXPIRED) == 1);
-  CHECK(jwt_verifier_count_status(verifier, JWT_STATUS_TOKEN_MISSING) == 2);
+  CHECK(jwt_verifier_count_status(verifier, JWT_STATUS_TOKEN_MISSING) == 3);
   CHECK(jwt_verifier_count_status(verifier, 123456) == 0);
   CHECK(jwt_verifier_count(verifier, 99) == 0);
   CHECK_STATUS(jwt_verifier_refresh(verifier), JWT_STATUS_OK);

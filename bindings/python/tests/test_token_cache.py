@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 import jwtguard
 from conftest import AUDIENCE, MINTED_ISSUER
+from harness import DevIssuer
 
 
 def test_a_token_seen_again_is_a_hit_and_the_claims_stay_the_callers(minter):
@@ -36,3 +39,77 @@ def test_the_knob(minter):
         jwtguard.Verifier(MINTED_ISSUER, AUDIENCE, jwks_uri=minter.jwks_uri, token_cache=-1)
     with pytest.raises(ValueError, match="token_cache"):
         jwtguard.Verifier(MINTED_ISSUER, AUDIENCE, jwks_uri=minter.jwks_uri, token_cache=10**12)
+
+
+# Once a token verified, the binding keeps its parsed claims and later asks the library only
+# for the verdict (jwt_verify_status): the verdict is still the library's every time.
+
+
+def test_kept_claims_are_copied_all_the_way_down(minter):
+    with jwtguard.Verifier(MINTED_ISSUER, [AUDIENCE, "other"], jwks_uri=minter.jwks_uri,
+                           allow_insecure_http=True) as v:
+        token = minter.token(aud=[AUDIENCE, "other"], cnf={"x5t#S256": "abc", "list": [1, {"a": 2}]})
+        for _ in range(3):
+            claims = v.verify(token)
+            assert claims["aud"] == [AUDIENCE, "other"]
+            assert claims["cnf"] == {"x5t#S256": "abc", "list": [1, {"a": 2}]}
+            claims["aud"].append("mallory")
+            claims["cnf"]["list"][1]["a"] = 3
+            claims["cnf"]["admin"] = True
+            claims["sub"] = "mallory"
+        header = v.verify_authorization("Bearer " + token)
+        assert header["sub"] == "client-1@clients" and header["cnf"]["list"] == [1, {"a": 2}]
+        assert v.counters()["token_cache_hit"] == 3
+
+
+def test_a_kept_token_is_refused_once_it_expires(minter):
+    with jwtguard.Verifier(MINTED_ISSUER, AUDIENCE, jwks_uri=minter.jwks_uri, allow_insecure_http=True,
+                           leeway=0) as v:
+        expires = int(time.time()) + 2
+        token = minter.token(exp=expires, jti="short")
+        assert v.verify(token)["exp"] == expires
+        assert v.verify_authorization("Bearer " + token)["exp"] == expires
+        while time.time() < expires + 1.1:
+            time.sleep(0.2)
+        for call in (lambda: v.verify(token), lambda: v.verify_authorization("Bearer " + token)):
+            with pytest.raises(jwtguard.AuthError) as refused:
+                call()
+            assert refused.value.reason == "token_expired"
+
+
+def test_a_kept_token_is_refused_once_its_key_is_retired():
+    issuer = DevIssuer()
+    try:
+        with jwtguard.Verifier(issuer.url, AUDIENCE, allow_insecure_http=True) as v:
+            token = issuer.token()
+            assert v.verify(token)["iss"] == issuer.url
+            assert v.verify(token)["iss"] == issuer.url
+            issuer.rotate(retire=True)
+            v.refresh()
+            with pytest.raises(jwtguard.AuthError) as refused:
+                v.verify(token)
+            assert refused.value.reason == "key_not_found"
+            # A fresh token from the new key verifies.
+            assert v.verify(issuer.token())["iss"] == issuer.url
+    finally:
+        issuer.stop()
+
+
+def test_a_kept_token_on_a_closed_verifier_is_an_error(minter):
+    v = jwtguard.Verifier(MINTED_ISSUER, AUDIENCE, jwks_uri=minter.jwks_uri, allow_insecure_http=True)
+    token = minter.token()
+    v.verify(token)
+    v.close()
+    with pytest.raises(ValueError, match="closed"):
+        v.verify(token)
+    with pytest.raises(ValueError, match="closed"):
+        v.verify_authorization("Bearer " + token)
+
+
+def test_kept_claims_are_bounded(minter):
+    with jwtguard.Verifier(MINTED_ISSUER, AUDIENCE, jwks_uri=minter.jwks_uri, allow_insecure_http=True,
+                           token_cache=3) as v:
+        tokens = [minter.token(jti=f"bound-{i}") for i in range(5)]
+        for token in tokens * 2:
+            assert v.verify(token)["jti"] == f"bound-{tokens.index(token)}"
+        assert len(v._parsed) == 3

@@ -17,7 +17,7 @@ import json
 import logging
 import os
 import threading
-from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _native
 from ._native import lib
@@ -155,6 +155,34 @@ def _seconds(value: Any, what: str) -> int:
     return int(value)
 
 
+# Most tokens whose parsed claims a verifier keeps (each some kilobytes).
+_PARSED_MAX = 4096
+
+_verify = lib.jwt_verify
+_verify_status = lib.jwt_verify_status
+_verify_authorization = lib.jwt_verify_authorization
+_verify_authorization_status = lib.jwt_verify_authorization_status
+
+
+def _copy(value: Any) -> Any:
+    """A JSON value's own copy (lists and objects copied all the way down)."""
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def _own(kept: Tuple[Dict[str, Any], Tuple[str, ...]]) -> Dict[str, Any]:
+    """The caller's own copy of kept claims: strings and numbers are immutable, so only the
+    members holding lists or objects (``nested``) need copying."""
+    claims, nested = kept
+    mine = claims.copy()
+    for key in nested:
+        mine[key] = _copy(mine[key])
+    return mine
+
+
 class Verifier:
     """A configured verifier, safe to share between threads.
 
@@ -195,9 +223,14 @@ class Verifier:
         **cache_options: Any,
     ):
         self._handle: Optional[int] = None
-        # Calls in flight, so that close() frees the handle only once none uses it.
-        self._idle = threading.Condition(threading.Lock())
+        # Calls in flight, so that close() frees the handle only once none uses it. Calls
+        # take the plain lock (cheap); close() waits on the condition built on it.
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
         self._calls = 0
+        # Claims parsed once per token (see _verified); off with the token cache.
+        self._parsed: Optional[Dict[bytes, Tuple[Dict[str, Any], Tuple[str, ...]]]] = None
+        self._parsed_max = 0
         unknown = set(cache_options) - set(_CACHE_OPTIONS)
         if unknown:
             raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
@@ -214,6 +247,9 @@ class Verifier:
             self._handle = handle.value
         finally:
             lib.jwt_config_free(config)
+        token_cache = cache_options.get("token_cache", 10_000)
+        if token_cache:
+            self._parsed, self._parsed_max = {}, min(int(token_cache), _PARSED_MAX)
 
     @staticmethod
     def _configure(config, issuer, audience, jwks_uri, algorithms, leeway, required_claims, strict, jwks, jwks_file, options):
@@ -269,53 +305,81 @@ class Verifier:
 
     def _enter(self) -> int:
         """The handle, counted as in use until :meth:`_leave`."""
-        with self._idle:
-            if self._handle is None:
+        with self._lock:
+            handle = self._handle
+            if handle is None:
                 raise ValueError("jwtguard: the verifier is closed")
             self._calls += 1
-            return self._handle
+            return handle
 
     def _leave(self) -> None:
-        with self._idle:
+        with self._lock:
             self._calls -= 1
-            if self._calls == 0:
+            if self._calls == 0 and self._handle is None:
                 self._idle.notify_all()
 
-    def _claims(self, status: int, claims: "ctypes.c_void_p") -> Dict[str, Any]:
-        try:
-            if status != STATUS_OK:
-                raise AuthError(status)
-            pointer = ctypes.c_void_p()
-            length = ctypes.c_size_t()
-            _check(lib.jwt_claims_json(claims, ctypes.byref(pointer), ctypes.byref(length)), "claims")
-            return json.loads(ctypes.string_at(pointer.value, length.value))
-        finally:
-            lib.jwt_claims_free(claims)
+    def _verified(self, data: Optional[bytes], check: Any, full: Any) -> Dict[str, Any]:
+        """Run a verification of ``data`` (a token, or a header value: ``check`` and ``full``
+        are the native calls for it) and return the claims as the caller's own dict.
 
-    def verify(self, token: str) -> Dict[str, Any]:
-        """Verify a token and return its claims, or raise :class:`AuthError`."""
-        if not isinstance(token, (str, bytes)):
-            raise AuthError(111, "Token must be a string")
-        data = token if isinstance(token, bytes) else token.encode("utf-8", "surrogatepass")
-        claims = _native.claims_p()
-        handle = self._enter()
+        A token's claims are its payload, so once a token verified, its parsed claims are
+        kept (bounded, with the token cache) and a later call asks the library only for the
+        verdict (``check``: the token cache answers it, with the time claims and the keys
+        checked again) and copies the claims kept, instead of fetching and parsing JSON."""
+        length = 0 if data is None else len(data)
+        parsed = self._parsed
+        with self._lock:
+            handle = self._handle
+            if handle is None:
+                raise ValueError("jwtguard: the verifier is closed")
+            self._calls += 1
         try:
-            status = lib.jwt_verify(handle, data, len(data), ctypes.byref(claims))
+            if parsed is not None and data is not None:
+                kept = parsed.get(data)
+                if kept is not None:
+                    status = check(handle, data, length)
+                    if status != STATUS_OK:
+                        raise AuthError(status)
+                    return _own(kept)
+            claims = _native.claims_p()
+            status = full(handle, data, length, ctypes.byref(claims))
         finally:
             self._leave()
-        return self._claims(status, claims)
+        if status != STATUS_OK:
+            raise AuthError(status)
+        try:
+            pointer = ctypes.c_void_p()
+            size = ctypes.c_size_t()
+            _check(lib.jwt_claims_json(claims, ctypes.byref(pointer), ctypes.byref(size)), "claims")
+            text = ctypes.string_at(pointer.value, size.value).decode("utf-8")
+        finally:
+            lib.jwt_claims_free(claims)
+        result = json.loads(text)
+        if parsed is not None and data is not None:
+            if len(parsed) >= self._parsed_max:
+                try:  # the oldest goes (dicts keep insertion order)
+                    del parsed[next(iter(parsed))]
+                except (StopIteration, KeyError, RuntimeError):
+                    pass
+            nested = tuple(k for k, v in result.items() if isinstance(v, (dict, list)))
+            parsed[data] = (_own((result, nested)), nested)
+        return result
+
+    def verify(self, token: Union[str, bytes]) -> Dict[str, Any]:
+        """Verify a token and return its claims, or raise :class:`AuthError`."""
+        if isinstance(token, str):
+            data = token.encode("utf-8", "surrogatepass")
+        elif isinstance(token, bytes):
+            data = bytes(token)
+        else:
+            raise AuthError(111, "Token must be a string")
+        return self._verified(data, _verify_status, _verify)
 
     def verify_authorization(self, header_value: Optional[str]) -> Dict[str, Any]:
         """Verify the token of an ``Authorization`` header value (``None`` when the header is
         absent): ``Bearer <token>``, scheme in any case, exactly one token."""
-        claims = _native.claims_p()
         data = None if header_value is None else header_value.encode("utf-8", "surrogatepass")
-        handle = self._enter()
-        try:
-            status = lib.jwt_verify_authorization(handle, data, 0 if data is None else len(data), ctypes.byref(claims))
-        finally:
-            self._leave()
-        return self._claims(status, claims)
+        return self._verified(data, _verify_authorization_status, _verify_authorization)
 
     def refresh(self) -> None:
         """Fetch the keys now and wait (raises :class:`AuthError` when they cannot be had)."""
