@@ -14,7 +14,7 @@ NGINX_MODULE := $(RELEASE)/ngx_http_jwtguard_module.so
 PING_SERVER := $(RELEASE)/ping_server
 
 .PHONY: all deps build nginx-module install-nginx-module envoy-module c-ping-server demo test lint rust-test \
-	python-test nginx-test envoy-test c-test header bench bench-envoy bench-python clean
+	python-test nginx-test envoy-test c-test header bench bench-envoy bench-python bench-report clean
 
 all: build
 
@@ -100,6 +100,12 @@ bench-envoy: envoy-module
 
 bench-python: build
 	$(PYENV) $(PYTHON) bindings/python/bench/compare.py
+
+# Every comparison in one run (C, Python, nginx, Envoy, Flask): target/bench/report.md and
+# PNG charts. Installs libjwt-dev and bench/requirements.txt first. Not part of `make test`.
+bench-report: build nginx-module envoy-module
+	scripts/setup-bench.sh
+	$(PYENV) $(PYTHON) bench/report.py
 
 clean:
 	$(CARGO) clean

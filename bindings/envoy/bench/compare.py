@@ -80,9 +80,9 @@ def jwtguard(issuer: DevIssuer, token_cache: int | None = None) -> dict:
     }}
 
 
-def wrk(url: str, token: str) -> tuple[float, float, float]:
+def wrk(url: str, token: str, seconds: float = SECONDS) -> tuple[float, float, float]:
     out = subprocess.run(
-        ["wrk", "-t", "1", "-c", str(CONNECTIONS), "-d", f"{SECONDS}s", "--latency",
+        ["wrk", "-t", "1", "-c", str(CONNECTIONS), "-d", f"{seconds}s", "--latency",
          "-H", f"Authorization: Bearer {token}", url],
         capture_output=True, text=True, check=True,
     ).stdout
@@ -96,7 +96,8 @@ def wrk(url: str, token: str) -> tuple[float, float, float]:
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), ms("50%"), ms("99%")
 
 
-def main() -> int:
+def measure(seconds: float = SECONDS, rounds: int = ROUNDS) -> dict[str, list[tuple[float, float, float]]]:
+    """Every configuration's (req/s, p50 ms, p99 ms) per round, rounds interleaved."""
     issuer = DevIssuer()
     ports = {name: free_port() for name in
              ("no auth", "jwt_authn", "jwt_authn + cache", "jwtguard, no token cache", "jwtguard")}
@@ -137,23 +138,28 @@ def main() -> int:
                     raise SystemExit(f"bench-envoy: {name} did not answer 200")
                 time.sleep(0.1)
         results: dict[str, list] = {name: [] for name in ports}
-        for _ in range(ROUNDS):
+        for _ in range(rounds):
             for name, port in ports.items():
-                results[name].append(wrk(f"http://127.0.0.1:{port}/", token))
-        base = statistics.median(r[0] for r in results["no auth"])
-        print(f"Envoy 1.40, --concurrency 1, wrk -t1 -c{CONNECTIONS}, {ROUNDS} interleaved rounds of {SECONDS} s, "
-              "one RS256 token (medians)")
-        print(f"{'':<20}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'of no auth':>12}")
-        for name, runs in results.items():
-            rate = statistics.median(r[0] for r in runs)
-            p50 = statistics.median(r[1] for r in runs)
-            p99 = statistics.median(r[2] for r in runs)
-            print(f"{name:<20}{rate:>10.0f}{p50:>9.2f}{p99:>9.2f}{rate / base:>11.0%}")
-        return 0
+                results[name].append(wrk(f"http://127.0.0.1:{port}/", token, max(1, round(seconds))))
+        return results
     finally:
         envoy.terminate()
         envoy.wait(timeout=20)
         issuer.stop()
+
+
+def main() -> int:
+    results = measure()
+    base = statistics.median(r[0] for r in results["no auth"])
+    print(f"Envoy 1.40, --concurrency 1, wrk -t1 -c{CONNECTIONS}, {ROUNDS} interleaved rounds of {SECONDS} s, "
+          "one RS256 token (medians)")
+    print(f"{'':<20}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'of no auth':>12}")
+    for name, runs in results.items():
+        rate = statistics.median(r[0] for r in runs)
+        p50 = statistics.median(r[1] for r in runs)
+        p99 = statistics.median(r[2] for r in runs)
+        print(f"{name:<20}{rate:>10.0f}{p50:>9.2f}{p99:>9.2f}{rate / base:>11.0%}")
+    return 0
 
 
 if __name__ == "__main__":

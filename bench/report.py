@@ -1,0 +1,472 @@
+"""`make bench-report`: every comparison in one run, rounds interleaved, medians of 3.
+
+Writes target/bench/report.md, target/bench/results.json and PNG charts, and prints the
+table. Sections:
+
+- C: RS256, PS256, ES256 and EdDSA through the whole pipeline (token cache off) next to
+  `openssl speed` for the same primitive; token-cache hits, 1 and 2 threads; libjwt 1.10's
+  `jwt_decode` with the PEM key (plus the hand-written claim checks) against jwtguard on the
+  same token (typ JWT: libjwt refuses at+jwt).
+- Python: jwtguard (hot token, and token cache off) against PyJWT, python-jose, joserfc and
+  authlib on the same RS256 token, claim checks on.
+- nginx, one worker, wrk: no auth (the same requests, token included, to a location without
+  jwtguard), jwtguard with a hot token, jwtguard with all-distinct tokens (more than the token
+  cache holds: every request a miss).
+- Envoy 1.40, one worker: no auth, jwt_authn (without and with its cache), jwtguard (without
+  and with its cache): bindings/envoy/bench/compare.py.
+- Flask: the jwtguard ping example against the same API verifying with PyJWT the common way,
+  both under gunicorn (one worker, one thread).
+
+    BENCH_SECONDS=5 BENCH_ROUNDS=3 make bench-report
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+for extra in ("tests/support", "bindings/envoy/tests", "bindings/envoy/bench"):
+    sys.path.insert(0, str(ROOT / extra))
+
+from harness import AUDIENCE, MINTED_ISSUER, DevIssuer, free_port, http  # noqa: E402
+from minter import Minter  # noqa: E402
+
+SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "8"))
+OUT = ROOT / "target" / "bench"
+RELEASE = ROOT / "target" / "release"
+DISTINCT_TOKENS = 20_000  # twice the default token cache: a cyclic walk misses every time
+
+
+def median(values):
+    return statistics.median(values)
+
+
+def say(message: str) -> None:
+    print(f"bench-report: {message}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------- C
+
+
+def openssl_speed() -> dict[str, float]:
+    """Verifications per second of the primitives, from `openssl speed` (1 s each)."""
+    out = subprocess.run(["openssl", "speed", "-seconds", "1", "rsa2048", "ecdsap256", "ed25519"],
+                         capture_output=True, text=True, check=True).stdout
+    rsa = re.search(r"^rsa 2048 bits .*\s([\d.]+)\s*$", out, re.M)
+    ecdsa = re.search(r"^\s*256 bits ecdsa \(nistp256\).*\s([\d.]+)\s*$", out, re.M)
+    eddsa = re.search(r"^\s*253 bits EdDSA \(Ed25519\).*\s([\d.]+)\s*$", out, re.M)
+    if not (rsa and ecdsa and eddsa):
+        raise SystemExit(f"bench-report: cannot read openssl speed's output:\n{out}")
+    return {"RS256": float(rsa.group(1)), "PS256": float(rsa.group(1)),
+            "ES256": float(ecdsa.group(1)), "EdDSA": float(eddsa.group(1))}
+
+
+def c_inputs(minter: Minter, work: Path) -> list[str]:
+    from cryptography.hazmat.primitives import serialization
+
+    now = int(time.time())
+    exp = now + 24 * 3600
+    lines = [f"{alg} {minter.token(alg, exp=exp)}" for alg in ("RS256", "PS256", "ES256", "EdDSA")]
+    lines += [f"hot {minter.token('RS256', exp=exp, jti=f'hot-{i}')}" for i in range(128)]
+    lines.append(f"libjwt {minter.token('RS256', headers={'typ': 'JWT'}, exp=exp)}")
+    (work / "tokens.txt").write_text("\n".join(lines) + "\n")
+    (work / "jwks.json").write_text(json.dumps(minter.jwks))
+    public = minter.keys["RS256"][1].public_key()
+    (work / "rsa.pem").write_bytes(public.public_bytes(serialization.Encoding.PEM,
+                                                       serialization.PublicFormat.SubjectPublicKeyInfo))
+    binary = work / "verify_bench"
+    subprocess.run(["cc", "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", f"-I{ROOT / 'include'}",
+                    str(ROOT / "bench" / "c" / "verify_bench.c"), "-o", str(binary), f"-L{RELEASE}",
+                    f"-Wl,-rpath,{RELEASE}", "-ljwtguard", "-ljwt", "-pthread"], check=True)
+    return [str(binary), str(work / "jwks.json"), str(work / "tokens.txt"), str(work / "rsa.pem"), "1"]
+
+
+def c_round(command: list[str]) -> dict[str, float]:
+    run = subprocess.run(command, capture_output=True, text=True)
+    if run.returncode != 0:
+        raise SystemExit(f"bench-report: {command[0]} failed:\n{run.stderr}")
+    out = run.stdout
+    return {name: float(value) for name, value in (line.split() for line in out.splitlines())}
+
+
+# ----------------------------------------------------------------------------------- Python
+
+
+def python_contenders(minter: Minter):
+    """name -> a zero-argument function verifying the same RS256 token with claim checks."""
+    import jwt as pyjwt
+
+    import jwtguard
+
+    token = minter.token("RS256", exp=int(time.time()) + 24 * 3600)
+    rsa_jwk = next(k for k in minter.jwks["keys"] if k["kid"] == "rsa")
+    public = minter.keys["RS256"][1].public_key()
+    hot = jwtguard.Verifier(MINTED_ISSUER, AUDIENCE, jwks={"keys": [rsa_jwk]})
+    cold = jwtguard.Verifier(MINTED_ISSUER, AUDIENCE, jwks={"keys": [rsa_jwk]}, token_cache=0)
+
+    from jose import jwt as jose_jwt
+    from joserfc import jwt as joserfc_jwt
+    from joserfc.jwk import RSAKey
+    with warnings.catch_warnings():  # authlib.jose is deprecated in favour of joserfc; still measured
+        warnings.simplefilter("ignore")
+        from authlib.jose import JsonWebKey, JsonWebToken
+
+    rfc_key = RSAKey.import_key(rsa_jwk)
+    registry = joserfc_jwt.JWTClaimsRegistry(iss={"essential": True, "value": MINTED_ISSUER},
+                                             aud={"essential": True, "value": AUDIENCE})
+
+    def joserfc_verify():
+        registry.validate(joserfc_jwt.decode(token, rfc_key, algorithms=["RS256"]).claims)
+
+    authlib_key = JsonWebKey.import_key(rsa_jwk)
+    authlib_jwt = JsonWebToken(["RS256"])
+    options = {"iss": {"essential": True, "value": MINTED_ISSUER}, "aud": {"essential": True, "value": AUDIENCE}}
+
+    def authlib_verify():
+        authlib_jwt.decode(token, authlib_key, claims_options=options).validate()
+
+    return {
+        "jwtguard (hot token)": lambda: hot.verify(token),
+        "jwtguard (token cache off)": lambda: cold.verify(token),
+        "PyJWT": lambda: pyjwt.decode(token, public, algorithms=["RS256"], audience=AUDIENCE, issuer=MINTED_ISSUER),
+        "python-jose": lambda: jose_jwt.decode(token, {"keys": [rsa_jwk]}, algorithms=["RS256"],
+                                               audience=AUDIENCE, issuer=MINTED_ISSUER),
+        "joserfc": joserfc_verify,
+        "authlib": authlib_verify,
+    }
+
+
+def python_rate(verify, seconds: float = 1.0) -> float:
+    verify()  # fails loudly if the token is refused
+    count, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        for _ in range(50):
+            verify()
+        count += 50
+    return count / elapsed
+
+
+# ------------------------------------------------------------------------------------- HTTP
+
+
+def wrk(url: str, token: str | None = None, script: Path | None = None, tokens: Path | None = None,
+        seconds: float = SECONDS) -> tuple[float, float, float]:
+    command = ["wrk", "-t", "1", "-c", str(CONNECTIONS), "-d", f"{max(1, round(seconds))}s", "--latency"]
+    if token:
+        command += ["-H", f"Authorization: Bearer {token}"]
+    if script:
+        command += ["-s", str(script)]
+    command.append(url)
+    if tokens:
+        command += ["--", str(tokens)]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    if re.search(r"Non-2xx or 3xx responses: (\d+)", out) or "Socket errors" in out:
+        raise SystemExit(f"bench-report: {url} answered errors:\n{out}")
+
+    def ms(label: str) -> float:
+        value, unit = re.search(rf"{label}\s+([\d.]+)(us|ms|s)\b", out).groups()
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), ms("50%"), ms("99%")
+
+
+def wait_ok(url: str, token: str | None, what: str) -> None:
+    deadline = time.monotonic() + 30
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    while True:
+        try:
+            if http("GET", url, headers=headers)[0] == 200:
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit(f"bench-report: {what} did not answer 200 at {url}")
+        time.sleep(0.1)
+
+
+NGINX_CONF = """
+load_module modules/ngx_http_jwtguard_module.so;
+worker_processes 1;
+daemon off;
+pid nginx.pid;
+error_log stderr warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    default_type application/json;
+    jwtguard_issuer {issuer};
+    jwtguard_audience {audience};
+    jwtguard_jwks_uri {jwks_uri};
+    jwtguard_snapshot off;
+    server {{
+        listen 127.0.0.1:{port};
+        location = /noauth {{ jwtguard off; root html; try_files /private.json =404; }}
+        location = /auth {{ jwtguard on; root html; try_files /private.json =404; }}
+    }}
+}}
+"""
+
+BODY = '{"message":"Hello from a private endpoint! You need to be authenticated to see this."}\n'
+
+
+def nginx_measure(minter: Minter, work: Path) -> dict[str, list]:
+    prefix = work / "nginx"
+    (prefix / "modules").mkdir(parents=True)
+    (prefix / "logs").mkdir()
+    (prefix / "html").mkdir()
+    (prefix / "html" / "private.json").write_text(BODY)
+    module = Path(os.environ.get("JWTGUARD_NGINX_MODULE", RELEASE / "ngx_http_jwtguard_module.so"))
+    (prefix / "modules" / "ngx_http_jwtguard_module.so").symlink_to(module)
+    for path in (prefix, prefix / "html", prefix / "html" / "private.json"):
+        os.chmod(path, 0o755)
+    port = free_port()
+    (prefix / "nginx.conf").write_text(NGINX_CONF.format(issuer=MINTED_ISSUER, audience=AUDIENCE,
+                                                         jwks_uri=minter.jwks_uri, port=port))
+    exp = int(time.time()) + 24 * 3600
+    hot = minter.token("RS256", exp=exp, jti="nginx-hot")
+    say(f"minting {DISTINCT_TOKENS} distinct RS256 tokens")
+    distinct = work / "distinct.txt"
+    distinct.write_text("\n".join(minter.token("RS256", exp=exp, jti=f"d-{i}") for i in range(DISTINCT_TOKENS)) + "\n")
+    log = open(prefix / "logs" / "stderr.log", "w")
+    nginx = subprocess.Popen(["nginx", "-p", str(prefix), "-c", "nginx.conf"], stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ok(base + "/noauth", None, "nginx")
+        wait_ok(base + "/auth", hot, "nginx + jwtguard")
+        results: dict[str, list] = {"no auth": [], "jwtguard, hot token": [], "jwtguard, all-distinct tokens": []}
+        for _ in range(ROUNDS):
+            # The same requests everywhere (the token too): only the verification differs.
+            results["no auth"].append(wrk(base + "/noauth", token=hot))
+            results["jwtguard, hot token"].append(wrk(base + "/auth", token=hot))
+            results["jwtguard, all-distinct tokens"].append(
+                wrk(base + "/auth", script=ROOT / "bench" / "tokens.lua", tokens=distinct))
+        return results
+    finally:
+        nginx.terminate()
+        nginx.wait(timeout=20)
+        log.close()
+
+
+def flask_measure() -> dict[str, list]:
+    issuer = DevIssuer()
+    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+    env = dict(os.environ, JWTGUARD_ISSUER=issuer.url, JWTGUARD_AUDIENCE=AUDIENCE,
+               PYTHONPATH=os.pathsep.join([str(ROOT / "bindings" / "python" / "src"), os.environ.get("PYTHONPATH", "")]))
+    apps = {
+        "jwtguard (example app)": (ROOT / "bindings" / "python" / "examples" / "flask_api", "server:create_app()"),
+        "PyJWT + PyJWKClient": (ROOT / "bench", "flask_pyjwt:create_app()"),
+    }
+    servers, ports = [], {}
+    try:
+        for name, (folder, app) in apps.items():
+            ports[name] = free_port()
+            servers.append(subprocess.Popen(
+                [gunicorn, "--chdir", str(folder), "-w", "1", "--threads", "1", "-k", "gthread", "--keep-alive", "30",
+                 "-b", f"127.0.0.1:{ports[name]}", "--log-level", "warning", app],
+                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        token = issuer.token("read:messages")
+        for name, port in ports.items():
+            wait_ok(f"http://127.0.0.1:{port}/api/private", token, name)
+        results: dict[str, list] = {name: [] for name in ports}
+        for _ in range(ROUNDS):
+            for name, port in ports.items():
+                results[name].append(wrk(f"http://127.0.0.1:{port}/api/private", token=token))
+        return results
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(timeout=20)
+        issuer.stop()
+
+
+# ----------------------------------------------------------------------------------- report
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    os_name = "Linux"
+    if Path("/etc/os-release").exists():
+        found = re.search(r'^PRETTY_NAME="?([^"\n]+)', Path("/etc/os-release").read_text(), re.M)
+        os_name = found.group(1) if found else os_name
+    return f"{model}, {os.cpu_count()} cores, {os_name}, kernel {platform.release()}"
+
+
+def http_rows(results: dict[str, list], base_name: str) -> list[dict]:
+    base = median(r[0] for r in results[base_name])
+    return [{"name": name, "rps": median(r[0] for r in runs), "p50": median(r[1] for r in runs),
+             "p99": median(r[2] for r in runs), "share": median(r[0] for r in runs) / base}
+            for name, runs in results.items()]
+
+
+def charts(data: dict, stamp: str) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    made = []
+
+    def save(fig, name: str) -> None:
+        fig.text(0.99, 0.01, stamp, ha="right", va="bottom", fontsize=7, color="#555555")
+        fig.tight_layout(rect=(0, 0.03, 1, 1))
+        fig.savefig(OUT / name, dpi=110)
+        plt.close(fig)
+        made.append(name)
+
+    c = data["c"]
+    algs = ["RS256", "PS256", "ES256", "EdDSA"]
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    xs = range(len(algs))
+    ax.bar([x - 0.2 for x in xs], [c["jwtguard"][a] / 1000 for a in algs], 0.4, label="jwtguard, whole verification")
+    ax.bar([x + 0.2 for x in xs], [c["openssl"][a] / 1000 for a in algs], 0.4, label="openssl speed, signature only")
+    ax.set_xticks(list(xs), algs)
+    ax.set_ylabel("thousand verifications/s (1 core)")
+    ax.set_title("C: token cache off, against the primitive")
+    ax.legend(fontsize=8)
+    save(fig, "c-algorithms.png")
+
+    py = data["python"]
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    names = list(py)
+    ax.barh(names[::-1], [py[n] for n in names[::-1]], color=["#2b7bba" if n.startswith("jwtguard") else "#999999"
+                                                               for n in names[::-1]])
+    ax.set_xscale("log")
+    ax.set_xlabel("RS256 verifications/s from Python (log scale)")
+    ax.set_title("Python: the same token, claim checks on")
+    save(fig, "python.png")
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    labels, shares = [], []
+    for host in ("nginx", "envoy", "flask"):
+        for row in data[host]:
+            labels.append(f"{host}: {row['name']}")
+            shares.append(row["share"] * 100)
+    ax.barh(labels[::-1], shares[::-1], color=["#2b7bba" if "jwtguard" in label else "#999999" for label in labels[::-1]])
+    ax.set_xlabel("% of the host's own no-auth req/s (Flask: of jwtguard)")
+    ax.set_title("HTTP hosts, wrk, one worker")
+    save(fig, "hosts.png")
+    return made
+
+
+def table(data: dict) -> str:
+    c, py = data["c"], data["python"]
+    lines = ["| C (1 core) | verifications/s | against |", "|---|---:|---|"]
+    for alg in ("RS256", "PS256", "ES256", "EdDSA"):
+        lines.append(f"| {alg}, token cache off | {c['jwtguard'][alg]:,.0f} | "
+                     f"{c['jwtguard'][alg] / c['openssl'][alg]:.2f}x `openssl speed` ({c['openssl'][alg]:,.0f}) |")
+    lines.append(f"| token-cache hit | {c['hit']:,.0f} | {c['hit'] / c['jwtguard']['RS256']:,.0f}x RS256 uncached |")
+    lines.append(f"| hits, 2 threads (64 tokens each) | {c['hit_2_threads']:,.0f} | "
+                 f"{c['hit_2_threads'] / c['hit_1_thread']:.2f}x 1 thread ({c['hit_1_thread']:,.0f}) |")
+    lines.append(f"| RS256 typ JWT, token cache off | {c['jwtguard_typ_jwt']:,.0f} | "
+                 f"{c['jwtguard_typ_jwt'] / c['libjwt']:.2f}x libjwt 1.10 `jwt_decode` ({c['libjwt']:,.0f}) |")
+    lines += ["", "| Python (1 core) | verifications/s | jwtguard hot is | jwtguard uncached is |", "|---|---:|---:|---:|"]
+    hot, cold = py["jwtguard (hot token)"], py["jwtguard (token cache off)"]
+    for name, value in py.items():
+        lines.append(f"| {name} | {value:,.0f} | {hot / value:.1f}x | {cold / value:.1f}x |")
+    for host, title in (("nginx", "nginx 1.22, 1 worker"), ("envoy", "Envoy 1.40, --concurrency 1"),
+                        ("flask", "Flask, gunicorn 1 worker 1 thread")):
+        of = "of jwtguard" if host == "flask" else "of no auth"
+        lines += ["", f"| {title} | req/s | p50 ms | p99 ms | {of} |", "|---|---:|---:|---:|---:|"]
+        for row in data[host]:
+            lines.append(f"| {row['name']} | {row['rps']:,.0f} | {row['p50']:.2f} | {row['p99']:.2f} | {row['share']:.0%} |")
+    return "\n".join(lines)
+
+
+def targets(data: dict) -> list[tuple[str, bool, str]]:
+    c, py = data["c"], data["python"]
+    nginx = {r["name"]: r for r in data["nginx"]}
+    hot, cold = py["jwtguard (hot token)"], py["jwtguard (token cache off)"]
+    return [
+        ("nginx hot token >= 0.95x no auth", nginx["jwtguard, hot token"]["share"] >= 0.95,
+         f"{nginx['jwtguard, hot token']['share']:.2f}x"),
+        ("C token-cache hit >= 5 M/s", c["hit"] >= 5e6, f"{c['hit'] / 1e6:.1f} M/s"),
+        ("C hits, 2 threads >= 1.8x 1 thread", c["hit_2_threads"] >= 1.8 * c["hit_1_thread"],
+         f"{c['hit_2_threads'] / c['hit_1_thread']:.2f}x"),
+        ("RS256 uncached >= 0.88x openssl speed", c["jwtguard"]["RS256"] >= 0.88 * c["openssl"]["RS256"],
+         f"{c['jwtguard']['RS256'] / c['openssl']['RS256']:.2f}x"),
+        ("Python hot >= 15x PyJWT", hot >= 15 * py["PyJWT"], f"{hot / py['PyJWT']:.1f}x"),
+        ("Python hot >= 250k/s", hot >= 250_000, f"{hot:,.0f}/s"),
+        ("Python uncached >= 3x PyJWT", cold >= 3 * py["PyJWT"], f"{cold / py['PyJWT']:.1f}x"),
+        ("Python uncached >= 6x python-jose", cold >= 6 * py["python-jose"], f"{cold / py['python-jose']:.1f}x"),
+    ]
+
+
+def main() -> int:
+    OUT.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="jwtguard-bench-"))
+    os.chmod(work, 0o755)
+    started = time.monotonic()
+    minter = Minter()
+    try:
+        say("C and openssl speed")
+        command = c_inputs(minter, work)
+        c_runs, openssl_runs = [], []
+        for _ in range(ROUNDS):
+            c_runs.append(c_round(command))
+            openssl_runs.append(openssl_speed())
+        c = {name: median(r[name] for r in c_runs) for name in c_runs[0]}
+        data = {"c": {
+            "jwtguard": {alg: c[alg] for alg in ("RS256", "PS256", "ES256", "EdDSA")},
+            "openssl": {alg: median(r[alg] for r in openssl_runs) for alg in openssl_runs[0]},
+            **{k: c[k] for k in ("hit", "hit_1_thread", "hit_2_threads", "jwtguard_typ_jwt", "libjwt")},
+        }}
+
+        say("Python")
+        contenders = python_contenders(minter)
+        py_runs: dict[str, list[float]] = {name: [] for name in contenders}
+        for _ in range(ROUNDS):
+            for name, verify in contenders.items():
+                py_runs[name].append(python_rate(verify))
+        data["python"] = {name: median(runs) for name, runs in py_runs.items()}
+
+        say("nginx")
+        data["nginx"] = http_rows(nginx_measure(minter, work), "no auth")
+        say("Envoy")
+        import compare as envoy_compare
+
+        envoy_compare.CONNECTIONS = CONNECTIONS
+        data["envoy"] = http_rows(envoy_compare.measure(SECONDS, ROUNDS), "no auth")
+        say("Flask")
+        data["flask"] = http_rows(flask_measure(), "jwtguard (example app)")
+    finally:
+        minter.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+    today = datetime.date.today().isoformat()
+    stamp = f"{today}, {machine()}"
+    data["meta"] = {"date": today, "machine": machine(), "seconds": SECONDS, "rounds": ROUNDS,
+                    "connections": CONNECTIONS, "runtime_s": round(time.monotonic() - started)}
+    made = charts(data, stamp)
+    text = table(data)
+    checks = targets(data)
+    check_lines = "\n".join(f"- {'met' if ok else 'NOT met'}: {name} ({value})" for name, ok, value in checks)
+    report = (f"# jwtguard benchmark report\n\n{stamp}. Medians of {ROUNDS} interleaved rounds; wrk -t1 "
+              f"-c{CONNECTIONS}, {SECONDS:g} s per run; the report took {data['meta']['runtime_s']} s.\n\n"
+              f"{text}\n\nTargets (issue 10):\n\n{check_lines}\n\n"
+              + "".join(f"![{name}]({name})\n" for name in made))
+    (OUT / "report.md").write_text(report)
+    (OUT / "results.json").write_text(json.dumps(data, indent=2))
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
