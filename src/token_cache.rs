@@ -9,18 +9,26 @@
 //!   verified it. It is served only while that very key set is the current one: a refresh
 //!   that brings other keys (a rotation, a retired key) ends every entry before the next
 //!   lookup. The time claims are checked again on every hit.
-//! - Sharded (16 read-mostly locks, each on its own cache lines), bounded in entries and bytes
-//!   (the parsed claims counted); a full shard evicts its oldest entry, in constant time.
-//!   Counters are per thread, so threads hitting different tokens share no cache line.
+//! - Sharded (about 16 entries per shard, 16 to 65,536 shards), bounded in entries and bytes
+//!   (the parsed claims counted); a full shard evicts its oldest entry.
+//! - A lookup takes no lock: each shard's table is an immutable map behind an `ArcSwap`,
+//!   read through arc-swap's per-thread slots, and replaced whole (copy on write, a few dozen
+//!   pointers) by inserts and removals, which a per-shard mutex serialises. Counters are per
+//!   thread. So threads hitting different tokens share no cache line; the same token still
+//!   shares its claims' reference count.
 
 use crate::claims::{Claims, Times};
 use crate::counters::Striped;
+use arc_swap::ArcSwap;
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hasher};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-const SHARDS: usize = 16;
+/// Entries per shard aimed at (a copy-on-write insert copies that many pointers).
+const PER_SHARD: usize = 16;
+/// Most shards.
+const MAX_SHARDS: usize = 65_536;
 /// Bytes an entry may take on average (token + claims JSON), for the byte bound.
 const BYTES_PER_ENTRY: usize = 4096;
 /// Longest token cached (a longer one is verified every time).
@@ -69,9 +77,11 @@ struct Entry {
     seq: u64,
 }
 
+type Table = HashMap<Arc<[u8]>, Arc<Entry>, BuildTailHash>;
+
+/// What only writers touch, under the shard's mutex.
 #[derive(Default)]
-struct Shard {
-    entries: HashMap<Arc<[u8]>, Entry, BuildTailHash>,
+struct Writer {
     /// Tokens in insertion order (oldest first) with their insertion numbers, for eviction;
     /// an item whose number no longer matches its entry's is stale and skipped.
     order: VecDeque<(Arc<[u8]>, u64)>,
@@ -79,22 +89,43 @@ struct Shard {
     bytes: usize,
 }
 
-impl Shard {
-    fn remove(&mut self, token: &[u8]) {
-        if let Some(old) = self.entries.remove(token) {
+impl Writer {
+    fn remove(&mut self, table: &mut Table, token: &[u8]) {
+        if let Some(old) = table.remove(token) {
             self.bytes -= old.bytes;
         }
     }
 
     /// Drop the oldest live entry; false when there is none.
-    fn evict_oldest(&mut self) -> bool {
+    fn evict_oldest(&mut self, table: &mut Table) -> bool {
         while let Some((token, seq)) = self.order.pop_front() {
-            if self.entries.get(&token[..]).is_some_and(|e| e.seq == seq) {
-                self.remove(&token);
+            if table.get(&token[..]).is_some_and(|e| e.seq == seq) {
+                self.remove(table, &token);
                 return true;
             }
         }
         false
+    }
+}
+
+/// One shard, on cache lines of its own (no false sharing between shards).
+#[repr(align(128))]
+struct Shard {
+    /// Read without a lock; replaced whole by writers.
+    table: ArcSwap<Table>,
+    writer: Mutex<Writer>,
+}
+
+impl Shard {
+    fn new() -> Shard {
+        Shard {
+            table: ArcSwap::from_pointee(Table::default()),
+            writer: Mutex::new(Writer::default()),
+        }
+    }
+
+    fn writer(&self) -> MutexGuard<'_, Writer> {
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -109,17 +140,13 @@ pub struct TokenCacheStats {
     pub evictions: u64,
 }
 
-/// A shard's lock on cache lines of its own (no false sharing between shards).
-#[repr(align(128))]
-struct Padded(RwLock<Shard>);
-
 const HITS: usize = 0;
 const MISSES: usize = 1;
 const EVICTIONS: usize = 2;
 
 /// A bounded cache of verified tokens.
 pub struct TokenCache {
-    shards: Box<[Padded]>,
+    shards: Box<[Shard]>,
     max_entries_per_shard: usize,
     max_bytes_per_shard: usize,
     /// Hits, misses, evictions.
@@ -157,23 +184,21 @@ fn entry_bytes(token: &[u8], claims: &Claims) -> usize {
 impl TokenCache {
     /// A cache of at most `max_entries` tokens (at least one).
     pub fn new(max_entries: usize) -> TokenCache {
-        let shards = SHARDS.min(max_entries.max(1));
+        let shards = max_entries.div_ceil(PER_SHARD).clamp(1, MAX_SHARDS);
         let per_shard = max_entries.div_ceil(shards).max(1);
         TokenCache {
-            shards: (0..shards)
-                .map(|_| Padded(RwLock::new(Shard::default())))
-                .collect(),
+            shards: (0..shards).map(|_| Shard::new()).collect(),
             max_entries_per_shard: per_shard,
             max_bytes_per_shard: per_shard * BYTES_PER_ENTRY,
             counts: Striped::new(3),
         }
     }
 
-    fn shard(&self, token: &[u8]) -> &RwLock<Shard> {
+    fn shard(&self, token: &[u8]) -> &Shard {
         let mut h = BuildTailHash.build_hasher();
         h.write(token);
         // the top bits pick the shard, the map uses the whole hash
-        &self.shards[(h.finish() >> 48) as usize % self.shards.len()].0
+        &self.shards[(h.finish() >> 48) as usize % self.shards.len()]
     }
 
     /// Look `token` up; `current` gives the id of the key set verification would use now (an
@@ -184,16 +209,12 @@ impl TokenCache {
         token: &[u8],
         current: impl FnOnce() -> Result<u64, E>,
     ) -> Result<Lookup, E> {
-        let found = {
-            let shard = self
-                .shard(token)
-                .read()
-                .unwrap_or_else(PoisonError::into_inner);
-            shard
-                .entries
-                .get(token)
-                .map(|e| (e.claims.clone(), e.times, e.keys))
-        };
+        let found = self
+            .shard(token)
+            .table
+            .load()
+            .get(token)
+            .map(|e| (e.claims.clone(), e.times, e.keys));
         let Some((claims, times, verified_by)) = found else {
             self.counts.add(MISSES);
             return Ok(Lookup::Miss);
@@ -225,60 +246,57 @@ impl TokenCache {
         let Ok(times) = Times::of(claims.as_map()) else {
             return;
         };
-        let mut shard = self
-            .shard(token)
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        shard.remove(token);
-        while shard.entries.len() >= self.max_entries_per_shard
-            || shard.bytes + bytes > self.max_bytes_per_shard
+        let shard = self.shard(token);
+        let mut writer = shard.writer();
+        let mut table = Table::clone(&shard.table.load());
+        writer.remove(&mut table, token);
+        while table.len() >= self.max_entries_per_shard
+            || writer.bytes + bytes > self.max_bytes_per_shard
         {
-            if !shard.evict_oldest() {
+            if !writer.evict_oldest(&mut table) {
                 break;
             }
             self.counts.add(EVICTIONS);
         }
         // Stale queue items (entries removed on expiry or key change) are dropped now and then.
-        if shard.order.len() > 2 * self.max_entries_per_shard + 16 {
-            let Shard { entries, order, .. } = &mut *shard;
-            order.retain(|(t, seq)| entries.get(&t[..]).is_some_and(|e| e.seq == *seq));
+        if writer.order.len() > 2 * self.max_entries_per_shard + 16 {
+            writer
+                .order
+                .retain(|(t, seq)| table.get(&t[..]).is_some_and(|e| e.seq == *seq));
         }
         let key: Arc<[u8]> = token.into();
-        let seq = shard.next_seq;
-        shard.next_seq += 1;
-        shard.bytes += bytes;
-        shard.order.push_back((key.clone(), seq));
-        shard.entries.insert(
+        let seq = writer.next_seq;
+        writer.next_seq += 1;
+        writer.bytes += bytes;
+        writer.order.push_back((key.clone(), seq));
+        table.insert(
             key,
-            Entry {
+            Arc::new(Entry {
                 claims: claims.clone(),
                 times,
                 keys,
                 bytes,
                 seq,
-            },
+            }),
         );
+        shard.table.store(Arc::new(table));
     }
 
     /// Forget `token` (its time claims no longer hold, or its keys are gone).
     pub fn remove(&self, token: &[u8]) {
-        self.shard(token)
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(token);
+        let shard = self.shard(token);
+        let mut writer = shard.writer();
+        if !shard.table.load().contains_key(token) {
+            return;
+        }
+        let mut table = Table::clone(&shard.table.load());
+        writer.remove(&mut table, token);
+        shard.table.store(Arc::new(table));
     }
 
     /// Entries held now.
     pub fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| {
-                s.0.read()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .entries
-                    .len()
-            })
-            .sum()
+        self.shards.iter().map(|s| s.table.load().len()).sum()
     }
 
     /// Whether nothing is cached.
