@@ -117,8 +117,8 @@ enum jwt_counter
   JWT_COUNTER_FETCH_NOT_MODIFIED = 4,
   // Refetches caused by unknown `kid`s.
   JWT_COUNTER_UNKNOWN_KID_REFETCH = 5,
-  // Key lookups answered from fresh cached keys (by full verifications: a token-cache hit
-  // checks which keys are current without counting here).
+  // Key lookups answered from fresh cached keys (a token-cache hit counts here only when
+  // it had to look at the keys in full: a refresh due; stale keys count as stale hits).
   JWT_COUNTER_CACHE_HIT = 6,
   // Key lookups answered from keys past their expiry while refreshes fail.
   JWT_COUNTER_STALE_HIT = 7,

@@ -99,14 +99,19 @@ fn a_hit_while_a_refresh_is_due_starts_it_and_sees_what_it_brings() {
     let source = v.jwks_source().unwrap().clone();
     assert_eq!(source.stats().fetches_ok, 1);
     server.set(Reply::json(&jwks(&[b.jwk(true)])));
-    // Not yet due (TTL 600 s, refresh 60 s ahead): hits, no fetch.
+    // Not yet due (TTL 600 s, refresh 60 s ahead): hits, no fetch, and the keys are not
+    // looked up in full (the lock-free path).
     clock.advance(500.0);
+    let lookups = source.stats().cache_hits;
     assert_eq!(status(&v, &token), Status::Ok);
+    assert_eq!(source.stats().cache_hits, lookups);
     assert!(source.wait_idle(std::time::Duration::from_secs(10)));
     assert_eq!(source.stats().fetches_ok, 1);
-    // Due: this hit is still served from the keys in hand and starts the refresh.
+    // Due: this hit is still served from the keys in hand, looks them up in full and
+    // starts the refresh.
     clock.advance(45.0);
     assert_eq!(status(&v, &token), Status::Ok);
+    assert_eq!(source.stats().cache_hits, lookups + 1);
     assert!(source.wait_idle(std::time::Duration::from_secs(10)));
     assert_eq!(source.stats().fetches_ok, 2);
     assert_eq!(status(&v, &token), Status::KeyNotFound);

@@ -211,8 +211,8 @@ pub enum jwt_counter {
     FetchNotModified = 4,
     /// Refetches caused by unknown `kid`s.
     UnknownKidRefetch = 5,
-    /// Key lookups answered from fresh cached keys (by full verifications: a token-cache hit
-    /// checks which keys are current without counting here).
+    /// Key lookups answered from fresh cached keys (a token-cache hit counts here only when
+    /// it had to look at the keys in full: a refresh due; stale keys count as stale hits).
     CacheHit = 6,
     /// Key lookups answered from keys past their expiry while refreshes fail.
     StaleHit = 7,

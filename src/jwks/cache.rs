@@ -165,6 +165,7 @@ fn refresh_at(fetched_tick: f64, expires_at: f64, options: &CacheOptions) -> f64
 /// sequence lock: `seq` is odd while a writer changes the fields). Lets a token-cache hit
 /// learn whether the keys it was verified with are still the current, fresh ones.
 #[derive(Default)]
+#[repr(align(128))] // read on every token-cache hit: a cache line of its own
 struct Published {
     seq: AtomicU64,
     /// 0: nothing loaded.

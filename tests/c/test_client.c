@@ -236,6 +236,7 @@ test_verify(jwt_verifier *verifier, const char *valid, const char *expired,
   const char *text = NULL;
   size_t text_len = 0;
   double number = 0;
+  uint64_t hits;
   char *header = NULL;
   char *padded = NULL;
   size_t valid_len = strlen(valid);
@@ -388,8 +389,10 @@ test_verify(jwt_verifier *verifier, const char *valid, const char *expired,
   CHECK_STATUS(jwt_verify_authorization(verifier, S("Bearer x"), NULL), JWT_STATUS_NULL_ARGUMENT);
   CHECK(other == NULL);
 
-  /* The verdict alone. */
+  /* The verdict alone (answered by the token cache too). */
+  hits = jwt_verifier_count(verifier, JWT_COUNTER_TOKEN_CACHE_HIT);
   CHECK_STATUS(jwt_verify_status(verifier, valid, valid_len), JWT_STATUS_OK);
+  CHECK(jwt_verifier_count(verifier, JWT_COUNTER_TOKEN_CACHE_HIT) == hits + 1);
   CHECK_STATUS(jwt_verify_status(verifier, S(no_scope)), JWT_STATUS_OK);
   CHECK_STATUS(jwt_verify_status(verifier, valid, valid_len - 1), JWT_STATUS_TOKEN_MALFORMED);
   CHECK_STATUS(jwt_verify_status(verifier, valid, (size_t)-1), JWT_STATUS_TOKEN_TOO_LARGE);

@@ -75,6 +75,7 @@ def test_a_kept_token_is_refused_once_it_expires(minter):
             with pytest.raises(jwtguard.AuthError) as refused:
                 call()
             assert refused.value.reason == "token_expired"
+        assert token.encode() not in v._parsed  # refused for good: its claims are not kept
 
 
 def test_a_kept_token_is_refused_once_its_key_is_retired():
@@ -113,3 +114,55 @@ def test_kept_claims_are_bounded(minter):
         for token in tokens * 2:
             assert v.verify(token)["jti"] == f"bound-{tokens.index(token)}"
         assert len(v._parsed) == 3
+
+
+def test_one_token_takes_one_entry_whatever_the_header_and_each_form_is_checked_as_itself(minter):
+    with jwtguard.Verifier(MINTED_ISSUER, AUDIENCE, jwks_uri=minter.jwks_uri, allow_insecure_http=True) as v:
+        token = minter.token(jti="forms")
+        for header in ("Bearer " + token, "bearer  " + token, "BEARER\t" + token + " ", " Bearer " + token):
+            assert v.verify_authorization(header)["jti"] == "forms"
+        assert v.verify(token)["jti"] == "forms"
+        assert list(v._parsed) == [token.encode()]
+        # The kept claims never stand in for the library's verdict on the form given.
+        for refused, call in (
+            ("token_malformed", lambda: v.verify("Bearer " + token)),
+            ("authorization_header_malformed", lambda: v.verify_authorization(token)),
+            ("authorization_header_malformed", lambda: v.verify_authorization("Basic " + token)),
+            ("authorization_header_malformed", lambda: v.verify_authorization("Bearer " + token + "\r\nX: y")),
+        ):
+            with pytest.raises(jwtguard.AuthError) as error:
+                call()
+            assert error.value.reason == refused
+        assert v.verify_authorization("Bearer " + token)["jti"] == "forms"
+
+
+def test_no_kept_claims_without_the_token_cache(minter):
+    with jwtguard.Verifier(MINTED_ISSUER, AUDIENCE, jwks_uri=minter.jwks_uri, allow_insecure_http=True,
+                           token_cache=0) as v:
+        assert v.verify(minter.token())["sub"] == "client-1@clients"
+        assert v._parsed is None
+
+
+def test_kept_claims_stay_bounded_under_threads(minter):
+    import threading
+
+    tokens = [minter.token("ES256", jti=f"thr-{i}") for i in range(200)]
+    with jwtguard.Verifier(MINTED_ISSUER, AUDIENCE, jwks_uri=minter.jwks_uri, allow_insecure_http=True,
+                           algorithms=("ES256",), token_cache=16) as v:
+        errors = []
+
+        def run(offset: int) -> None:
+            try:
+                for i in range(400):
+                    token = tokens[(i * 7 + offset) % len(tokens)]
+                    assert v.verify(token)["jti"] == f"thr-{tokens.index(token)}"
+            except Exception as e:  # reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=run, args=(t * 13,)) for t in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        assert len(v._parsed) <= 16

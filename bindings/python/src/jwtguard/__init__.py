@@ -155,8 +155,10 @@ def _seconds(value: Any, what: str) -> int:
     return int(value)
 
 
-# Most tokens whose parsed claims a verifier keeps (each some kilobytes).
+# Most tokens whose parsed claims a verifier keeps (each some kilobytes), and the longest
+# token kept (the library's token cache keeps none longer either).
 _PARSED_MAX = 4096
+_PARSED_MAX_TOKEN = 16 * 1024
 
 _verify = lib.jwt_verify
 _verify_status = lib.jwt_verify_status
@@ -247,9 +249,9 @@ class Verifier:
             self._handle = handle.value
         finally:
             lib.jwt_config_free(config)
-        token_cache = cache_options.get("token_cache", 10_000)
-        if token_cache:
-            self._parsed, self._parsed_max = {}, min(int(token_cache), _PARSED_MAX)
+        token_cache = _seconds(cache_options.get("token_cache", 10_000), "token_cache")
+        if token_cache > 0:
+            self._parsed, self._parsed_max = {}, min(token_cache, _PARSED_MAX)
 
     @staticmethod
     def _configure(config, issuer, audience, jwks_uri, algorithms, leeway, required_claims, strict, jwks, jwks_file, options):
@@ -318,35 +320,40 @@ class Verifier:
             if self._calls == 0 and self._handle is None:
                 self._idle.notify_all()
 
-    def _verified(self, data: Optional[bytes], check: Any, full: Any) -> Dict[str, Any]:
+    def _verified(self, data: Optional[bytes], token: Optional[bytes], check: Any, full: Any) -> Dict[str, Any]:
         """Run a verification of ``data`` (a token, or a header value: ``check`` and ``full``
         are the native calls for it) and return the claims as the caller's own dict.
 
         A token's claims are its payload, so once a token verified, its parsed claims are
-        kept (bounded, with the token cache) and a later call asks the library only for the
-        verdict (``check``: the token cache answers it, with the time claims and the keys
-        checked again) and copies the claims kept, instead of fetching and parsing JSON."""
+        kept by the token's bytes (``token``; bounded, only with the token cache on) and a
+        later call asks the library only for the verdict on ``data`` (``check``: the token
+        cache answers it, with the time claims and the keys checked again) and copies the
+        claims kept, instead of fetching and parsing JSON."""
         length = 0 if data is None else len(data)
         parsed = self._parsed
+        if token is not None and len(token) > _PARSED_MAX_TOKEN:
+            parsed = None
         with self._lock:
             handle = self._handle
             if handle is None:
                 raise ValueError("jwtguard: the verifier is closed")
             self._calls += 1
         try:
-            if parsed is not None and data is not None:
-                kept = parsed.get(data)
-                if kept is not None:
-                    status = check(handle, data, length)
-                    if status != STATUS_OK:
-                        raise AuthError(status)
-                    return _own(kept)
-            claims = _native.claims_p()
-            status = full(handle, data, length, ctypes.byref(claims))
+            kept = None if parsed is None or token is None else parsed.get(token)
+            if kept is not None:
+                status = check(handle, data, length)
+            else:
+                claims = _native.claims_p()
+                status = full(handle, data, length, ctypes.byref(claims))
         finally:
             self._leave()
         if status != STATUS_OK:
-            raise AuthError(status)
+            error = AuthError(status)
+            if kept is not None and error.reason in ("token_expired", "key_not_found"):
+                parsed.pop(token, None)  # the token is refused for good: its claims go
+            raise error
+        if kept is not None:
+            return _own(kept)
         try:
             pointer = ctypes.c_void_p()
             size = ctypes.c_size_t()
@@ -355,14 +362,13 @@ class Verifier:
         finally:
             lib.jwt_claims_free(claims)
         result = json.loads(text)
-        if parsed is not None and data is not None:
-            if len(parsed) >= self._parsed_max:
-                try:  # the oldest goes (dicts keep insertion order)
-                    del parsed[next(iter(parsed))]
-                except (StopIteration, KeyError, RuntimeError):
-                    pass
+        if parsed is not None and token is not None:
             nested = tuple(k for k, v in result.items() if isinstance(v, (dict, list)))
-            parsed[data] = (_own((result, nested)), nested)
+            entry = (_own((result, nested)), nested)
+            with self._lock:  # the bound holds whatever other threads do
+                while len(parsed) >= self._parsed_max:
+                    del parsed[next(iter(parsed))]  # the oldest (dicts keep insertion order)
+                parsed[token] = entry
         return result
 
     def verify(self, token: Union[str, bytes]) -> Dict[str, Any]:
@@ -373,13 +379,21 @@ class Verifier:
             data = bytes(token)
         else:
             raise AuthError(111, "Token must be a string")
-        return self._verified(data, _verify_status, _verify)
+        return self._verified(data, data, _verify_status, _verify)
 
     def verify_authorization(self, header_value: Optional[str]) -> Dict[str, Any]:
         """Verify the token of an ``Authorization`` header value (``None`` when the header is
         absent): ``Bearer <token>``, scheme in any case, exactly one token."""
-        data = None if header_value is None else header_value.encode("utf-8", "surrogatepass")
-        return self._verified(data, _verify_authorization_status, _verify_authorization)
+        if header_value is None:
+            return self._verified(None, None, _verify_authorization_status, _verify_authorization)
+        data = header_value.encode("utf-8", "surrogatepass")
+        # The library accepts only visible ASCII, spaces and tabs, and exactly a scheme and a
+        # token: for a header it accepts, the second of two whitespace-split fields is the
+        # very token it verified, so claims are kept by the token, whatever the spacing or
+        # the scheme's case (one token cannot take many entries).
+        fields = data.split()
+        token = fields[1] if len(fields) == 2 else None
+        return self._verified(data, token, _verify_authorization_status, _verify_authorization)
 
     def refresh(self) -> None:
         """Fetch the keys now and wait (raises :class:`AuthError` when they cannot be had)."""
