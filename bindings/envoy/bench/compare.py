@@ -28,6 +28,9 @@ from harness import AUDIENCE, DevIssuer, free_port, http  # noqa: E402
 SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "8"))
+# Processes to prefix with `taskset` (set by bench/report.py to keep wrk and Envoy apart).
+CLIENT_CPU: list[str] = []
+SERVER_CPU: list[str] = []
 BODY = '{"message":"Hello from a private endpoint! You need to be authenticated to see this."}\n'
 
 
@@ -82,7 +85,7 @@ def jwtguard(issuer: DevIssuer, token_cache: int | None = None) -> dict:
 
 def wrk(url: str, token: str, seconds: float = SECONDS) -> tuple[float, float, float]:
     out = subprocess.run(
-        ["wrk", "-t", "1", "-c", str(CONNECTIONS), "-d", f"{seconds}s", "--latency",
+        [*CLIENT_CPU, "wrk", "-t", "1", "-c", str(CONNECTIONS), "-d", f"{seconds}s", "--latency",
          "-H", f"Authorization: Bearer {token}", url],
         capture_output=True, text=True, check=True,
     ).stdout
@@ -119,7 +122,7 @@ def measure(seconds: float = SECONDS, rounds: int = ROUNDS) -> dict[str, list[tu
     work = Path(tempfile.mkdtemp(prefix="jwtguard-bench-envoy-"))
     (work / "envoy.json").write_text(json.dumps(config))
     envoy = subprocess.Popen(
-        [envoy_binary(), "-c", str(work / "envoy.json"), "--concurrency", "1", "-l", "warning",
+        [*SERVER_CPU, envoy_binary(), "-c", str(work / "envoy.json"), "--concurrency", "1", "-l", "warning",
          "--base-id", str(admin)],
         env=dict(os.environ, ENVOY_DYNAMIC_MODULES_SEARCH_PATH=str(ROOT / "target" / "release")),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
