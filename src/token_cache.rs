@@ -9,11 +9,16 @@
 //!   verified it. It is served only while that very key set is the current one: a refresh
 //!   that brings other keys (a rotation, a retired key) ends every entry before the next
 //!   lookup. The time claims are checked again on every hit.
-//! - Sharded (about 16 entries per shard, 16 to 65,536 shards), bounded in entries and bytes
-//!   (the parsed claims counted); a full shard evicts its oldest entry.
+//! - Sharded (about 64 entries per shard, 1 to 65,536 shards). The bounds in entries and
+//!   bytes (the parsed claims counted) hold for the whole cache: an insert into a full cache
+//!   evicts its shard's oldest entry. A shard may hold up to twice its share (plus 8), so the
+//!   luck of the hash does not cut the capacity: the tokens of as many clients as the bound
+//!   fit. (Threads inserting at the same moment may pass the bound by one entry each, until
+//!   the next insert.)
 //! - A lookup takes no lock: each shard's table is an immutable map behind an `ArcSwap`,
-//!   read through arc-swap's per-thread slots, and replaced whole (copy on write, a few dozen
-//!   pointers) by inserts and removals, which a per-shard mutex serialises. Counters are per
+//!   read through arc-swap's per-thread slots, and replaced whole (copy on write of the
+//!   shard's entries: about 64 pointer pairs, 150 at the largest bound) by inserts and
+//!   removals, which a per-shard mutex serialises. Counters are per
 //!   thread. So threads hitting different tokens share no cache line; the same token still
 //!   shares its claims' reference count.
 
@@ -23,10 +28,11 @@ use arc_swap::ArcSwap;
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// Entries per shard aimed at (a copy-on-write insert copies that many pointers).
-const PER_SHARD: usize = 16;
+const PER_SHARD: usize = 64;
 /// Most shards.
 const MAX_SHARDS: usize = 65_536;
 /// Bytes an entry may take on average (token + claims JSON), for the byte bound.
@@ -89,43 +95,65 @@ struct Writer {
     bytes: usize,
 }
 
+/// The whole cache's entries and bytes, for its bounds.
+struct Totals {
+    entries: AtomicUsize,
+    bytes: AtomicUsize,
+}
+
 impl Writer {
-    fn remove(&mut self, table: &mut Table, token: &[u8]) {
-        if let Some(old) = table.remove(token) {
-            self.bytes -= old.bytes;
-        }
+    fn remove(&mut self, table: &mut Table, token: &[u8], totals: &Totals) -> bool {
+        let Some(old) = table.remove(token) else {
+            return false;
+        };
+        self.bytes -= old.bytes;
+        totals.entries.fetch_sub(1, Ordering::Relaxed);
+        totals.bytes.fetch_sub(old.bytes, Ordering::Relaxed);
+        true
     }
 
     /// Drop the oldest live entry; false when there is none.
-    fn evict_oldest(&mut self, table: &mut Table) -> bool {
+    fn evict_oldest(&mut self, table: &mut Table, totals: &Totals) -> bool {
         while let Some((token, seq)) = self.order.pop_front() {
             if table.get(&token[..]).is_some_and(|e| e.seq == seq) {
-                self.remove(table, &token);
-                return true;
+                return self.remove(table, &token, totals);
             }
         }
         false
     }
+
+    /// Drop queue items whose entries are gone (they hold their token's bytes), once they are
+    /// as many as the entries.
+    fn compact(&mut self, table: &Table) {
+        if self.order.len() > 2 * table.len() + 16 {
+            self.order
+                .retain(|(t, seq)| table.get(&t[..]).is_some_and(|e| e.seq == *seq));
+        }
+    }
 }
+
+/// On cache lines of its own: writers never disturb the line readers load.
+#[repr(align(128))]
+struct Padded<T>(T);
 
 /// One shard, on cache lines of its own (no false sharing between shards).
 #[repr(align(128))]
 struct Shard {
     /// Read without a lock; replaced whole by writers.
     table: ArcSwap<Table>,
-    writer: Mutex<Writer>,
+    writer: Padded<Mutex<Writer>>,
 }
 
 impl Shard {
     fn new() -> Shard {
         Shard {
             table: ArcSwap::from_pointee(Table::default()),
-            writer: Mutex::new(Writer::default()),
+            writer: Padded(Mutex::new(Writer::default())),
         }
     }
 
     fn writer(&self) -> MutexGuard<'_, Writer> {
-        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+        self.writer.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -147,8 +175,15 @@ const EVICTIONS: usize = 2;
 /// A bounded cache of verified tokens.
 pub struct TokenCache {
     shards: Box<[Shard]>,
-    max_entries_per_shard: usize,
-    max_bytes_per_shard: usize,
+    max_entries: usize,
+    max_bytes: usize,
+    /// Most entries one shard holds: twice its share, plus 8.
+    shard_entries: usize,
+    /// Most bytes one shard holds, likewise; and an entry over a shard's share of the bytes
+    /// is never admitted.
+    shard_bytes: usize,
+    share_bytes: usize,
+    totals: Totals,
     /// Hits, misses, evictions.
     counts: Striped,
 }
@@ -184,12 +219,20 @@ fn entry_bytes(token: &[u8], claims: &Claims) -> usize {
 impl TokenCache {
     /// A cache of at most `max_entries` tokens (at least one).
     pub fn new(max_entries: usize) -> TokenCache {
-        let shards = max_entries.div_ceil(PER_SHARD).clamp(1, MAX_SHARDS);
-        let per_shard = max_entries.div_ceil(shards).max(1);
+        let max_entries = max_entries.max(1);
+        let shards = (max_entries / PER_SHARD).clamp(1, MAX_SHARDS);
+        let share = max_entries.div_ceil(shards);
         TokenCache {
             shards: (0..shards).map(|_| Shard::new()).collect(),
-            max_entries_per_shard: per_shard,
-            max_bytes_per_shard: per_shard * BYTES_PER_ENTRY,
+            max_entries,
+            max_bytes: max_entries * BYTES_PER_ENTRY,
+            shard_entries: 2 * share + 8,
+            shard_bytes: (2 * share + 8) * BYTES_PER_ENTRY,
+            share_bytes: share * BYTES_PER_ENTRY,
+            totals: Totals {
+                entries: AtomicUsize::new(0),
+                bytes: AtomicUsize::new(0),
+            },
             counts: Striped::new(3),
         }
     }
@@ -197,8 +240,10 @@ impl TokenCache {
     fn shard(&self, token: &[u8]) -> &Shard {
         let mut h = BuildTailHash.build_hasher();
         h.write(token);
-        // the top bits pick the shard, the map uses the whole hash
-        &self.shards[(h.finish() >> 48) as usize % self.shards.len()]
+        // Bits 16..48 pick the shard (multiply-shift: every shard alike), so the top bits the
+        // table filters its slots by stay as varied within a shard as in the whole cache.
+        let middle = (h.finish() >> 16) & 0xFFFF_FFFF;
+        &self.shards[((middle * self.shards.len() as u64) >> 32) as usize]
     }
 
     /// Look `token` up; `current` gives the id of the key set verification would use now (an
@@ -230,8 +275,9 @@ impl TokenCache {
             self.counts.add(HITS);
             return Ok(Lookup::Hit(claims, times));
         }
-        // Verified under keys that are gone: never served again.
-        self.remove(token);
+        // Verified under keys that are gone: never served again (an entry another thread put
+        // in meanwhile, under the current keys, stays).
+        self.remove_if(token, |e| e.keys == verified_by);
         self.counts.add(MISSES);
         Ok(Lookup::Miss)
     }
@@ -240,7 +286,7 @@ impl TokenCache {
     /// alone would exceed a shard's byte bound).
     pub fn insert(&self, token: &[u8], claims: &Claims, keys: u64) {
         let bytes = entry_bytes(token, claims);
-        if token.len() > MAX_TOKEN_BYTES || bytes > self.max_bytes_per_shard {
+        if token.len() > MAX_TOKEN_BYTES || bytes > self.share_bytes {
             return;
         }
         let Ok(times) = Times::of(claims.as_map()) else {
@@ -249,25 +295,25 @@ impl TokenCache {
         let shard = self.shard(token);
         let mut writer = shard.writer();
         let mut table = Table::clone(&shard.table.load());
-        writer.remove(&mut table, token);
-        while table.len() >= self.max_entries_per_shard
-            || writer.bytes + bytes > self.max_bytes_per_shard
+        let totals = &self.totals;
+        writer.remove(&mut table, token, totals);
+        while table.len() >= self.shard_entries
+            || writer.bytes + bytes > self.shard_bytes
+            || totals.entries.load(Ordering::Relaxed) >= self.max_entries
+            || totals.bytes.load(Ordering::Relaxed) + bytes > self.max_bytes
         {
-            if !writer.evict_oldest(&mut table) {
+            if !writer.evict_oldest(&mut table, totals) {
                 break;
             }
             self.counts.add(EVICTIONS);
         }
-        // Stale queue items (entries removed on expiry or key change) are dropped now and then.
-        if writer.order.len() > 2 * self.max_entries_per_shard + 16 {
-            writer
-                .order
-                .retain(|(t, seq)| table.get(&t[..]).is_some_and(|e| e.seq == *seq));
-        }
+        writer.compact(&table);
         let key: Arc<[u8]> = token.into();
         let seq = writer.next_seq;
         writer.next_seq += 1;
         writer.bytes += bytes;
+        totals.entries.fetch_add(1, Ordering::Relaxed);
+        totals.bytes.fetch_add(bytes, Ordering::Relaxed);
         writer.order.push_back((key.clone(), seq));
         table.insert(
             key,
@@ -284,13 +330,18 @@ impl TokenCache {
 
     /// Forget `token` (its time claims no longer hold, or its keys are gone).
     pub fn remove(&self, token: &[u8]) {
+        self.remove_if(token, |_| true);
+    }
+
+    fn remove_if(&self, token: &[u8], condemned: impl Fn(&Entry) -> bool) {
         let shard = self.shard(token);
         let mut writer = shard.writer();
-        if !shard.table.load().contains_key(token) {
+        if !shard.table.load().get(token).is_some_and(|e| condemned(e)) {
             return;
         }
         let mut table = Table::clone(&shard.table.load());
-        writer.remove(&mut table, token);
+        writer.remove(&mut table, token, &self.totals);
+        writer.compact(&table);
         shard.table.store(Arc::new(table));
     }
 

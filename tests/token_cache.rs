@@ -227,12 +227,36 @@ fn the_oldest_entry_goes_first_and_a_small_bound_is_exact() {
 
 #[test]
 fn a_token_whose_claims_outweigh_the_byte_bound_is_not_kept() {
-    // 32 entries: two shards of 16, 64 KiB each. 1,300 one-element arrays are 5 KiB of JSON
-    // (the token stays under the 8 KiB cap) and about 90 KiB parsed.
-    let v = fixed(32, &Clock::manual(NOW));
+    // 16 entries: a share of 64 KiB. 1,300 one-element arrays are 5 KiB of JSON (the token
+    // stays under the 8 KiB cap) and about 90 KiB parsed.
+    let v = fixed(16, &Clock::manual(NOW));
     let tags: Vec<serde_json::Value> = (0..1300).map(|_| json!([0])).collect();
     let token = Signer::es256().token(&claims_with(json!({"tags": tags})));
     assert_eq!(status(&v, &token), Status::Ok);
     assert_eq!(status(&v, &token), Status::Ok);
     assert_eq!(v.token_cache_stats().hits, 0);
+}
+
+#[test]
+fn as_many_clients_as_the_bound_all_stay_cached() {
+    // Shards are filled by the luck of the hash; the bound is the whole cache's, so a bound
+    // of 1,000 keeps 1,000 clients' tokens, and a client coming back is a hit, whatever the
+    // order they come in.
+    let v = fixed(1000, &Clock::manual(NOW));
+    let signer = Signer::es256();
+    let tokens: Vec<String> = (0..1000)
+        .map(|i| signer.token(&claims_with(json!({"jti": format!("c-{i}")}))))
+        .collect();
+    for t in &tokens {
+        assert_eq!(status(&v, t), Status::Ok);
+    }
+    assert_eq!(v.token_cache_stats().evictions, 0);
+    for t in tokens.iter().rev() {
+        assert_eq!(status(&v, t), Status::Ok);
+    }
+    assert_eq!(v.token_cache_stats().hits, 1000);
+    // One more client: one eviction, and the bound holds.
+    let extra = signer.token(&claims_with(json!({"jti": "c-extra"})));
+    assert_eq!(status(&v, &extra), Status::Ok);
+    assert_eq!(v.token_cache_stats().evictions, 1);
 }

@@ -26,18 +26,26 @@ pub fn discover(issuer: &str, options: &CacheOptions) -> Result<String> {
         Outcome::Body(f) => f.body,
         Outcome::NotModified { .. } => return Err(bad("unexpected 304".into())),
     };
+    jwks_uri_of(&body, issuer, options.fetch.allow_insecure_http).map_err(bad)
+}
+
+/// The `jwks_uri` of a discovery document for `issuer`, or why there is none usable.
+pub fn jwks_uri_of(
+    body: &[u8],
+    issuer: &str,
+    allow_insecure_http: bool,
+) -> std::result::Result<String, String> {
     let doc: serde_json::Value =
-        serde_json::from_slice(&body).map_err(|e| bad(format!("not JSON: {e}")))?;
+        serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
     match doc.get("issuer").and_then(|v| v.as_str()) {
         Some(found) if found == issuer => {}
-        found => return Err(bad(format!("issuer is {found:?}, expected {issuer:?}"))),
+        found => return Err(format!("issuer is {found:?}, expected {issuer:?}")),
     }
     let jwks_uri = doc
         .get("jwks_uri")
         .and_then(|v| v.as_str())
-        .ok_or_else(|| bad("no jwks_uri".into()))?;
-    fetch::check_url(jwks_uri, options.fetch.allow_insecure_http)
-        .map_err(|e| bad(format!("jwks_uri: {e}")))?;
+        .ok_or_else(|| "no jwks_uri".to_string())?;
+    fetch::check_url(jwks_uri, allow_insecure_http).map_err(|e| format!("jwks_uri: {e}"))?;
     Ok(jwks_uri.to_string())
 }
 
