@@ -14,7 +14,7 @@ NGINX_MODULE := $(RELEASE)/ngx_http_jwtguard_module.so
 PING_SERVER := $(RELEASE)/ping_server
 
 .PHONY: all deps build nginx-module install-nginx-module envoy-module c-ping-server demo test lint rust-test \
-	python-test nginx-test envoy-test c-test header bench bench-envoy bench-python bench-report clean
+	python-test nginx-test envoy-test c-test header bench bench-envoy bench-python bench-report fuzz fuzz-smoke clean
 
 all: build
 
@@ -60,7 +60,7 @@ demo: build nginx-module envoy-module c-ping-server
 # Everything: formatting, lints, Rust unit and integration tests (Wycheproof vectors, the
 # pipeline, JWKS over loopback, the dev issuer, CLI, TLS), header drift, the C clients under
 # valgrind, and the Python suite (ctypes, Flask, the example API as a server, a wheel).
-test: deps lint rust-test python-test nginx-test envoy-test c-test
+test: deps lint rust-test python-test nginx-test envoy-test c-test fuzz-smoke
 
 lint:
 	$(CARGO) fmt --check
@@ -106,6 +106,15 @@ bench-python: build
 bench-report: build nginx-module envoy-module
 	scripts/setup-bench.sh
 	$(PYENV) $(PYTHON) bench/report.py
+
+# Coverage-guided fuzzing (fuzz/, cargo-fuzz, address sanitizer): every target FUZZ_SECONDS
+# seconds, executions and coverage printed per target. `make test` runs a 10 s smoke of each.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	scripts/fuzz.sh $(FUZZ_SECONDS)
+
+fuzz-smoke: deps
+	scripts/fuzz.sh 10
 
 clean:
 	$(CARGO) clean

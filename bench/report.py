@@ -53,9 +53,10 @@ DISTINCT_TOKENS = 20_000  # twice the default token cache: a cyclic walk misses 
 
 # With two cores or more, wrk runs on the first and the server under test on the last, so
 # that the two never take each other's core (runs vary much less).
-PIN = (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
-CLIENT_CPU = ["taskset", "-c", "0"] if PIN else []
-SERVER_CPU = ["taskset", "-c", str((os.cpu_count() or 1) - 1)] if PIN else []
+CPUS = sorted(os.sched_getaffinity(0))  # the cores this process may use (a cpuset may limit them)
+PIN = len(CPUS) >= 2 and shutil.which("taskset") is not None
+CLIENT_CPU = ["taskset", "-c", str(CPUS[0])] if PIN else []
+SERVER_CPU = ["taskset", "-c", str(CPUS[-1])] if PIN else []
 
 
 def median(values):
@@ -223,6 +224,9 @@ http {{
         listen 127.0.0.1:{port};
         location = /noauth {{ jwtguard off; root html; try_files /private.json =404; }}
         location = /auth {{ jwtguard on; root html; try_files /private.json =404; }}
+        location = /auth-nocache {{
+            jwtguard on; jwtguard_token_cache off; root html; try_files /private.json =404;
+        }}
     }}
 }}
 """
@@ -255,13 +259,19 @@ def nginx_measure(minter: Minter, work: Path) -> dict[str, list]:
     try:
         wait_ok(base + "/noauth", None, "nginx")
         wait_ok(base + "/auth", hot, "nginx + jwtguard")
-        results: dict[str, list] = {"no auth": [], "jwtguard, hot token": [], "jwtguard, all-distinct tokens": []}
+        results: dict[str, list] = {"no auth": [], "jwtguard, hot token": [], "jwtguard, all-distinct tokens": [],
+                                    "jwtguard, all-distinct, token cache off": [],
+                                    "no auth, the same wrk script": []}
+        script = ROOT / "bench" / "tokens.lua"
         for _ in range(ROUNDS):
             # The same requests everywhere (the token too): only the verification differs.
             results["no auth"].append(wrk(base + "/noauth", token=hot))
             results["jwtguard, hot token"].append(wrk(base + "/auth", token=hot))
-            results["jwtguard, all-distinct tokens"].append(
-                wrk(base + "/auth", script=ROOT / "bench" / "tokens.lua", tokens=distinct))
+            results["jwtguard, all-distinct tokens"].append(wrk(base + "/auth", script=script, tokens=distinct))
+            # Controls: the cache's own cost on misses, and wrk's cost of a script per request.
+            results["jwtguard, all-distinct, token cache off"].append(
+                wrk(base + "/auth-nocache", script=script, tokens=distinct))
+            results["no auth, the same wrk script"].append(wrk(base + "/noauth", script=script, tokens=distinct))
         return results
     finally:
         nginx.terminate()
@@ -384,7 +394,7 @@ def table(data: dict) -> str:
     for alg in ("RS256", "PS256", "ES256", "EdDSA"):
         lines.append(f"| {alg}, token cache off | {c['jwtguard'][alg]:,.0f} | "
                      f"{r['openssl'][alg]:.2f}x `openssl speed` ({c['openssl'][alg]:,.0f}) |")
-    lines.append(f"| token-cache hit | {c['hit']:,.0f} | {c['hit'] / c['jwtguard']['RS256']:,.0f}x RS256 uncached |")
+    lines.append(f"| token-cache hit | {c['hit']:,.0f} | {r['hit']:,.0f}x RS256 uncached |")
     lines.append(f"| hits, 2 threads (64 tokens each) | {c['hit_2_threads']:,.0f} | "
                  f"{r['threads']:.2f}x 1 thread ({c['hit_1_thread']:,.0f}) |")
     lines.append(f"| RS256 typ JWT, token cache off | {c['jwtguard_typ_jwt']:,.0f} | "
@@ -396,6 +406,9 @@ def table(data: dict) -> str:
                         ("flask", "Flask, gunicorn 1 worker 1 thread")):
         of = "of jwtguard" if host == "flask" else "of no auth"
         lines += ["", f"| {title} | req/s | p50 ms | p99 ms | {of} |", "|---|---:|---:|---:|---:|"]
+        if host == "nginx":
+            of = "of no auth (all-distinct rows: of no auth under the same wrk script)"
+            lines[-2] = f"| {title} | req/s | p50 ms | p99 ms | {of} |"
         for row in data[host]:
             lines.append(f"| {row['name']} | {row['rps']:,.0f} | {row['p50']:.2f} | {row['p99']:.2f} | {row['share']:.0%} |")
     return "\n".join(lines)
@@ -447,7 +460,7 @@ def main() -> int:
         py_runs: dict[str, list[float]] = {name: [] for name in contenders}
         cpus = os.sched_getaffinity(0)
         if PIN:
-            os.sched_setaffinity(0, {os.cpu_count() - 1})
+            os.sched_setaffinity(0, {CPUS[-1]})
         try:
             for _ in range(ROUNDS):
                 for name, verify in contenders.items():
@@ -473,7 +486,7 @@ def main() -> int:
 
     today = datetime.date.today().isoformat()
     data["meta"] = {"date": today, "machine": machine(), "seconds": SECONDS, "rounds": ROUNDS,
-                    "connections": CONNECTIONS, "runtime_s": round(time.monotonic() - started)}
+                    "connections": CONNECTIONS, "pinned": PIN, "runtime_s": round(time.monotonic() - started)}
     data["raw"] = raw
     return render(data)
 
@@ -486,6 +499,7 @@ def paired_ratios(data: dict) -> dict:
     return {
         "openssl": {alg: median(c[alg] / o[alg] for c, o in zip(c_runs, ssl_runs)) for alg in ssl_runs[0]},
         "threads": median(c["hit_2_threads"] / c["hit_1_thread"] for c in c_runs),
+        "hit": median(c["hit"] / c["RS256"] for c in c_runs),
         "libjwt": median(c["jwtguard_typ_jwt"] / c["libjwt"] for c in c_runs),
         "python": {name: {"hot": median(h / x for h, x in zip(hot, runs)),
                           "cold": median(k / x for k, x in zip(cold, runs))}
@@ -496,16 +510,21 @@ def paired_ratios(data: dict) -> dict:
 def render(data: dict) -> int:
     """Write report.md, results.json and the charts from measured data, and print the report."""
     data["ratios"] = paired_ratios(data)
-    for host in ("nginx", "envoy", "flask"):  # the first row is each table's base
-        base = data[host][0]["runs"]
+    for host in ("nginx", "envoy", "flask"):  # the first row is each table's base...
+        rows = {row["name"]: row for row in data[host]}
         for row in data[host]:
+            # ...except that runs with wrk's per-request script compare with no auth under
+            # the same script (the script costs wrk time per request)
+            scripted = "all-distinct" in row["name"] and "no auth, the same wrk script" in rows
+            base = rows["no auth, the same wrk script"]["runs"] if scripted else data[host][0]["runs"]
             row["share"] = median(r[0] / b[0] for r, b in zip(row["runs"], base))
+    (OUT / "results.json").write_text(json.dumps(data, indent=2))  # first: a chart failure keeps it
     stamp = f"{data['meta']['date']}, {data['meta']['machine']}"
     made = charts(data, stamp)
     text = table(data)
     checks = targets(data)
     check_lines = "\n".join(f"- {'met' if ok else 'NOT met'}: {name} ({value})" for name, ok, value in checks)
-    pinned = "wrk on core 0, the server on the last core; " if PIN else ""
+    pinned = "wrk and the server pinned to cores of their own; " if data["meta"].get("pinned") else ""
     meta = data["meta"]
     report = (f"# jwtguard benchmark report\n\n{stamp}. Medians of {meta['rounds']} interleaved rounds (a ratio: "
               f"the median of each round's own ratio); wrk -t1 -c{meta['connections']}, {meta['seconds']:g} s per run; "

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 need=()
 have() { command -v "$1" >/dev/null 2>&1; }
 have cc || need+=(gcc)
+have c++ || need+=(g++)
 have make || need+=(make)
 have valgrind || need+=(valgrind)
 have openssl || need+=(openssl)

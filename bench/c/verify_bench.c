@@ -19,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #define ISSUER "https://tenant.example/" /* tests/support/minter.py */
 #define AUDIENCE "https://api.example"
@@ -66,14 +65,15 @@ static jwt_verifier *verifier(size_t token_cache) {
   jwt_status s;
   if (config == NULL)
     die("config", JWT_STATUS_INTERNAL);
-  jwt_config_add_issuer(config, ISSUER, strlen(ISSUER));
-  jwt_config_add_audience(config, AUDIENCE, strlen(AUDIENCE));
-  jwt_config_add_algorithm(config, "RS256", 5);
-  jwt_config_add_algorithm(config, "PS256", 5);
-  jwt_config_add_algorithm(config, "ES256", 5);
-  jwt_config_add_algorithm(config, "EdDSA", 5);
-  jwt_config_set_jwks_json(config, jwks, strlen(jwks));
-  jwt_config_set_token_cache(config, token_cache);
+  if ((s = jwt_config_add_issuer(config, ISSUER, strlen(ISSUER))) != JWT_STATUS_OK ||
+      (s = jwt_config_add_audience(config, AUDIENCE, strlen(AUDIENCE))) != JWT_STATUS_OK ||
+      (s = jwt_config_add_algorithm(config, "RS256", 5)) != JWT_STATUS_OK ||
+      (s = jwt_config_add_algorithm(config, "PS256", 5)) != JWT_STATUS_OK ||
+      (s = jwt_config_add_algorithm(config, "ES256", 5)) != JWT_STATUS_OK ||
+      (s = jwt_config_add_algorithm(config, "EdDSA", 5)) != JWT_STATUS_OK ||
+      (s = jwt_config_set_jwks_json(config, jwks, strlen(jwks))) != JWT_STATUS_OK ||
+      (s = jwt_config_set_token_cache(config, token_cache)) != JWT_STATUS_OK)
+    die("config", s);
   s = jwt_verifier_new(config, &v);
   jwt_config_free(config);
   if (s != JWT_STATUS_OK)
@@ -94,6 +94,10 @@ static double rate(const jwt_verifier *v, const char *const *set, int n) {
   long count = 0;
   double start = now(), elapsed;
   size_t lens[PER_THREAD];
+  if (n < 1 || n > PER_THREAD) {
+    fprintf(stderr, "verify_bench: %d tokens in a set\n", n);
+    exit(2);
+  }
   for (int i = 0; i < n; i++)
     lens[i] = strlen(set[i]);
   do {
@@ -110,6 +114,21 @@ static double rate(const jwt_verifier *v, const char *const *set, int n) {
   return (double)count / elapsed;
 }
 
+/* The n-th cpu this process may run on (a cpuset may allow fewer than all), cycling. */
+static int allowed_cpu(int n) {
+  cpu_set_t set;
+  int count = 0;
+  if (sched_getaffinity(0, sizeof set, &set) != 0)
+    return n;
+  for (int cpu = 0; cpu < CPU_SETSIZE; cpu++)
+    count += CPU_ISSET(cpu, &set) ? 1 : 0;
+  n %= count > 0 ? count : 1;
+  for (int cpu = 0; cpu < CPU_SETSIZE; cpu++)
+    if (CPU_ISSET(cpu, &set) && n-- == 0)
+      return cpu;
+  return 0;
+}
+
 struct worker {
   const jwt_verifier *v;
   const char *set[PER_THREAD];
@@ -124,7 +143,8 @@ static void *work(void *arg) {
   /* One thread per core, each on its own (less scheduler noise between runs). */
   CPU_ZERO(&cpu);
   CPU_SET(w->cpu, &cpu);
-  pthread_setaffinity_np(pthread_self(), sizeof cpu, &cpu);
+  if (pthread_setaffinity_np(pthread_self(), sizeof cpu, &cpu) != 0)
+    fprintf(stderr, "verify_bench: thread not pinned to cpu %d (running unpinned)\n", w->cpu);
   pthread_barrier_wait(w->start);
   w->rate = rate(w->v, w->set, PER_THREAD);
   return NULL;
@@ -140,7 +160,7 @@ static double threaded(const jwt_verifier *v, int threads) {
   for (int i = 0; i < threads; i++) {
     w[i].v = v;
     w[i].start = &start;
-    w[i].cpu = i % (int)sysconf(_SC_NPROCESSORS_ONLN);
+    w[i].cpu = allowed_cpu(i);
     for (int j = 0; j < PER_THREAD; j++) {
       w[i].set[j] = token_for("hot", i * PER_THREAD + j);
       if (w[i].set[j] == NULL) {
@@ -151,7 +171,10 @@ static double threaded(const jwt_verifier *v, int threads) {
     rate(v, w[i].set, PER_THREAD); /* fill the cache */
   }
   for (int i = 0; i < threads; i++)
-    pthread_create(&t[i], NULL, work, &w[i]);
+    if (pthread_create(&t[i], NULL, work, &w[i]) != 0) {
+      fprintf(stderr, "verify_bench: cannot start a thread\n");
+      exit(1);
+    }
   for (int i = 0; i < threads; i++) {
     pthread_join(t[i], NULL);
     total += w[i].rate;
@@ -222,6 +245,10 @@ int main(int argc, char **argv) {
     }
     printf("%s %.0f\n", algs[i], rate(cold, &token, 1));
     fflush(stdout);
+  }
+  if (token_for("hot", 0) == NULL || token_for("libjwt", 0) == NULL) {
+    fprintf(stderr, "verify_bench: no hot or libjwt token\n");
+    return 2;
   }
   {
     const char *token = token_for("hot", 0);

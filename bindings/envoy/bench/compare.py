@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "bindings" / "envoy" / "tests"))
 from conftest import envoy_binary, upstream_cluster  # noqa: E402
 from harness import AUDIENCE, DevIssuer, free_port, http  # noqa: E402
 
-SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
+SECONDS = max(1, round(float(os.environ.get("BENCH_SECONDS", "5"))))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "8"))
 # Processes to prefix with `taskset` (set by bench/report.py to keep wrk and Envoy apart).
@@ -89,8 +89,8 @@ def wrk(url: str, token: str, seconds: float = SECONDS) -> tuple[float, float, f
          "-H", f"Authorization: Bearer {token}", url],
         capture_output=True, text=True, check=True,
     ).stdout
-    if re.search(r"Non-2xx or 3xx responses: (\d+)", out):
-        raise SystemExit(f"bench-envoy: {url} refused requests:\n{out}")
+    if re.search(r"Non-2xx or 3xx responses: (\d+)", out) or "Socket errors" in out:
+        raise SystemExit(f"bench-envoy: {url} answered errors:\n{out}")
 
     def ms(label: str) -> float:
         value, unit = re.search(rf"{label}\s+([\d.]+)(us|ms|s)", out).groups()
