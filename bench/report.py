@@ -43,6 +43,8 @@ for extra in ("tests/support", "bindings/envoy/tests", "bindings/envoy/bench"):
 from harness import AUDIENCE, MINTED_ISSUER, DevIssuer, free_port, http  # noqa: E402
 from minter import Minter  # noqa: E402
 
+import compare as envoy_compare  # noqa: E402  (bindings/envoy/bench: the Envoy section, and wrk)
+
 SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "8"))
@@ -173,23 +175,9 @@ def python_rate(verify, seconds: float = 1.0) -> float:
 
 def wrk(url: str, token: str | None = None, script: Path | None = None, tokens: Path | None = None,
         seconds: float = SECONDS) -> tuple[float, float, float]:
-    command = [*CLIENT_CPU, "wrk", "-t", "1", "-c", str(CONNECTIONS), "-d", f"{max(1, round(seconds))}s", "--latency"]
-    if token:
-        command += ["-H", f"Authorization: Bearer {token}"]
-    if script:
-        command += ["-s", str(script)]
-    command.append(url)
-    if tokens:
-        command += ["--", str(tokens)]
-    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    if re.search(r"Non-2xx or 3xx responses: (\d+)", out) or "Socket errors" in out:
-        raise SystemExit(f"bench-report: {url} answered errors:\n{out}")
-
-    def ms(label: str) -> float:
-        value, unit = re.search(rf"{label}\s+([\d.]+)(us|ms|s)\b", out).groups()
-        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), ms("50%"), ms("99%")
+    """One wrk run from wrk's client core: bindings/envoy/bench/compare.py's."""
+    envoy_compare.CLIENT_CPU, envoy_compare.CONNECTIONS = CLIENT_CPU, CONNECTIONS
+    return envoy_compare.wrk(url, token, seconds, script=script, tokens=tokens)
 
 
 def wait_ok(url: str, token: str | None, what: str) -> None:
@@ -471,8 +459,6 @@ def main() -> int:
         say("nginx")
         data["nginx"] = http_rows(nginx_measure(minter, work), "no auth")
         say("Envoy")
-        import compare as envoy_compare
-
         envoy_compare.CONNECTIONS = CONNECTIONS
         envoy_compare.CLIENT_CPU, envoy_compare.SERVER_CPU = CLIENT_CPU, SERVER_CPU
         data["envoy"] = http_rows(envoy_compare.measure(SECONDS, ROUNDS), "no auth")
