@@ -74,8 +74,10 @@ rust-test:
 	fi
 	$(CARGO) test --doc
 
+# Under Python's debug allocator and development mode; the suite checks the library's own
+# leak counters at exit (tests/conftest.py).
 python-test: build
-	$(PYENV) $(PYTHON) -m pytest -q bindings/python/tests
+	$(PYENV) PYTHONMALLOC=debug $(PYTHON) -X dev -m pytest -q bindings/python/tests
 
 nginx-test: nginx-module c-ping-server
 	JWTGUARD_NGINX_MODULE=$(NGINX_MODULE) JWTGUARD_PING_SERVER=$(PING_SERVER) $(PYENV) $(PYTHON) -m pytest -q bindings/nginx/tests

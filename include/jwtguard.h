@@ -186,6 +186,11 @@ typedef void (*jwt_log_callback)(void *userdata,
 extern "C" {
 #endif // __cplusplus
 
+// How many handles of a kind are made and not yet freed in this process: `kind` 0 configs,
+// 1 verifiers, 2 claims (0 for any other number). For leak checks: a program (or a test
+// suite) that freed everything sees 0 for each.
+uint64_t jwt_live_handles(uint32_t kind);
+
 // Release a claims handle. NULL is fine. Must not be called twice.
 void jwt_claims_free(jwt_claims *claims);
 

@@ -445,6 +445,8 @@ main(int argc, char **argv)
   CHECK(remote != NULL);
   if (remote == NULL)
     goto cleanup;
+  /* Live handles are counted: this verifier, and no config (make_verifier freed it). */
+  CHECK(jwt_live_handles(1) == 1 && jwt_live_handles(0) == 0);
   test_verify(remote, argv[5], argv[6], argv[7]);
   /* JWKS counters: the first fetch and the one jwt_verifier_refresh made. */
   CHECK(jwt_verifier_count(remote, JWT_COUNTER_FETCH_OK) == 2);
@@ -462,6 +464,9 @@ main(int argc, char **argv)
 cleanup:
   jwt_verifier_free(remote);
   jwt_verifier_free(local);
+  /* Everything made is freed: no handle of any kind is left (and an unknown kind is 0). */
+  CHECK(jwt_live_handles(0) == 0 && jwt_live_handles(1) == 0 && jwt_live_handles(2) == 0);
+  CHECK(jwt_live_handles(3) == 0);
   if (failures > 0) {
     fprintf(stderr, "%d check(s) failed\n", failures);
     return 1;

@@ -166,3 +166,13 @@ def test_kept_claims_stay_bounded_under_threads(minter):
             t.join()
         assert not errors
         assert len(v._parsed) <= 16
+
+
+def test_live_handles_are_counted_and_freed(minter):
+    before = jwtguard.live_handles()
+    v = jwtguard.Verifier(MINTED_ISSUER, AUDIENCE, jwks_uri=minter.jwks_uri, allow_insecure_http=True)
+    assert jwtguard.live_handles()["verifiers"] == before["verifiers"] + 1
+    v.verify(minter.token(jti="live"))
+    assert jwtguard.live_handles()["claims"] == 0 and jwtguard.live_handles()["configs"] == 0
+    v.close()
+    assert jwtguard.live_handles() == before

@@ -132,6 +132,8 @@ _declare("jwt_verifier_count", c_uint64, verifier_p, c_uint32)
 # uint64_t jwt_verifier_count_status(const jwt_verifier *, uint32_t status);
 _declare("jwt_verifier_count_status", c_uint64, verifier_p, c_uint32)
 
+# uint64_t jwt_live_handles(uint32_t kind);
+_declare("jwt_live_handles", c_uint64, c_uint32)
 # void jwt_claims_free(jwt_claims *);
 _declare("jwt_claims_free", None, claims_p)
 # jwt_status jwt_claims_json(const jwt_claims *, const char **, size_t *);
