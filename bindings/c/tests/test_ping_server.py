@@ -1,6 +1,7 @@
-"""The C ping server (bindings/c/examples/ping_server.c) under valgrind, and the Flask example,
-both against one real dev issuer: the same tokens get the same statuses, codes and
-challenges from both, and valgrind reports no error or leak after the run."""
+"""The C ping server (bindings/c/examples/ping_server.c) under valgrind, and built with
+AddressSanitizer and UBSan, each beside the Flask example against one real dev issuer: the
+same tokens get the same statuses, codes and challenges from both, and neither valgrind nor
+the sanitizers report an error or a leak after the run."""
 
 from __future__ import annotations
 
@@ -22,6 +23,26 @@ from harness import AUDIENCE, DevIssuer, free_port, http  # noqa: E402
 
 PING_SERVER = Path(os.environ.get("JWTGUARD_PING_SERVER", ROOT / "target" / "release" / "ping_server"))
 FLASK_SERVER = ROOT / "bindings" / "python" / "examples" / "flask_api" / "server.py"
+LIBRARY_DIR = Path(os.environ.get("JWTGUARD_LIBRARY", ROOT / "target" / "release" / "libjwtguard.so")).parent
+VALGRIND = [
+    "valgrind", "--quiet", "--error-exitcode=99", "--leak-check=full", "--num-callers=50",
+    "--show-leak-kinds=definite,indirect,possible", "--errors-for-leak-kinds=definite,indirect,possible",
+    f"--suppressions={ROOT / 'tests' / 'c' / 'valgrind.supp'}",
+]
+
+
+@pytest.fixture(scope="module")
+def asan_server(tmp_path_factory) -> Path:
+    """The ping server built with -fsanitize=address,undefined, every report fatal."""
+    binary = tmp_path_factory.mktemp("asan") / "ping_server"
+    subprocess.run(
+        ["cc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-g", "-O1", "-fsanitize=address,undefined",
+         "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", f"-I{ROOT / 'include'}",
+         str(ROOT / "bindings" / "c" / "examples" / "ping_server.c"), "-o", str(binary), f"-L{LIBRARY_DIR}",
+         f"-Wl,-rpath,{LIBRARY_DIR}", "-ljwtguard", "-lmicrohttpd", "-pthread"],
+        check=True,
+    )
+    return binary
 
 
 def wait_up(base: str, process: subprocess.Popen, name: str) -> None:
@@ -59,18 +80,20 @@ EXPECTED = {
 }
 
 
-def test_c_server_matches_the_flask_app_and_is_valgrind_clean():
+@pytest.mark.parametrize("checker", ["valgrind", "asan"])
+def test_c_server_matches_the_flask_app_and_is_memory_clean(checker, request):
     issuer = DevIssuer()
     env = dict(os.environ, JWTGUARD_ISSUER=issuer.url, JWTGUARD_AUDIENCE=AUDIENCE)
     for key in ("AUTH0_DOMAIN", "API_IDENTIFIER", "JWTGUARD_JWKS_URI"):
         env.pop(key, None)
+    if checker == "valgrind":
+        command = [*VALGRIND, str(PING_SERVER)]
+    else:
+        command = [str(request.getfixturevalue("asan_server"))]
+        env.update(ASAN_OPTIONS="detect_leaks=1:exitcode=98", UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1")
     c_port, flask_port = free_port(), free_port()
     c_server = subprocess.Popen(
-        [
-            "valgrind", "--quiet", "--error-exitcode=99", "--leak-check=full", "--num-callers=50",
-            "--show-leak-kinds=definite,indirect,possible", "--errors-for-leak-kinds=definite,indirect,possible",
-            f"--suppressions={ROOT / 'tests' / 'c' / 'valgrind.supp'}", str(PING_SERVER),
-        ],
+        command,
         env=dict(env, PORT=str(c_port)),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -119,7 +142,7 @@ def test_c_server_matches_the_flask_app_and_is_valgrind_clean():
         flask.wait(timeout=10)
         c_server.send_signal(signal.SIGTERM)
         try:
-            _, valgrind_report = c_server.communicate(timeout=60)
+            _, report = c_server.communicate(timeout=60)
         finally:
             issuer.stop()
-    assert c_server.returncode == 0, valgrind_report
+    assert c_server.returncode == 0, report
