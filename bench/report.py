@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 for extra in ("tests/support", "bindings/envoy/tests", "bindings/envoy/bench"):
     sys.path.insert(0, str(ROOT / extra))
 
-from harness import AUDIENCE, MINTED_ISSUER, DevIssuer, free_port, http  # noqa: E402
+from harness import AUDIENCE, MINTED_ISSUER, DevIssuer, free_port, wait_ok  # noqa: E402
 from minter import Minter  # noqa: E402
 
 import compare as envoy_compare  # noqa: E402  (bindings/envoy/bench: the Envoy section, and wrk)
@@ -178,20 +178,6 @@ def wrk(url: str, token: str | None = None, script: Path | None = None, tokens: 
     """One wrk run from wrk's client core: bindings/envoy/bench/compare.py's."""
     envoy_compare.CLIENT_CPU, envoy_compare.CONNECTIONS = CLIENT_CPU, CONNECTIONS
     return envoy_compare.wrk(url, token, seconds, script=script, tokens=tokens)
-
-
-def wait_ok(url: str, token: str | None, what: str) -> None:
-    deadline = time.monotonic() + 30
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    while True:
-        try:
-            if http("GET", url, headers=headers)[0] == 200:
-                return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise SystemExit(f"bench-report: {what} did not answer 200 at {url}")
-        time.sleep(0.1)
 
 
 NGINX_CONF = """

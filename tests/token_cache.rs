@@ -27,6 +27,15 @@ fn fixed(token_cache: usize, clock: &Clock) -> Verifier {
     Verifier::new(config).unwrap()
 }
 
+/// A verifier (default token cache) on a manual clock, its keys `a` and `b` served over loopback.
+fn served(a: &Signer, b: &Signer) -> (JwksServer, Clock, Verifier) {
+    let server = JwksServer::start(Reply::json(&jwks(&[a.jwk(true), b.jwk(true)])));
+    let clock = Clock::manual(NOW);
+    let mut config = Config::new(Policy::new(ISSUER, AUDIENCE), Keys::Url(server.url.clone()));
+    config.clock = clock.clone();
+    (server, clock, Verifier::new(config).unwrap())
+}
+
 #[test]
 fn a_hit_returns_the_same_claims_and_counts() {
     let v = fixed(100, &Clock::manual(NOW));
@@ -62,11 +71,7 @@ fn a_cached_token_expires_on_time() {
 #[test]
 fn a_cached_token_dies_with_its_key() {
     let (a, b) = (Signer::rs256(), Signer::rs256_b());
-    let server = JwksServer::start(Reply::json(&jwks(&[a.jwk(true), b.jwk(true)])));
-    let clock = Clock::manual(NOW);
-    let mut config = Config::new(Policy::new(ISSUER, AUDIENCE), Keys::Url(server.url.clone()));
-    config.clock = clock.clone();
-    let v = Verifier::new(config).unwrap();
+    let (server, _clock, v) = served(&a, &b);
     let token = a.token(&good_claims());
     assert_eq!(status(&v, &token), Status::Ok);
     assert_eq!(status(&v, &token), Status::Ok);
@@ -88,11 +93,7 @@ fn a_hit_while_a_refresh_is_due_starts_it_and_sees_what_it_brings() {
     // A hit learns the current keys without a lock while they are fresh; once a refresh is
     // due it goes the whole way, so the refresh starts and a retired key ends the entry.
     let (a, b) = (Signer::rs256(), Signer::rs256_b());
-    let server = JwksServer::start(Reply::json(&jwks(&[a.jwk(true), b.jwk(true)])));
-    let clock = Clock::manual(NOW);
-    let mut config = Config::new(Policy::new(ISSUER, AUDIENCE), Keys::Url(server.url.clone()));
-    config.clock = clock.clone();
-    let v = Verifier::new(config).unwrap();
+    let (server, clock, v) = served(&a, &b);
     let token = a.token(&claims_with(json!({"exp": NOW + 3600})));
     assert_eq!(status(&v, &token), Status::Ok);
     assert_eq!(status(&v, &token), Status::Ok);

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -42,6 +43,21 @@ def http(method: str, url: str, body: bytes | None = None, headers: dict | None 
         return status, head, json.loads(raw)
     except ValueError:
         return status, head, raw.decode("utf-8", "replace")
+
+
+def wait_ok(url: str, token: str | None = None, what: str = "a server", seconds: float = 30) -> None:
+    """Polls url (with the token as a Bearer token, if any) until it answers 200."""
+    deadline = time.monotonic() + seconds
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    while True:
+        try:
+            if http("GET", url, headers=headers)[0] == 200:
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not answer 200 at {url}")
+        time.sleep(0.1)
 
 
 class DevIssuer:
@@ -144,8 +160,6 @@ class PingServers:
     every other host must answer like. `ports` maps "Flask" and "C" to their ports."""
 
     def __init__(self, issuer_url: str):
-        import time
-
         env = dict(os.environ, JWTGUARD_ISSUER=issuer_url, JWTGUARD_AUDIENCE=AUDIENCE)
         for key in ("AUTH0_DOMAIN", "API_IDENTIFIER", "JWTGUARD_JWKS_URI"):
             env.pop(key, None)
@@ -156,17 +170,8 @@ class PingServers:
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for name, port in self.ports.items()
         ]
-        deadline = time.monotonic() + 30
-        for port in self.ports.values():
-            while True:
-                try:
-                    if http("GET", f"http://127.0.0.1:{port}/api/public")[0] == 200:
-                        break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"a ping server on {port} did not start")
-                time.sleep(0.1)
+        for name, port in self.ports.items():
+            wait_ok(f"http://127.0.0.1:{port}/api/public", what=f"the {name} ping server")
 
     def close(self) -> None:
         for process in self.processes:

@@ -15,7 +15,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -23,7 +22,7 @@ sys.path.insert(0, str(ROOT / "tests" / "support"))
 sys.path.insert(0, str(ROOT / "bindings" / "envoy" / "tests"))
 
 from conftest import envoy_binary, upstream_cluster  # noqa: E402
-from harness import AUDIENCE, DevIssuer, free_port, http  # noqa: E402
+from harness import AUDIENCE, DevIssuer, free_port, wait_ok  # noqa: E402
 
 SECONDS = max(1, round(float(os.environ.get("BENCH_SECONDS", "5"))))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
@@ -136,17 +135,8 @@ def measure(seconds: float = SECONDS, rounds: int = ROUNDS) -> dict[str, list[tu
     )
     try:
         token = issuer.token("read:messages")
-        deadline = time.monotonic() + 30
         for name, port in ports.items():
-            while True:
-                try:
-                    if http("GET", f"http://127.0.0.1:{port}/", headers={"Authorization": f"Bearer {token}"})[0] == 200:
-                        break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"bench-envoy: {name} did not answer 200")
-                time.sleep(0.1)
+            wait_ok(f"http://127.0.0.1:{port}/", token, f"bench-envoy: {name}")
         results: dict[str, list] = {name: [] for name in ports}
         for _ in range(rounds):
             for name, port in ports.items():

@@ -286,10 +286,10 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_destroy(filter: *const c_v
     })
 }
 
-/// Every value of a request header (lowercase name), as received.
-fn header_values(envoy: filter_envoy_ptr, name: &str) -> Vec<Vec<u8>> {
-    let key = module_buffer::of(name.as_bytes());
-    let mut first = envoy_buffer {
+/// The `index`th value of a request header (lowercase name) and how many values it has. The
+/// bytes are Envoy's: valid until the hook returns, which is longer than any caller keeps them.
+fn header_at<'a>(envoy: filter_envoy_ptr, name: &str, index: usize) -> (&'a [u8], usize) {
+    let mut value = envoy_buffer {
         ptr: std::ptr::null(),
         length: 0,
     };
@@ -299,56 +299,27 @@ fn header_values(envoy: filter_envoy_ptr, name: &str) -> Vec<Vec<u8>> {
         envoy_dynamic_module_callback_http_get_header(
             envoy,
             REQUEST_HEADER,
-            key,
-            &mut first,
-            0,
+            module_buffer::of(name.as_bytes()),
+            &mut value,
+            index,
             &mut count,
         );
+        (bytes(value), count)
     }
-    let mut values = Vec::with_capacity(count);
-    for index in 0..count {
-        let mut value = envoy_buffer {
-            ptr: std::ptr::null(),
-            length: 0,
-        };
-        // SAFETY: as above; the bytes are copied before the hook ends.
-        unsafe {
-            envoy_dynamic_module_callback_http_get_header(
-                envoy,
-                REQUEST_HEADER,
-                key,
-                &mut value,
-                index,
-                std::ptr::null_mut(),
-            );
-            values.push(bytes(value).to_vec());
-        }
-    }
-    values
+}
+
+/// Every value of a request header (lowercase name), as received.
+fn header_values(envoy: filter_envoy_ptr, name: &str) -> Vec<Vec<u8>> {
+    let count = header_at(envoy, name, 0).1;
+    (0..count)
+        .map(|index| header_at(envoy, name, index).0.to_vec())
+        .collect()
 }
 
 /// A request header's lines joined with ", " (as HTTP combines repeated fields), `None` when
-/// there is none. One line of UTF-8 (the usual case) is borrowed from Envoy: it stays valid
-/// until the hook returns, which is longer than the caller keeps it.
+/// there is none. One line of UTF-8 (the usual case) is borrowed from Envoy.
 fn header_text<'a>(envoy: filter_envoy_ptr, name: &str) -> Option<Cow<'a, str>> {
-    let key = module_buffer::of(name.as_bytes());
-    let mut first = envoy_buffer {
-        ptr: std::ptr::null(),
-        length: 0,
-    };
-    let mut count = 0usize;
-    // SAFETY: Envoy writes the value and the count; both are valid during this hook.
-    let first = unsafe {
-        envoy_dynamic_module_callback_http_get_header(
-            envoy,
-            REQUEST_HEADER,
-            key,
-            &mut first,
-            0,
-            &mut count,
-        );
-        bytes(first)
-    };
+    let (first, count) = header_at(envoy, name, 0);
     match count {
         0 => None,
         1 => Some(match std::str::from_utf8(first) {
