@@ -14,7 +14,7 @@ NGINX_MODULE := $(RELEASE)/ngx_http_jwtguard_module.so
 PING_SERVER := $(RELEASE)/ping_server
 
 .PHONY: all deps build nginx-module install-nginx-module envoy-module c-ping-server demo test lint rust-test \
-	python-test nginx-test envoy-test c-test header bench bench-envoy bench-python bench-report fuzz fuzz-smoke clean
+	python-test nginx-test envoy-test c-test nginx-asan-module asan nginx-asan-test header bench bench-envoy bench-python bench-report fuzz fuzz-smoke clean
 
 all: build
 
@@ -39,6 +39,21 @@ install-nginx-module:
 	install -m 0755 $(NGINX_BUILD)/objs/ngx_http_jwtguard_module.so $(NGINX_MODULE).tmp
 	mv -f $(NGINX_MODULE).tmp $(NGINX_MODULE)
 
+# `make asan`: the same module built with -fsanitize=address,undefined in its own tree; Debian's
+# nginx runs it with the ASan runtime preloaded (bindings/nginx/tests/conftest.py).
+SANITIZE := -fsanitize=address,undefined -fno-omit-frame-pointer
+ASAN_DIR := $(CURDIR)/target/asan
+NGINX_ASAN_BUILD := $(CURDIR)/target/nginx-asan-build
+NGINX_ASAN_MODULE := $(ASAN_DIR)/ngx_http_jwtguard_module.so
+ASAN_PING_SERVER := $(ASAN_DIR)/ping_server
+
+nginx-asan-module: build
+	rm -rf $(NGINX_ASAN_BUILD) && cp -r /usr/share/nginx/src $(NGINX_ASAN_BUILD) && mkdir -p $(ASAN_DIR)
+	cd $(NGINX_ASAN_BUILD) && ./configure --with-compat --with-cc-opt="$(SANITIZE) -g" \
+		--with-ld-opt="$(SANITIZE)" --add-dynamic-module=$(CURDIR)/bindings/nginx >$(NGINX_ASAN_BUILD)/configure.log
+	$(MAKE) -C $(NGINX_ASAN_BUILD) -f objs/Makefile modules >$(NGINX_ASAN_BUILD)/make.log
+	$(MAKE) -s install-nginx-module NGINX_BUILD=$(NGINX_ASAN_BUILD) NGINX_MODULE=$(NGINX_ASAN_MODULE)
+
 # The Envoy dynamic module (a workspace member: `build` makes it too), loaded by Envoy as
 # jwtguard_envoy from ENVOY_DYNAMIC_MODULES_SEARCH_PATH=target/release.
 # (Built with the whole workspace, not `-p`: one feature resolution, so the core is not
@@ -60,7 +75,7 @@ demo: build nginx-module envoy-module c-ping-server
 # Everything: formatting, lints, Rust unit and integration tests (Wycheproof vectors, the
 # pipeline, JWKS over loopback, the dev issuer, CLI, TLS), header drift, the C clients under
 # valgrind, and the Python suite (ctypes, Flask, the example API as a server, a wheel).
-test: deps lint rust-test python-test nginx-test envoy-test c-test fuzz-smoke
+test: deps lint rust-test python-test nginx-test nginx-asan-test envoy-test c-test fuzz-smoke
 
 lint:
 	$(CARGO) fmt --check
@@ -87,6 +102,26 @@ envoy-test: envoy-module
 
 c-test: c-ping-server
 	JWTGUARD_PING_SERVER=$(PING_SERVER) $(PYENV) $(PYTHON) -m pytest -q bindings/c/tests
+
+# Sanitizers on the native hosts: the C client (tests/c_api.rs) and the C ping server suite
+# (bindings/c/tests) each run under valgrind and under ASan + UBSan; here the nginx suite runs
+# the ASan module (with an ASan ping server beside it). Any report fails. Part of `make test`.
+asan: nginx-asan-module c-ping-server
+	$(CARGO) test --release --test c_api -- c_client_passes_under_asan_and_ubsan
+	JWTGUARD_PING_SERVER=$(PING_SERVER) $(PYENV) $(PYTHON) -m pytest -q bindings/c/tests -k asan
+	$(MAKE) -s nginx-asan-test
+
+# Every nginx test but the worker-memory one: ASan's quarantine keeps freed memory on purpose
+# (hundreds of MB), so flat RSS is checked in the plain nginx-test only.
+nginx-asan-test: nginx-asan-module
+	mkdir -p $(ASAN_DIR)
+	cc -std=c99 -Wall -Wextra -Werror -g -O1 $(SANITIZE) -Iinclude bindings/c/examples/ping_server.c \
+		-o $(ASAN_PING_SERVER) -L$(RELEASE) -Wl,-rpath,$(RELEASE) -ljwtguard -lmicrohttpd -pthread
+	rm -rf $(ASAN_DIR)/reports
+	JWTGUARD_NGINX_MODULE=$(NGINX_ASAN_MODULE) JWTGUARD_NGINX_BUILD=$(NGINX_ASAN_BUILD) \
+		JWTGUARD_NGINX_SANITIZER_LOGS=$(ASAN_DIR)/reports JWTGUARD_PING_SERVER=$(ASAN_PING_SERVER) \
+		$(PYENV) $(PYTHON) -m pytest -q bindings/nginx/tests \
+		--deselect bindings/nginx/tests/test_nginx.py::test_worker_memory_is_flat_and_wrk_figures
 
 # Regenerate include/jwtguard.h from the sources (commit the result).
 header:

@@ -4,6 +4,7 @@
 //! claims, 4xx scope, 5xx key availability, 9xx misuse of the API. A number, once published, is
 //! never reused for another meaning; retired numbers stay here as comments.
 
+use std::ffi::CStr;
 use std::fmt;
 
 /// The outcome of a jwtguard call. `Ok` is 0; every other value is an error.
@@ -88,12 +89,19 @@ pub enum Status {
 }
 
 /// What a status means for an HTTP response.
+/// A status's texts, NUL-terminated so the C ABI hands out these very bytes (static: nothing
+/// is allocated, so nothing outlives a library that is unloaded).
 struct Meaning {
-    reason: &'static str,
+    reason: &'static CStr,
     http: u16,
-    rfc6750: &'static str,
-    code: &'static str,
-    description: &'static str,
+    rfc6750: &'static CStr,
+    code: &'static CStr,
+    description: &'static CStr,
+}
+
+/// The text of a C string literal written in this file (all ASCII).
+fn text(c: &'static CStr) -> &'static str {
+    c.to_str().unwrap_or_default()
 }
 
 impl Status {
@@ -146,210 +154,210 @@ impl Status {
             description,
         };
         match self {
-            Ok => m("ok", 200, "", "ok", "Success"),
+            Ok => m(c"ok", 200, c"", c"ok", c"Success"),
             TokenMissing => m(
-                "token_missing",
+                c"token_missing",
                 401,
-                "",
-                "authorization_header_missing",
-                "Authorization header is expected",
+                c"",
+                c"authorization_header_missing",
+                c"Authorization header is expected",
             ),
             AuthorizationHeaderMalformed => m(
-                "authorization_header_malformed",
+                c"authorization_header_malformed",
                 400,
-                "invalid_request",
-                "invalid_header",
-                "Authorization header must be 'Bearer <token>'",
+                c"invalid_request",
+                c"invalid_header",
+                c"Authorization header must be 'Bearer <token>'",
             ),
             TokenTooLarge => m(
-                "token_too_large",
+                c"token_too_large",
                 401,
-                "invalid_token",
-                "invalid_header",
-                "Token is larger than the size limit",
+                c"invalid_token",
+                c"invalid_header",
+                c"Token is larger than the size limit",
             ),
             TokenMalformed => m(
-                "token_malformed",
+                c"token_malformed",
                 401,
-                "invalid_token",
-                "invalid_header",
-                "Token is not a compact JWS of three base64url segments",
+                c"invalid_token",
+                c"invalid_header",
+                c"Token is not a compact JWS of three base64url segments",
             ),
             HeaderInvalid => m(
-                "header_invalid",
+                c"header_invalid",
                 401,
-                "invalid_token",
-                "invalid_header",
-                "Token header is not a valid JSON object",
+                c"invalid_token",
+                c"invalid_header",
+                c"Token header is not a valid JSON object",
             ),
             PayloadInvalid => m(
-                "payload_invalid",
+                c"payload_invalid",
                 401,
-                "invalid_token",
-                "invalid_header",
-                "Token payload is not a valid JSON object",
+                c"invalid_token",
+                c"invalid_header",
+                c"Token payload is not a valid JSON object",
             ),
             AlgorithmNotAllowed => m(
-                "algorithm_not_allowed",
+                c"algorithm_not_allowed",
                 401,
-                "invalid_token",
-                "invalid_header",
-                "Token algorithm is not allowed",
+                c"invalid_token",
+                c"invalid_header",
+                c"Token algorithm is not allowed",
             ),
             CriticalHeaderUnsupported => m(
-                "critical_header_unsupported",
+                c"critical_header_unsupported",
                 401,
-                "invalid_token",
-                "invalid_header",
-                "Token header has critical extensions that are not understood",
+                c"invalid_token",
+                c"invalid_header",
+                c"Token header has critical extensions that are not understood",
             ),
             TypeNotAllowed => m(
-                "type_not_allowed",
+                c"type_not_allowed",
                 401,
-                "invalid_token",
-                "invalid_header",
-                "Token type (typ) is not allowed",
+                c"invalid_token",
+                c"invalid_header",
+                c"Token type (typ) is not allowed",
             ),
             KeyNotFound => m(
-                "key_not_found",
+                c"key_not_found",
                 401,
-                "invalid_token",
-                "invalid_header",
-                "Unable to find appropriate key",
+                c"invalid_token",
+                c"invalid_header",
+                c"Unable to find appropriate key",
             ),
             KeyAmbiguous => m(
-                "key_ambiguous",
+                c"key_ambiguous",
                 401,
-                "invalid_token",
-                "invalid_header",
-                "More than one key matches the token",
+                c"invalid_token",
+                c"invalid_header",
+                c"More than one key matches the token",
             ),
             KeyAlgorithmMismatch => m(
-                "key_algorithm_mismatch",
+                c"key_algorithm_mismatch",
                 401,
-                "invalid_token",
-                "invalid_header",
-                "Token algorithm does not fit the key",
+                c"invalid_token",
+                c"invalid_header",
+                c"Token algorithm does not fit the key",
             ),
             SignatureInvalid => m(
-                "signature_invalid",
+                c"signature_invalid",
                 401,
-                "invalid_token",
-                "invalid_token",
-                "Token signature is invalid",
+                c"invalid_token",
+                c"invalid_token",
+                c"Token signature is invalid",
             ),
             TokenExpired => m(
-                "token_expired",
+                c"token_expired",
                 401,
-                "invalid_token",
-                "token_expired",
-                "Token is expired",
+                c"invalid_token",
+                c"token_expired",
+                c"Token is expired",
             ),
             TokenNotYetValid => m(
-                "token_not_yet_valid",
+                c"token_not_yet_valid",
                 401,
-                "invalid_token",
-                "invalid_claims",
-                "Token is not valid yet (nbf)",
+                c"invalid_token",
+                c"invalid_claims",
+                c"Token is not valid yet (nbf)",
             ),
             TokenIssuedInFuture => m(
-                "token_issued_in_future",
+                c"token_issued_in_future",
                 401,
-                "invalid_token",
-                "invalid_claims",
-                "Token was issued in the future (iat)",
+                c"invalid_token",
+                c"invalid_claims",
+                c"Token was issued in the future (iat)",
             ),
             TimeClaimInvalid => m(
-                "time_claim_invalid",
+                c"time_claim_invalid",
                 401,
-                "invalid_token",
-                "invalid_claims",
-                "Token time claims are missing or invalid (exp, nbf, iat)",
+                c"invalid_token",
+                c"invalid_claims",
+                c"Token time claims are missing or invalid (exp, nbf, iat)",
             ),
             IssuerInvalid => m(
-                "issuer_invalid",
+                c"issuer_invalid",
                 401,
-                "invalid_token",
-                "invalid_claims",
-                "Incorrect claims: the issuer is not accepted",
+                c"invalid_token",
+                c"invalid_claims",
+                c"Incorrect claims: the issuer is not accepted",
             ),
             AudienceInvalid => m(
-                "audience_invalid",
+                c"audience_invalid",
                 401,
-                "invalid_token",
-                "invalid_claims",
-                "Incorrect claims: the audience is not accepted",
+                c"invalid_token",
+                c"invalid_claims",
+                c"Incorrect claims: the audience is not accepted",
             ),
             RequiredClaimMissing => m(
-                "required_claim_missing",
+                c"required_claim_missing",
                 401,
-                "invalid_token",
-                "invalid_claims",
-                "Incorrect claims: a required claim is missing or invalid",
+                c"invalid_token",
+                c"invalid_claims",
+                c"Incorrect claims: a required claim is missing or invalid",
             ),
             InsufficientScope => m(
-                "insufficient_scope",
+                c"insufficient_scope",
                 403,
-                "insufficient_scope",
-                "Unauthorized",
-                "You don't have access to this resource",
+                c"insufficient_scope",
+                c"Unauthorized",
+                c"You don't have access to this resource",
             ),
             KeysUnavailable => m(
-                "keys_unavailable",
+                c"keys_unavailable",
                 503,
-                "temporarily_unavailable",
-                "jwks_unavailable",
-                "The issuer's signing keys are unavailable",
+                c"temporarily_unavailable",
+                c"jwks_unavailable",
+                c"The issuer's signing keys are unavailable",
             ),
             NullArgument => m(
-                "null_argument",
+                c"null_argument",
                 500,
-                "",
-                "internal_error",
-                "A required argument was NULL",
+                c"",
+                c"internal_error",
+                c"A required argument was NULL",
             ),
             InvalidArgument => m(
-                "invalid_argument",
+                c"invalid_argument",
                 500,
-                "",
-                "internal_error",
-                "An argument is not valid",
+                c"",
+                c"internal_error",
+                c"An argument is not valid",
             ),
             ConfigInvalid => m(
-                "config_invalid",
+                c"config_invalid",
                 500,
-                "",
-                "internal_error",
-                "The verifier configuration is invalid",
+                c"",
+                c"internal_error",
+                c"The verifier configuration is invalid",
             ),
             JwksInvalid => m(
-                "jwks_invalid",
+                c"jwks_invalid",
                 500,
-                "",
-                "internal_error",
-                "The configured JWKS is not usable",
+                c"",
+                c"internal_error",
+                c"The configured JWKS is not usable",
             ),
             ClaimNotFound => m(
-                "claim_not_found",
+                c"claim_not_found",
                 500,
-                "",
-                "internal_error",
-                "The claim is not present",
+                c"",
+                c"internal_error",
+                c"The claim is not present",
             ),
             ClaimWrongType => m(
-                "claim_wrong_type",
+                c"claim_wrong_type",
                 500,
-                "",
-                "internal_error",
-                "The claim is not of the requested type",
+                c"",
+                c"internal_error",
+                c"The claim is not of the requested type",
             ),
-            Internal => m("internal", 500, "", "internal_error", "Internal error"),
+            Internal => m(c"internal", 500, c"", c"internal_error", c"Internal error"),
         }
     }
 
     /// Stable snake_case name of this value (e.g. `token_expired`), shared by every binding.
     pub fn reason(self) -> &'static str {
-        self.meaning().reason
+        text(self.meaning().reason)
     }
 
     /// HTTP status a server should answer with.
@@ -360,18 +368,24 @@ impl Status {
     /// RFC 6750 `error` attribute for `WWW-Authenticate`; empty when none applies
     /// (no token presented, success, API misuse).
     pub fn rfc6750_error(self) -> &'static str {
-        self.meaning().rfc6750
+        text(self.meaning().rfc6750)
     }
 
     /// The quickstart's JSON `code` (`authorization_header_missing`, `invalid_header`,
     /// `token_expired`, `invalid_claims`, `invalid_token`, `Unauthorized`, ...).
     pub fn code(self) -> &'static str {
-        self.meaning().code
+        text(self.meaning().code)
     }
 
     /// A human description.
     pub fn description(self) -> &'static str {
-        self.meaning().description
+        text(self.meaning().description)
+    }
+
+    /// The texts as static C strings, for the C ABI: reason, RFC 6750 error, code, description.
+    pub(crate) fn c_texts(self) -> [&'static CStr; 4] {
+        let m = self.meaning();
+        [m.reason, m.rfc6750, m.code, m.description]
     }
 
     /// True for `Ok`.
@@ -456,6 +470,13 @@ mod tests {
                 s.reason()
             );
             assert!(!s.description().is_empty());
+            // The texts Rust and C see are the same bytes (none lost to a failed conversion).
+            let texts = [s.reason(), s.rfc6750_error(), s.code(), s.description()];
+            for (c, text) in s.c_texts().iter().zip(texts) {
+                assert_eq!(c.to_bytes(), text.as_bytes());
+                assert!(text.is_ascii(), "{text:?}");
+            }
+            assert!(!s.reason().is_empty() && !s.code().is_empty());
         }
         assert_eq!(Status::from_u32(12345), None);
     }

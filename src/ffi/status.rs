@@ -2,34 +2,13 @@
 
 use super::ffi_panic_boundary;
 use crate::error::Status;
-use std::ffi::CString;
+use std::ffi::CStr;
 use std::os::raw::c_char;
-use std::sync::LazyLock;
 
-/// NUL-terminated copies of every status's texts, made once: reason, rfc6750, code, description.
-static TEXTS: LazyLock<Vec<(u32, [CString; 4])>> = LazyLock::new(|| {
-    let c = |s: &str| CString::new(s).unwrap_or_default();
-    Status::ALL
-        .iter()
-        .map(|s| {
-            (
-                *s as u32,
-                [
-                    c(s.reason()),
-                    c(s.rfc6750_error()),
-                    c(s.code()),
-                    c(s.description()),
-                ],
-            )
-        })
-        .collect()
-});
-
-fn text(status: u32, which: usize, unknown: &'static std::ffi::CStr) -> *const c_char {
-    TEXTS
-        .iter()
-        .find(|(n, _)| *n == status)
-        .map_or(unknown.as_ptr(), |(_, texts)| texts[which].as_ptr())
+/// One of a status's static texts (see `Status::c_texts`), `unknown` for a number that is
+/// not a status.
+fn text(status: u32, which: usize, unknown: &'static CStr) -> *const c_char {
+    Status::from_u32(status).map_or(unknown, |s| s.c_texts()[which]).as_ptr()
 }
 
 /// The stable snake_case name of a status (e.g. `"token_expired"`), the same in every binding.

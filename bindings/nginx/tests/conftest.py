@@ -23,6 +23,42 @@ from harness import AUDIENCE, DevIssuer, free_port, http  # noqa: E402,F401
 MODULE = Path(os.environ.get("JWTGUARD_NGINX_MODULE", ROOT / "target" / "release" / "ngx_http_jwtguard_module.so"))
 EXAMPLES = ROOT / "bindings" / "nginx" / "examples"
 
+# `make asan`: the module is built with -fsanitize=address,undefined and Debian's nginx runs
+# with the ASan runtime preloaded (every nginx command: `-t` and `-s reload` load the module
+# too). Reports go to files in JWTGUARD_NGINX_SANITIZER_LOGS; any file there fails the session.
+SANITIZER_LOGS = os.environ.get("JWTGUARD_NGINX_SANITIZER_LOGS")
+NGINX_ENV = dict(os.environ)
+if SANITIZER_LOGS:
+    runtime = subprocess.run(["gcc", "-print-file-name=libasan.so"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+    Path(SANITIZER_LOGS).mkdir(parents=True, exist_ok=True)
+    os.chmod(SANITIZER_LOGS, 0o777)  # the workers run as nobody
+    # Every child reports there (the ASan ping server of the host comparisons too); only nginx
+    # needs the runtime preloaded.
+    os.environ.update(
+        ASAN_OPTIONS=f"log_path={SANITIZER_LOGS}/asan:detect_leaks=1",
+        LSAN_OPTIONS=f"suppressions={Path(__file__).parent / 'lsan.supp'}:print_suppressions=0",
+        UBSAN_OPTIONS=f"log_path={SANITIZER_LOGS}/ubsan:print_stacktrace=1",
+    )
+    NGINX_ENV = dict(os.environ, LD_PRELOAD=runtime)
+
+
+def run_nginx(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    """An nginx command (`-t`, `-s reload`) in the suite's environment."""
+    return subprocess.run(["nginx", *args], env=NGINX_ENV, **kwargs)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if SANITIZER_LOGS:
+        reports = sorted(Path(SANITIZER_LOGS).iterdir())
+        for report in reports:
+            sys.stderr.write(f"\n=== {report.name}\n{report.read_text(errors='replace')}")
+        if reports:
+            session.exitstatus = 1
+            sys.stderr.write(f"\nsanitizer reports: {len(reports)} in {SANITIZER_LOGS}\n")
+        else:
+            sys.stderr.write(f"\nsanitizers (address, undefined, leaks): 0 reports in {SANITIZER_LOGS}\n")
+
 
 class Nginx:
     """nginx -p PREFIX -c nginx.conf, in the foreground, stopped on close()."""
@@ -50,6 +86,7 @@ class Nginx:
         self.log = open(prefix / "logs" / "stderr.log", "w")
         self.process = subprocess.Popen(
             ["nginx", "-p", str(prefix), "-c", "nginx.conf"],
+            env=NGINX_ENV,
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
@@ -62,6 +99,9 @@ class Nginx:
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("nginx did not start:\n" + (prefix / "logs" / "stderr.log").read_text())
                 time.sleep(0.05)
+        if SANITIZER_LOGS:
+            maps = Path(f"/proc/{self.process.pid}/maps").read_text()
+            assert "libasan" in maps and str(MODULE.resolve()) in maps, "nginx runs without the ASan module"
 
     def get(self, path: str, token: str | None = None, headers: dict | None = None):
         all_headers = dict(headers or {})
@@ -74,7 +114,7 @@ class Nginx:
         return [int(pid) for pid in out.split()]
 
     def reload(self) -> None:
-        subprocess.run(["nginx", "-p", str(self.prefix), "-c", "nginx.conf", "-s", "reload"], check=True)
+        run_nginx("-p", str(self.prefix), "-c", "nginx.conf", "-s", "reload", check=True)
 
     def error_log(self) -> str:
         return (self.prefix / "logs" / "stderr.log").read_text()

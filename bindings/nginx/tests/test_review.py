@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import AUDIENCE, EXAMPLES, MODULE, ROOT, Nginx, free_port, fresh_prefix, http
+from conftest import AUDIENCE, EXAMPLES, MODULE, ROOT, Nginx, free_port, fresh_prefix, http, run_nginx
 
 sys.path.insert(0, str(ROOT / "tests" / "support"))
 from harness import (  # noqa: E402
@@ -260,7 +260,7 @@ def nginx_t(config: str) -> subprocess.CompletedProcess:
         (path / "modules" / "ngx_http_jwtguard_module.so").symlink_to(MODULE)
         (path / "logs").mkdir()
         (path / "nginx.conf").write_text(config)
-        return subprocess.run(["nginx", "-t", "-p", str(path), "-c", "nginx.conf"], capture_output=True, text=True)
+        return run_nginx("-t", "-p", str(path), "-c", "nginx.conf", capture_output=True, text=True)
     finally:
         shutil.rmtree(path, ignore_errors=True)
 
@@ -319,7 +319,10 @@ def test_item22_rebuilding_the_module_under_a_running_nginx_breaks_nothing(prefi
         assert nginx.get("/admin/x", token)[0] == 200
         workers = nginx.workers()
         inode = MODULE.stat().st_ino
-        subprocess.run(["make", "-s", "-C", str(ROOT), "install-nginx-module"], check=True)
+        # The module this suite runs (`make asan` builds its own in another tree).
+        build = os.environ.get("JWTGUARD_NGINX_BUILD", str(ROOT / "target" / "nginx-build"))
+        subprocess.run(["make", "-s", "-C", str(ROOT), "install-nginx-module", f"NGINX_MODULE={MODULE}",
+                        f"NGINX_BUILD={build}"], check=True)
         assert MODULE.stat().st_ino != inode, "the module file was replaced, not overwritten"
         for _ in range(20):
             assert nginx.get("/admin/x", token)[0] == 200
