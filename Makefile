@@ -14,7 +14,7 @@ NGINX_MODULE := $(RELEASE)/ngx_http_jwtguard_module.so
 PING_SERVER := $(RELEASE)/ping_server
 
 .PHONY: all deps build nginx-module install-nginx-module envoy-module c-ping-server demo test lint rust-test \
-	python-test nginx-test envoy-test c-test nginx-asan-module asan nginx-asan-test header bench bench-envoy bench-python bench-report fuzz fuzz-smoke clean
+	python-test nginx-test envoy-test c-test nginx-asan-module asan nginx-asan-test header bench bench-envoy bench-python bench-report soak fuzz fuzz-smoke clean
 
 all: build
 
@@ -143,6 +143,16 @@ bench-python: build
 bench-report: build nginx-module envoy-module
 	scripts/setup-bench.sh
 	$(PYENV) $(PYTHON) bench/report.py
+
+# A soak (bench/soak.py): nginx, the C ping server and Envoy under wrk load with valid tokens
+# while the dev issuer rotates keys every 30 s and fails in every way in turn and nginx
+# reloads every 60 s; fails if one valid token is refused. target/soak/: results.json,
+# summary.md, soak.png. Not part of `make test`.
+SOAK_SECONDS ?= 600
+soak: build nginx-module envoy-module c-ping-server
+	scripts/setup-bench.sh
+	SOAK_SECONDS=$(SOAK_SECONDS) JWTGUARD_NGINX_MODULE=$(NGINX_MODULE) JWTGUARD_PING_SERVER=$(PING_SERVER) \
+		JWTGUARD_ENVOY_MODULE_DIR=$(RELEASE) $(PYENV) $(PYTHON) bench/soak.py
 
 # Coverage-guided fuzzing (fuzz/, cargo-fuzz, address sanitizer): every target FUZZ_SECONDS
 # seconds, executions and coverage printed per target. `make test` runs a 10 s smoke of each.

@@ -34,6 +34,13 @@ fn settle(v: &Verifier) {
     }
 }
 
+/// The `kid` of a token's header.
+fn kid_of(token: &str) -> String {
+    let header = jwtguard::token::b64_decode(token.split('.').next().unwrap()).unwrap();
+    let header: serde_json::Value = serde_json::from_slice(&header).unwrap();
+    header["kid"].as_str().unwrap().to_string()
+}
+
 /// Current Unix time: tokens from the dev issuer carry real times, so a manual clock starts now.
 fn now() -> i64 {
     std::time::SystemTime::now()
@@ -122,6 +129,59 @@ fn rotation_new_key_at_once_retired_key_after_refresh() {
     settle(&v);
     assert_eq!(status(&v, &old), Status::KeyNotFound);
     assert_eq!(status(&v, &new), Status::KeyNotFound);
+}
+
+#[test]
+fn keys_published_ahead_are_known_before_they_sign() {
+    // The dev issuer's `ahead` rotation (what the soak runs every 30 s): the new key is only
+    // published; the key published by the rotation before signs. A verifier refreshing on
+    // its TTL knows every signer before its first token: no token is refused and no refetch
+    // for an unknown kid is needed, however often the issuer rotates.
+    let issuer = DevIssuer::start(&[]);
+    let clock = Clock::manual(now());
+    let v = verifier_for(&issuer, Keys::Url(issuer.jwks_uri()), &clock, |_| {});
+    let first = issuer.token("read:messages", 10 * 3600);
+    assert_eq!(status(&v, &first), Status::Ok);
+    let one = issuer.rotate_with(json!({"ahead": true, "keep": 1}));
+    assert_eq!(one["published"].as_array().unwrap().len(), 2);
+    assert_ne!(
+        one["signing"], one["kid"],
+        "published ahead, not signing yet"
+    );
+    assert_eq!(kid_of(&issuer.token("read:messages", 3600)), kid_of(&first));
+    let requests = issuer.jwks_requests();
+    let mut current = first;
+    for _ in 0..3 {
+        clock.advance(301.0); // the dev issuer's max-age: the next lookup refreshes
+        assert_eq!(status(&v, &current), Status::Ok);
+        settle(&v);
+        let previous = issuer.rotate_with(json!({"ahead": true, "keep": 1}));
+        let signer = previous["signing"].as_str().unwrap().to_string();
+        let published: Vec<&str> = previous["published"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k.as_str().unwrap())
+            .collect();
+        assert_eq!(published.len(), 2, "keep 1: the old signer is retired");
+        assert_eq!(published[0], signer);
+        let token = issuer.token("read:messages", 3600);
+        assert_eq!(kid_of(&token), signer);
+        assert_eq!(
+            status(&v, &token),
+            Status::Ok,
+            "the signer was fetched before it signed"
+        );
+        current = token;
+    }
+    assert_eq!(
+        issuer.jwks_requests(),
+        requests + 3,
+        "one refresh per TTL, no refetch for a kid"
+    );
+    // A plain rotation still signs with the new key at once.
+    let plain = issuer.rotate_with(json!({}));
+    assert_eq!(plain["signing"], plain["kid"]);
 }
 
 #[test]

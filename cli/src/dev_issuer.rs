@@ -63,14 +63,29 @@ enum Fault {
     Drop,
 }
 
+/// The published keys, oldest first. The newest signs, unless it was published ahead
+/// (`/admin/rotate` with `"ahead": true`): then the one before it signs until the next
+/// rotation, the way real issuers publish a key before they use it.
+struct KeyRing {
+    keys: Vec<SigningKey>,
+    ahead: bool,
+}
+
+impl KeyRing {
+    fn signer(&self) -> Option<&SigningKey> {
+        let back = usize::from(self.ahead && self.keys.len() > 1);
+        self.keys.iter().rev().nth(back)
+    }
+}
+
 struct Issuer {
     url: String,
     alg: JwtAlgorithm,
     audience: String,
     jwks_max_age: u64,
     admin: bool,
-    /// Published keys; the last one signs.
-    keys: Mutex<Vec<SigningKey>>,
+    /// Published keys and which one signs.
+    keys: Mutex<KeyRing>,
     fault: Mutex<Fault>,
     /// A fault of the discovery document, set apart (`"endpoint": "discovery"`).
     discovery_fault: Mutex<Fault>,
@@ -190,7 +205,7 @@ fn token_params(request: &mut Request) -> Result<Map<String, Value>, String> {
 impl Issuer {
     fn jwks_body(&self) -> String {
         let keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
-        json!({"keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()}).to_string()
+        json!({"keys": keys.keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()}).to_string()
     }
 
     fn discovery(&self) -> Value {
@@ -335,7 +350,7 @@ impl Issuer {
         });
         let signed = {
             let keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
-            let Some(key) = keys.last() else {
+            let Some(key) = keys.signer() else {
                 let _ = request.respond(error(500, "server_error", "no signing key"));
                 return;
             };
@@ -358,23 +373,33 @@ impl Issuer {
     }
 
     fn rotate(&self, mut request: Request) {
-        let retire = token_params(&mut request)
-            .ok()
-            .and_then(|p| p.get("retire").and_then(Value::as_bool))
-            .unwrap_or(false);
+        let params = token_params(&mut request).unwrap_or_default();
+        let flag = |name: &str| params.get(name).and_then(Value::as_bool).unwrap_or(false);
+        let (retire, ahead) = (flag("retire"), flag("ahead"));
+        // `keep`: at most this many of the old keys stay published (the newest of them).
+        let keep = params
+            .get("keep")
+            .and_then(Value::as_u64)
+            .map(|n| n as usize);
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         let kid = format!("key-{generation}-{}", random_id(6));
         match generate_key(self.alg, kid.clone()) {
             Ok(key) => {
                 let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
-                if retire {
-                    keys.clear();
-                }
-                keys.push(key);
-                let published: Vec<&str> = keys.iter().map(|k| k.kid.as_str()).collect();
+                let keep = if retire {
+                    0
+                } else {
+                    keep.unwrap_or(usize::MAX)
+                };
+                let old = keys.keys.len().saturating_sub(keep);
+                keys.keys.drain(..old);
+                keys.keys.push(key);
+                keys.ahead = ahead;
+                let published: Vec<&str> = keys.keys.iter().map(|k| k.kid.as_str()).collect();
+                let signing = keys.signer().map(|k| k.kid.clone());
                 let _ = request.respond(json_response(
                     200,
-                    &json!({"kid": kid, "published": published}),
+                    &json!({"kid": kid, "published": published, "signing": signing}),
                 ));
             }
             Err(e) => {
@@ -432,7 +457,7 @@ impl Issuer {
             "jwks_requests": self.jwks_requests.load(Ordering::SeqCst),
             "discovery_requests": self.discovery_requests.load(Ordering::SeqCst),
             "token_requests": self.token_requests.load(Ordering::SeqCst),
-            "kids": keys.iter().map(|k| k.kid.clone()).collect::<Vec<_>>(),
+            "kids": keys.keys.iter().map(|k| k.kid.clone()).collect::<Vec<_>>(),
         })
     }
 
@@ -515,7 +540,10 @@ pub fn run(args: DevIssuerArgs) -> ExitCode {
         audience: args.audience,
         jwks_max_age: args.jwks_max_age,
         admin: args.admin,
-        keys: Mutex::new(vec![first_key]),
+        keys: Mutex::new(KeyRing {
+            keys: vec![first_key],
+            ahead: false,
+        }),
         fault: Mutex::new(Fault::Off),
         discovery_fault: Mutex::new(Fault::Off),
         jwks_requests: AtomicU64::new(0),

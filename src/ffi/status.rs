@@ -8,7 +8,9 @@ use std::os::raw::c_char;
 /// One of a status's static texts (see `Status::c_texts`), `unknown` for a number that is
 /// not a status.
 fn text(status: u32, which: usize, unknown: &'static CStr) -> *const c_char {
-    Status::from_u32(status).map_or(unknown, |s| s.c_texts()[which]).as_ptr()
+    Status::from_u32(status)
+        .map_or(unknown, |s| s.c_texts()[which])
+        .as_ptr()
 }
 
 /// The stable snake_case name of a status (e.g. `"token_expired"`), the same in every binding.

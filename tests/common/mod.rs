@@ -326,6 +326,11 @@ impl DevIssuer {
             .to_string()
     }
 
+    /// `/admin/rotate` with any parameters (`retire`, `keep`, `ahead`); the issuer's answer.
+    pub fn rotate_with(&self, params: Value) -> Value {
+        self.post("admin/rotate", params)
+    }
+
     pub fn fault(&self, fault: Value) {
         self.post("admin/fault", fault);
     }
