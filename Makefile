@@ -14,7 +14,7 @@ NGINX_MODULE := $(RELEASE)/ngx_http_jwtguard_module.so
 PING_SERVER := $(RELEASE)/ping_server
 
 .PHONY: all deps build nginx-module install-nginx-module envoy-module c-ping-server demo test lint rust-test \
-	python-test nginx-test envoy-test c-test nginx-asan-module asan nginx-asan-test header bench bench-envoy bench-python bench-report soak fuzz fuzz-smoke clean
+	python-test nginx-test envoy-test c-test nginx-asan-module asan nginx-asan-test header bench bench-envoy bench-python bench-report soak fuzz fuzz-smoke fuzz-cmin clean
 
 all: build
 
@@ -162,6 +162,10 @@ fuzz: deps
 
 fuzz-smoke: deps
 	scripts/fuzz.sh 10
+
+# After a long run: the working corpus minimized into fuzz/corpus/ (commit it).
+fuzz-cmin: deps
+	scripts/fuzz.sh cmin
 
 clean:
 	$(CARGO) clean

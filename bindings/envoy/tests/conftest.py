@@ -35,7 +35,7 @@ class Envoy:
     JSON bootstrap whose listener port is `port` and admin port `admin`."""
 
     def __init__(self, config: str, port: int, admin: int, suffix: str = ".yaml", concurrency: int = 1,
-                 wait: bool = True):
+                 wait: bool = True, wrapper: list[str] = (), ready_seconds: float = 30):
         self.port, self.admin = port, admin
         self.base = f"http://127.0.0.1:{port}"
         self.dir = Path(tempfile.mkdtemp(prefix="jwtguard-envoy-"))
@@ -45,12 +45,12 @@ class Envoy:
         self.log = open(self.log_path, "w")
         env = dict(os.environ, ENVOY_DYNAMIC_MODULES_SEARCH_PATH=str(MODULE_DIR))
         self.process = subprocess.Popen(
-            [envoy_binary(), "-c", str(self.config), "--concurrency", str(concurrency), "-l", "info",
+            [*wrapper, envoy_binary(), "-c", str(self.config), "--concurrency", str(concurrency), "-l", "info",
              "--base-id", str(port)],
             env=env, stdout=self.log, stderr=subprocess.STDOUT,
         )
         if wait:
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + ready_seconds
             while True:
                 try:
                     http("GET", f"http://127.0.0.1:{admin}/ready")
