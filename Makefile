@@ -103,12 +103,14 @@ envoy-test: envoy-module
 c-test: c-ping-server
 	JWTGUARD_PING_SERVER=$(PING_SERVER) $(PYENV) $(PYTHON) -m pytest -q bindings/c/tests
 
-# Sanitizers on the native hosts: the C client (tests/c_api.rs) and the C ping server suite
-# (bindings/c/tests) each run under valgrind and under ASan + UBSan; here the nginx suite runs
-# the ASan module (with an ASan ping server beside it). Any report fails. Part of `make test`.
-asan: nginx-asan-module c-ping-server
+# Sanitizers on the native hosts, every report fatal: the C client (tests/c_api.rs) and the C
+# ping server suite (bindings/c/tests) under ASan + UBSan (both also run under valgrind), the
+# nginx suite on the ASan module (with an ASan ping server beside it), and the Envoy module
+# under valgrind inside Envoy (ASan cannot run in that binary). All of it is in `make test`.
+asan: nginx-asan-module c-ping-server envoy-module
 	$(CARGO) test --release --test c_api -- c_client_passes_under_asan_and_ubsan
 	JWTGUARD_PING_SERVER=$(PING_SERVER) $(PYENV) $(PYTHON) -m pytest -q bindings/c/tests -k asan
+	JWTGUARD_ENVOY_MODULE_DIR=$(RELEASE) $(PYENV) $(PYTHON) -m pytest -q bindings/envoy/tests -k valgrind
 	$(MAKE) -s nginx-asan-test
 
 # Every nginx test but the worker-memory one: ASan's quarantine keeps freed memory on purpose
