@@ -16,6 +16,8 @@ refused, any 5xx or socket error, or a host died. Not part of `make test`.
 
 from __future__ import annotations
 
+import base64
+import concurrent.futures
 import importlib.util
 import json
 import os
@@ -24,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,6 +67,29 @@ def fault(issuer: DevIssuer, spec: dict) -> None:
     post(issuer, "admin/fault", {**spec, "endpoint": "discovery"})
 
 
+def fetches(issuer: DevIssuer) -> int:
+    """Requests the issuer has had for its JWKS and its discovery document (faults included)."""
+    stats = http("GET", issuer.url + "admin/stats")[2]
+    return stats["jwks_requests"] + stats["discovery_requests"]
+
+
+def probe(urls: dict[str, str], token: str) -> dict[str, int]:
+    """Each host's status for `token` under a fresh unknown kid (same claims and signature)."""
+    header, rest = token.split(".", 1)
+    claims = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+    claims["kid"] = f"unknown-{uuid.uuid4().hex[:12]}"
+    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode() + "." + rest
+
+    def status(url: str) -> int:
+        try:
+            return http("GET", url, headers={"Authorization": f"Bearer {forged}"})[0]
+        except OSError:
+            return 0
+
+    with concurrent.futures.ThreadPoolExecutor(len(urls)) as pool:
+        return dict(zip(urls, pool.map(status, urls.values())))
+
+
 def process_figures(pids: list[int]) -> tuple[int, int]:
     """(RSS kB, open fds) summed over pids."""
     rss = fds = 0
@@ -83,13 +109,21 @@ def start_wrk(url: str, tokens: Path) -> subprocess.Popen:
 
 
 def wrk_result(process: subprocess.Popen) -> dict:
+    """One wrk run's figures. `broken` says why a run cannot be trusted: wrk failed, or its
+    status counts (from bench/soak.lua) do not add up to the requests it made."""
     out = process.communicate()[0]
     statuses = {int(code): int(n) for code, n in re.findall(r"^STATUS (\d+) (\d+)$", out, re.M)}
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors = dict(zip(("connect", "read", "write", "timeout"), map(int, errors.groups()))) if errors else {}
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    made = re.search(r"(\d+) requests in", out)
+    broken = None
+    if process.returncode != 0 or not rate or not made:
+        broken = f"wrk failed (exit {process.returncode}): {out[-1500:]}"
+    elif sum(statuses.values()) != int(made.group(1)):
+        broken = f"{sum(statuses.values())} statuses counted for {made.group(1)} requests: {out[-1500:]}"
     return {"rps": float(rate.group(1)) if rate else 0.0, "statuses": statuses,
-            "socket_errors": sum(int(n) for n in errors.groups()) if errors else 0,
-            "exit": process.returncode, **({} if rate else {"output": out[-2000:]})}
+            "socket_errors": sum(errors.values()), "read_errors": errors.get("read", 0), "broken": broken}
 
 
 def chart(results: dict) -> Path | None:
@@ -163,24 +197,34 @@ def main() -> int:
         for index in range(SECONDS // SEGMENT):
             t = index * SEGMENT
             phase = t % CYCLE
+            reload = False
             if phase == 0:
                 cycle += 1
                 kid = post(issuer, "admin/rotate", {"keep": 1})["kid"]
-                tokens.write_text("\n".join(issuer.token(scope) for scope in SCOPES * 4) + "\n")
+                valid = [issuer.token(scope) for scope in SCOPES * 4]
+                tokens.write_text("\n".join(valid) + "\n")
                 results["events"].append({"t": t, "what": "rotate", "kid": kid})
-                if cycle % 2 == 1:
-                    nginx.reload()
-                    results["events"].append({"t": t, "what": "reload"})
             elif phase == 10:
                 mode = FAULTS[cycle % len(FAULTS)]
                 fault(issuer, mode)
+                window = fetches(issuer)
                 results["events"].append({"t": t, "what": "fault", "fault": mode})
+            elif phase == 15 and cycle % 2 == 1:
+                # Mid-fault: the new workers start from the snapshot while the issuer fails.
+                nginx.reload()
+                reload = True
+                results["events"].append({"t": t, "what": "reload"})
             elif phase == 25:
                 fault(issuer, {"mode": "off"})
-                results["events"].append({"t": t, "what": "fault off"})
+                # The hosts asked the failing issuer (their refresh, the reloaded workers, the
+                # probes below): otherwise the window tested nothing.
+                results["events"].append({"t": t, "what": "fault off", "issuer_requests": fetches(issuer) - window})
             runs = {host: start_wrk(url, tokens) for host, url in urls.items()}
-            segment = {"t": round(time.monotonic() - started, 1), "hosts": {},
-                       "reload": bool(results["events"]) and results["events"][-1] == {"t": t, "what": "reload"}}
+            segment = {"t": round(time.monotonic() - started, 1), "hosts": {}, "reload": reload}
+            if 10 <= phase < 25:
+                # A token naming a kid nobody published makes each host try the failing issuer
+                # (each probe a new kid); it must be refused, never a 5xx but 503, never let in.
+                segment["probes"] = probe(urls, valid[0])
             for host, run in runs.items():
                 result = wrk_result(run)
                 result["rss_kb"], result["fds"] = process_figures(pids(host))
@@ -195,6 +239,7 @@ def main() -> int:
             if not all(segment["alive"].values()):
                 print(f"soak: a host died: {segment['alive']}")
                 break
+        results["nginx_log"] = nginx.error_log()[-100_000:]
         return summary(results)
     finally:
         if issuer.process.poll() is None:
@@ -217,24 +262,39 @@ def summary(results: dict) -> int:
         server = sum(n for r in runs for code, n in r["statuses"].items() if code >= 500)
         other = sum(n for r in runs for code, n in r["statuses"].items() if code not in (200, 400, 401, 403) and code < 500)
         # A reload closes the old workers' idle keep-alive connections (nginx's graceful
-        # shutdown): wrk counts a read error when it reuses one. Counted apart; any other
-        # socket error fails the soak.
-        at_reload = sum(s["hosts"][host]["socket_errors"] for s in segments if s["reload"] and host == "nginx")
+        # shutdown): wrk counts a read error when it reuses one, at most one per connection
+        # (-c 4). Those are counted apart; any other socket error fails the soak.
+        at_reload = sum(min(s["hosts"][host]["read_errors"], 4) for s in segments if s["reload"] and host == "nginx")
         sockets = sum(r["socket_errors"] for r in runs) - at_reload
+        broken = [r["broken"] for r in runs if r["broken"]]
+        probes = [s["probes"][host] for s in segments if "probes" in s]
+        let_in = sum(status not in (401, 503) for status in probes)
+        failed |= bool(broken or let_in)
+        for reason in broken[:3]:
+            print(f"soak: {host}: {reason}")
         tenth = max(1, len(runs) // 10)
         rss_start = sorted(r["rss_kb"] for r in runs[:tenth])[tenth // 2] / 1024
         rss_end = sorted(r["rss_kb"] for r in runs[-tenth:])[tenth // 2] / 1024
         fds = (runs[0]["fds"], max(r["fds"] for r in runs), runs[-1]["fds"])
         rps = sorted(r["rps"] for r in runs)[len(runs) // 2]
         failed |= bool(refused or server or other or sockets or answered == 0)
-        rows.append(f"| {host} | {answered:,} | {refused} | {server} | {sockets} ({at_reload} at reloads) | {rps:,.0f} | "
+        rows.append(f"| {host} | {answered:,} | {refused} | {server} | {sockets} ({at_reload} at reloads) | "
+                    f"{len(probes) - let_in}/{len(probes)} | {rps:,.0f} | "
                     f"{rss_start:.1f} → {rss_end:.1f} | {fds[0]} / {fds[1]} / {fds[2]} |")
         results.setdefault("summary", {})[host] = {
             "answered": answered, "refused_valid": refused, "server_errors": server, "other": other,
-            "socket_errors": sockets, "socket_errors_at_reloads": at_reload, "median_rps": rps, "rss_mib_start": rss_start, "rss_mib_end": rss_end,
+            "socket_errors": sockets, "socket_errors_at_reloads": at_reload, "broken_runs": len(broken),
+            "unknown_kid_probes": len(probes), "probes_not_refused": let_in, "median_rps": rps, "rss_mib_start": rss_start, "rss_mib_end": rss_end,
             "fds_first_max_last": fds}
     alive = all(segments[-1]["alive"].values()) if segments else False
     failed |= not alive or len(segments) < results["seconds"] // SEGMENT
+    quiet = [e for e in results["events"] if e["what"] == "fault off" and e["issuer_requests"] == 0]
+    if quiet:
+        print(f"soak: fault windows in which no host asked the issuer: {quiet}")
+    crashed = "exited on signal" in results.get("nginx_log", "")
+    if crashed:
+        print("soak: an nginx worker crashed (error log: exited on signal)")
+    failed |= bool(quiet) or crashed
     (OUT / "results.json").write_text(json.dumps(results, indent=1))
     picture = chart(results)
     rotations = sum(e["what"] == "rotate" for e in results["events"])
@@ -243,8 +303,8 @@ def summary(results: dict) -> int:
     table = "\n".join([
         f"soak: {results['seconds']} s from {results['started']}: {rotations} rotations, {faults} faults, {reloads} nginx reloads",
         "",
-        "| host | answered | refused valid | 5xx | socket errors (closed by a reload) | median req/s | RSS MiB (first → last tenth) | fds first / max / last |",
-        "|---|---|---|---|---|---|---|---|",
+        "| host | answered | refused valid | 5xx | socket errors (closed by a reload) | unknown-kid probes refused | median req/s | RSS MiB (first → last tenth) | fds first / max / last |",
+        "|---|---|---|---|---|---|---|---|---|",
         *rows,
     ])
     (OUT / "summary.md").write_text(table + "\n")

@@ -133,8 +133,8 @@ fn rotation_new_key_at_once_retired_key_after_refresh() {
 
 #[test]
 fn keys_published_ahead_are_known_before_they_sign() {
-    // The dev issuer's `ahead` rotation (what the soak runs every 30 s): the new key is only
-    // published; the key published by the rotation before signs. A verifier refreshing on
+    // The dev issuer's `ahead` rotation: the new key is only published; the key published by
+    // the rotation before signs (`keep: 1` retires the one that signed until then). A verifier refreshing on
     // its TTL knows every signer before its first token: no token is refused and no refetch
     // for an unknown kid is needed, however often the issuer rotates.
     let issuer = DevIssuer::start(&[]);
@@ -179,9 +179,12 @@ fn keys_published_ahead_are_known_before_they_sign() {
         requests + 3,
         "one refresh per TTL, no refetch for a kid"
     );
-    // A plain rotation still signs with the new key at once.
+    // A plain rotation still signs with the new key at once; `keep` must be a count.
     let plain = issuer.rotate_with(json!({}));
     assert_eq!(plain["signing"], plain["kid"]);
+    for bad in [json!(-1), json!("1"), json!(1.5)] {
+        assert_eq!(issuer.rotate_status(json!({"keep": bad})), 400, "{bad}");
+    }
 }
 
 #[test]

@@ -376,11 +376,22 @@ impl Issuer {
         let params = token_params(&mut request).unwrap_or_default();
         let flag = |name: &str| params.get(name).and_then(Value::as_bool).unwrap_or(false);
         let (retire, ahead) = (flag("retire"), flag("ahead"));
-        // `keep`: at most this many of the old keys stay published (the newest of them).
-        let keep = params
-            .get("keep")
-            .and_then(Value::as_u64)
-            .map(|n| n as usize);
+        // `keep`: at most this many of the old keys stay published (the newest of them; with
+        // `ahead`, the old signer is the second newest, so keep 2 to keep it).
+        let keep = match params.get("keep") {
+            None => None,
+            Some(n) => match n.as_u64().and_then(|n| usize::try_from(n).ok()) {
+                Some(n) => Some(n),
+                None => {
+                    let _ = request.respond(error(
+                        400,
+                        "invalid_request",
+                        "keep must be a number of keys (0 or more)",
+                    ));
+                    return;
+                }
+            },
+        };
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         let kid = format!("key-{generation}-{}", random_id(6));
         match generate_key(self.alg, kid.clone()) {

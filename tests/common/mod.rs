@@ -331,6 +331,20 @@ impl DevIssuer {
         self.post("admin/rotate", params)
     }
 
+    /// The HTTP status of `/admin/rotate` with these parameters.
+    pub fn rotate_status(&self, params: Value) -> u16 {
+        match self
+            .agent
+            .post(&format!("{}admin/rotate", self.url))
+            .header("Content-Type", "application/json")
+            .send(params.to_string())
+        {
+            Ok(response) => response.status().as_u16(),
+            Err(ureq::Error::StatusCode(code)) => code,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
     pub fn fault(&self, fault: Value) {
         self.post("admin/fault", fault);
     }

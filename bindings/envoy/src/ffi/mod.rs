@@ -286,9 +286,13 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_destroy(filter: *const c_v
     })
 }
 
-/// The `index`th value of a request header (lowercase name) and how many values it has. The
-/// bytes are Envoy's: valid until the hook returns, which is longer than any caller keeps them.
-fn header_at<'a>(envoy: filter_envoy_ptr, name: &str, index: usize) -> (&'a [u8], usize) {
+/// The `index`th value of a request header (lowercase name) and how many values it has
+/// (an index past the end gives no bytes).
+///
+/// # Safety
+/// The bytes are Envoy's, valid until the current hook returns and no header is changed:
+/// the caller must not keep them longer.
+unsafe fn header_at<'a>(envoy: filter_envoy_ptr, name: &str, index: usize) -> (&'a [u8], usize) {
     let mut value = envoy_buffer {
         ptr: std::ptr::null(),
         length: 0,
@@ -310,16 +314,18 @@ fn header_at<'a>(envoy: filter_envoy_ptr, name: &str, index: usize) -> (&'a [u8]
 
 /// Every value of a request header (lowercase name), as received.
 fn header_values(envoy: filter_envoy_ptr, name: &str) -> Vec<Vec<u8>> {
-    let count = header_at(envoy, name, 0).1;
+    // SAFETY: each value is copied at once.
+    let count = unsafe { header_at(envoy, name, 0) }.1;
     (0..count)
-        .map(|index| header_at(envoy, name, index).0.to_vec())
+        .map(|index| unsafe { header_at(envoy, name, index) }.0.to_vec())
         .collect()
 }
 
 /// A request header's lines joined with ", " (as HTTP combines repeated fields), `None` when
 /// there is none. One line of UTF-8 (the usual case) is borrowed from Envoy.
 fn header_text<'a>(envoy: filter_envoy_ptr, name: &str) -> Option<Cow<'a, str>> {
-    let (first, count) = header_at(envoy, name, 0);
+    // SAFETY: the borrowed value is used only by the hook that asked (see above).
+    let (first, count) = unsafe { header_at(envoy, name, 0) };
     match count {
         0 => None,
         1 => Some(match std::str::from_utf8(first) {
