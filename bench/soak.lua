@@ -2,25 +2,14 @@
 -- cycling; every answer's status is counted and printed at the end as `STATUS <code> <n>`
 -- lines, so the soak can tell a refused valid token (401/403) from a server error (5xx).
 --   wrk -s bench/soak.lua URL -- TOKENS_FILE
-local tokens = {}
-local next_index = 1
+-- Tokens from a file, cycling: bench/tokens.lua's init() and request(), beside this file.
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "tokens.lua")
+
 local threads = {}
 statuses = {}
 
 function setup(thread)
   threads[#threads + 1] = thread
-end
-
-function init(args)
-  for line in io.lines(args[1]) do
-    tokens[#tokens + 1] = "Bearer " .. line
-  end
-end
-
-function request()
-  local value = tokens[next_index]
-  next_index = next_index % #tokens + 1
-  return wrk.format(nil, nil, { Authorization = value })
 end
 
 function response(status, headers, body)
