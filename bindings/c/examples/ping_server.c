@@ -246,10 +246,18 @@ main(void)
   address.sin_family = AF_INET;
   address.sin_port = htons((uint16_t)port);
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port,
-                            NULL, NULL, handle, verifier,
+  /*
+   * A thread per connection: jwt_verify blocks while keys are being fetched (a new kid, a
+   * cold start; up to the fetch timeout when the issuer is slow), and a blocked thread must
+   * hold back only its own client. In a thread pool each thread serves many connections, so
+   * one token with an unknown kid during a slow issuer would stall its neighbours.
+   */
+  daemon = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                                MHD_USE_ERROR_LOG,
+                            (uint16_t)port, NULL, NULL, handle, verifier,
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&address,
-                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)4,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned int)256,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60,
                             MHD_OPTION_END);
   if (daemon == NULL) {
     fprintf(stderr, "ping_server: cannot listen on port %u\n", port);
