@@ -27,10 +27,10 @@ EXAMPLES = ROOT / "bindings" / "nginx" / "examples"
 # with the ASan runtime preloaded (every nginx command: `-t` and `-s reload` load the module
 # too). Reports go to files in JWTGUARD_NGINX_SANITIZER_LOGS; any file there fails the session.
 SANITIZER_LOGS = os.environ.get("JWTGUARD_NGINX_SANITIZER_LOGS")
-NGINX_ENV = dict(os.environ)
+ASAN_RUNTIME: str | None = None
 if SANITIZER_LOGS:
-    runtime = subprocess.run(["gcc", "-print-file-name=libasan.so"], capture_output=True, text=True,
-                             check=True).stdout.strip()
+    ASAN_RUNTIME = subprocess.run(["gcc", "-print-file-name=libasan.so"], capture_output=True, text=True,
+                                  check=True).stdout.strip()
     Path(SANITIZER_LOGS).mkdir(parents=True, exist_ok=True)
     os.chmod(SANITIZER_LOGS, 0o777)  # the workers run as nobody
     # Every child reports there (the ASan ping server of the host comparisons too); only nginx
@@ -40,12 +40,17 @@ if SANITIZER_LOGS:
         LSAN_OPTIONS=f"suppressions={Path(__file__).parent / 'lsan.supp'}:print_suppressions=0",
         UBSAN_OPTIONS=f"log_path={SANITIZER_LOGS}/ubsan:print_stacktrace=1",
     )
-    NGINX_ENV = dict(os.environ, LD_PRELOAD=runtime)
+
+
+def nginx_env() -> dict | None:
+    """The environment for an nginx process: the current one (None: inherited), with the ASan
+    runtime preloaded under the sanitizers."""
+    return dict(os.environ, LD_PRELOAD=ASAN_RUNTIME) if ASAN_RUNTIME else None
 
 
 def run_nginx(*args: str, **kwargs) -> subprocess.CompletedProcess:
     """An nginx command (`-t`, `-s reload`) in the suite's environment."""
-    return subprocess.run(["nginx", *args], env=NGINX_ENV, **kwargs)
+    return subprocess.run(["nginx", *args], env=nginx_env(), **kwargs)
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -86,7 +91,7 @@ class Nginx:
         self.log = open(prefix / "logs" / "stderr.log", "w")
         self.process = subprocess.Popen(
             ["nginx", "-p", str(prefix), "-c", "nginx.conf"],
-            env=NGINX_ENV,
+            env=nginx_env(),
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
