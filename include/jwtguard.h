@@ -265,6 +265,19 @@ void jwt_config_free(jwt_config *config);
 // Accept tokens whose `iss` equals `issuer` exactly (e.g. `"https://TENANT/"`). Repeatable.
 jwt_status jwt_config_add_issuer(jwt_config *config, const char *issuer, size_t issuer_len);
 
+// Add another issuer, with its own keys and policy, described by a whole configuration
+// (`issuer`: its issuers, audiences, algorithms, leeway, claims, keys and cache policy; it
+// is copied, so free it as usual; issuers added to it come along). A verifier built from
+// `config` then holds `config`'s own issuer first and each added one after it: a token's
+// unverified `iss` selects the issuer that lists it (exact match) and the token is verified
+// against that issuer's keys and policy only. A token whose `iss` no issuer lists is
+// `JWT_STATUS_ISSUER_INVALID` without any key fetch. `jwt_verifier_new` fails with
+// `JWT_STATUS_CONFIG_INVALID` when two issuers list the same `iss` or one is incomplete.
+// The token cache size and clock are `config`'s (one cache for all issuers). Not to be
+// confused with `jwt_config_add_issuer`, which adds another accepted `iss` value to one
+// issuer (same keys). `JWT_STATUS_INVALID_ARGUMENT` when `issuer` is `config` itself.
+jwt_status jwt_config_add_issuer_config(jwt_config *config, const jwt_config *issuer);
+
 // Accept tokens whose `aud` is or contains `audience`. Repeatable.
 jwt_status jwt_config_add_audience(jwt_config *config, const char *audience, size_t audience_len);
 

@@ -78,6 +78,8 @@ struct Entry {
     /// The id of the key set that verified the token (ids are never reused, and the cache
     /// keeps no old keys alive).
     keys: u64,
+    /// Which of the verifier's issuers verified it (the index its keys are asked by).
+    issuer: usize,
     bytes: usize,
     /// Insertion number, matching this entry's place in the shard's queue.
     seq: u64,
@@ -190,9 +192,9 @@ pub struct TokenCache {
 
 /// What a lookup found.
 pub enum Lookup {
-    /// Verified earlier by the current keys: the claims, and their time claims (to check
-    /// again now).
-    Hit(Claims, Times),
+    /// Verified earlier by the current keys: the claims, their time claims (to check again
+    /// now) and the index of the issuer whose keys verified it.
+    Hit(Claims, Times, usize),
     /// Not cached, or cached under keys that are no longer the current ones.
     Miss,
 }
@@ -246,25 +248,25 @@ impl TokenCache {
         &self.shards[((middle * self.shards.len() as u64) >> 32) as usize]
     }
 
-    /// Look `token` up; `current` gives the id of the key set verification would use now (an
-    /// error, such as keys unavailable, is returned as is). `current` runs with no lock
-    /// held: it may wait for a fetch.
+    /// Look `token` up; `current` gives the id of the key set verification would use now for
+    /// the issuer (by index) that verified the token (an error, such as keys unavailable, is
+    /// returned as is). `current` runs with no lock held: it may wait for a fetch.
     pub fn lookup<E>(
         &self,
         token: &[u8],
-        current: impl FnOnce() -> Result<u64, E>,
+        current: impl FnOnce(usize) -> Result<u64, E>,
     ) -> Result<Lookup, E> {
         let found = self
             .shard(token)
             .table
             .load()
             .get(token)
-            .map(|e| (e.claims.clone(), e.times, e.keys));
-        let Some((claims, times, verified_by)) = found else {
+            .map(|e| (e.claims.clone(), e.times, e.keys, e.issuer));
+        let Some((claims, times, verified_by, issuer)) = found else {
             self.counts.add(MISSES);
             return Ok(Lookup::Miss);
         };
-        let keys = match current() {
+        let keys = match current(issuer) {
             Ok(keys) => keys,
             Err(e) => {
                 self.counts.add(MISSES);
@@ -273,7 +275,7 @@ impl TokenCache {
         };
         if verified_by == keys {
             self.counts.add(HITS);
-            return Ok(Lookup::Hit(claims, times));
+            return Ok(Lookup::Hit(claims, times, issuer));
         }
         // Verified under keys that are gone: never served again (an entry another thread put
         // in meanwhile, under the current keys, stays).
@@ -282,9 +284,9 @@ impl TokenCache {
         Ok(Lookup::Miss)
     }
 
-    /// Keep `token`, verified by the key set whose id is `keys`, with its claims (not if it
-    /// alone would exceed a shard's byte bound).
-    pub fn insert(&self, token: &[u8], claims: &Claims, keys: u64) {
+    /// Keep `token`, verified by the key set whose id is `keys` of the issuer numbered
+    /// `issuer`, with its claims (not if it alone would exceed a shard's byte bound).
+    pub fn insert(&self, token: &[u8], claims: &Claims, issuer: usize, keys: u64) {
         let bytes = entry_bytes(token, claims);
         if token.len() > MAX_TOKEN_BYTES || bytes > self.share_bytes {
             return;
@@ -321,6 +323,7 @@ impl TokenCache {
                 claims: claims.clone(),
                 times,
                 keys,
+                issuer,
                 bytes,
                 seq,
             }),

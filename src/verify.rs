@@ -5,13 +5,15 @@ use crate::claims::{self, Claims};
 use crate::clock::Clock;
 use crate::counters::Striped;
 use crate::error::{Error, Result, Status};
-use crate::jwks::cache::{self, CacheOptions, JwksSource};
+use crate::jwks::cache::{self, CacheOptions, JwksSource, SourceStats};
 use crate::jwks::discovery::Discovery;
 use crate::jwks::fetch;
 use crate::jwks::keyset::{KeySet, Selection};
 use crate::policy::{Algorithm, Policy};
 use crate::token::{self, Header};
 use crate::token_cache::{Lookup, TokenCache, TokenCacheStats};
+use serde_json::Value;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Where a verifier's keys come from.
@@ -37,8 +39,35 @@ pub struct Config {
     pub cache: CacheOptions,
     /// The clock for claim checks and cache policy.
     pub clock: Clock,
-    /// How many verified tokens to remember (0: none); see [`crate::token_cache`].
+    /// How many verified tokens to remember (0: none); see [`crate::token_cache`]. One
+    /// cache serves every issuer of the verifier.
     pub token_cache: usize,
+    /// Further issuers, each with its own keys and policy (see [`Config::with_issuer`]).
+    pub more_issuers: Vec<IssuerConfig>,
+}
+
+/// One issuer of a verifier that holds several: what its tokens must satisfy and where its
+/// keys come from. A token's unverified `iss` picks the issuer (exact match against the
+/// policy's issuers); the token is then verified against that issuer's keys and policy only.
+#[derive(Clone, Debug)]
+pub struct IssuerConfig {
+    /// What this issuer's tokens must satisfy (its `issuers` are the `iss` values it owns).
+    pub policy: Policy,
+    /// Where this issuer's keys come from.
+    pub keys: Keys,
+    /// Cache and fetch policy for this issuer's keys.
+    pub cache: CacheOptions,
+}
+
+impl IssuerConfig {
+    /// An issuer with default cache policy.
+    pub fn new(policy: Policy, keys: Keys) -> Self {
+        IssuerConfig {
+            policy,
+            keys,
+            cache: CacheOptions::default(),
+        }
+    }
 }
 
 /// Verified tokens remembered per verifier by default: the tokens of 10,000 clients, each
@@ -56,7 +85,18 @@ impl Config {
             cache: CacheOptions::default(),
             clock: Clock::System,
             token_cache: DEFAULT_TOKEN_CACHE,
+            more_issuers: Vec::new(),
         }
+    }
+
+    /// Add another issuer with its own keys and policy. A verifier of several issuers reads
+    /// a token's `iss` before anything else and verifies the token against that issuer only:
+    /// an `iss` no issuer owns is `issuer_invalid` at once (no key is fetched for it), and one
+    /// issuer's keys never verify another's tokens. An `iss` value may belong to one issuer
+    /// only.
+    pub fn with_issuer(mut self, issuer: IssuerConfig) -> Self {
+        self.more_issuers.push(issuer);
+        self
     }
 }
 
@@ -66,11 +106,21 @@ enum KeySource {
     Discovered(Arc<Discovery>),
 }
 
-/// A configured verifier. Cheap to share: wrap it in an `Arc` and use it from many threads.
-pub struct Verifier {
+/// One issuer of a verifier: its policy and keys.
+struct Issuer {
     policy: Policy,
     source: KeySource,
     cache: CacheOptions,
+}
+
+/// A configured verifier. Cheap to share: wrap it in an `Arc` and use it from many threads.
+pub struct Verifier {
+    /// At least one; the first is [`Config`]'s own.
+    issuers: Box<[Issuer]>,
+    /// Which issuer owns each `iss` value (empty with one issuer: its claim check decides).
+    by_iss: HashMap<String, usize>,
+    /// The largest token any issuer accepts.
+    max_token_bytes: usize,
     clock: Clock,
     /// Verifications by outcome, indexed like `Status::ALL` (per thread: no shared cache
     /// line on the hot path).
@@ -223,22 +273,14 @@ pub fn bearer_token(header: Option<&str>) -> Result<&str> {
     Ok(rest)
 }
 
-impl Verifier {
-    /// Build a verifier. A fixed JWKS is parsed now; a JWKS URL is checked now and fetched on
-    /// first use (so building never touches the network).
-    pub fn new(config: Config) -> Result<Verifier> {
-        config.policy.validate()?;
-        config.cache.validate()?;
-        if config.token_cache > MAX_TOKEN_CACHE {
-            return Err(Error::with_detail(
-                Status::ConfigInvalid,
-                format!("token_cache must be at most {MAX_TOKEN_CACHE} entries"),
-            ));
-        }
-        if let Some(path) = &config.cache.fetch.ca_file {
+impl Issuer {
+    fn new(policy: Policy, keys: &Keys, cache: CacheOptions) -> Result<Issuer> {
+        policy.validate()?;
+        cache.validate()?;
+        if let Some(path) = &cache.fetch.ca_file {
             fetch::load_ca_file(path)?;
         }
-        let source = match &config.keys {
+        let source = match keys {
             Keys::Json(text) => {
                 let set = KeySet::from_json(text.as_bytes())?;
                 if set.is_empty() {
@@ -250,26 +292,151 @@ impl Verifier {
                 KeySource::Fixed(Arc::new(set))
             }
             Keys::Url(url) => {
-                fetch::check_url(url, config.cache.fetch.allow_insecure_http)?;
-                let source = cache::source(url, &config.cache.fetch);
-                if let Some(path) = &config.cache.snapshot {
+                fetch::check_url(url, cache.fetch.allow_insecure_http)?;
+                let source = cache::source(url, &cache.fetch);
+                if let Some(path) = &cache.snapshot {
                     source.add_snapshot(path.clone());
                 }
                 KeySource::Cached(source)
             }
             Keys::Discover => {
-                let issuer = &config.policy.issuers[0];
+                let issuer = &policy.issuers[0];
                 fetch::check_url(
                     &crate::jwks::discovery::configuration_url(issuer),
-                    config.cache.fetch.allow_insecure_http,
+                    cache.fetch.allow_insecure_http,
                 )?;
                 KeySource::Discovered(Arc::new(Discovery::new(issuer)))
             }
         };
-        Ok(Verifier {
-            policy: config.policy,
+        Ok(Issuer {
+            policy,
             source,
-            cache: config.cache,
+            cache,
+        })
+    }
+
+    /// The source of keys from the network, discovering it if needed (borrowed: no reference
+    /// count is touched per verification).
+    fn network_source(&self, clock: &Clock) -> Result<Option<&Arc<JwksSource>>> {
+        self.network_source_with(clock, &self.cache)
+    }
+
+    fn network_source_with(
+        &self,
+        clock: &Clock,
+        options: &CacheOptions,
+    ) -> Result<Option<&Arc<JwksSource>>> {
+        match &self.source {
+            KeySource::Fixed(_) => Ok(None),
+            KeySource::Cached(s) => Ok(Some(s)),
+            KeySource::Discovered(d) => match d.resolved() {
+                Some(s) => Ok(Some(s)),
+                None => d.source(clock, options).map(Some),
+            },
+        }
+    }
+
+    fn jwks_source(&self) -> Option<&Arc<JwksSource>> {
+        match &self.source {
+            KeySource::Cached(s) => Some(s),
+            KeySource::Discovered(d) => d.current(),
+            KeySource::Fixed(_) => None,
+        }
+    }
+
+    /// The id of the key set a verification would use now (no reference count or lock
+    /// touched while the keys are fresh).
+    fn current_keys_id(&self, clock: &Clock) -> Result<u64> {
+        match (&self.source, self.network_source(clock)?) {
+            (KeySource::Fixed(keys), _) => Ok(keys.id()),
+            (_, Some(source)) => source.keys_id(clock, &self.cache),
+            (_, None) => Err(Status::KeysUnavailable.into()),
+        }
+    }
+
+    /// The whole pipeline; also returns the key set that verified the token.
+    fn verify(&self, token: &str, clock: &Clock) -> Result<(Claims, Arc<KeySet>)> {
+        let decoded = decode(token, &self.policy.algorithms, self.policy.max_token_bytes)?;
+        check_typ(decoded.header.typ.as_deref(), self.policy.strict)?;
+        let verified_by = match (&self.source, self.network_source(clock)?) {
+            (KeySource::Fixed(keys), _) => decoded.verify_with(keys)?.then(|| keys.clone()),
+            (_, None) => None,
+            (_, Some(source)) => {
+                let keys = source.keys(clock, &self.cache)?;
+                if decoded.verify_with(&keys)? {
+                    Some(keys)
+                } else {
+                    match source.refetch_for_unknown_kid(
+                        &keys,
+                        decoded.header.kid.as_deref(),
+                        clock,
+                        &self.cache,
+                    ) {
+                        Some(newer) => decoded.verify_with(&newer)?.then_some(newer),
+                        None => None,
+                    }
+                }
+            }
+        };
+        let Some(keys) = verified_by else {
+            return Err(Status::KeyNotFound.into());
+        };
+        let payload = decoded.payload()?;
+        let map = token::parse_object(&payload)
+            .map_err(|e| Error::with_detail(Status::PayloadInvalid, e))?;
+        claims::check(&map, &self.policy, clock.now())?;
+        // parse_object accepted the bytes as JSON, so they are UTF-8.
+        let json = String::from_utf8(payload).map_err(|_| Status::PayloadInvalid)?;
+        Ok((Claims::new(json, map), keys))
+    }
+
+    fn keys_ready(&self, clock: &Clock) -> bool {
+        match &self.source {
+            KeySource::Fixed(_) => true,
+            KeySource::Cached(s) => s.has_usable_keys(clock, &self.cache),
+            KeySource::Discovered(d) => d
+                .resolved()
+                .is_some_and(|s| s.has_usable_keys(clock, &self.cache)),
+        }
+    }
+}
+
+impl Verifier {
+    /// Build a verifier. A fixed JWKS is parsed now; a JWKS URL is checked now and fetched on
+    /// first use (so building never touches the network).
+    pub fn new(config: Config) -> Result<Verifier> {
+        if config.token_cache > MAX_TOKEN_CACHE {
+            return Err(Error::with_detail(
+                Status::ConfigInvalid,
+                format!("token_cache must be at most {MAX_TOKEN_CACHE} entries"),
+            ));
+        }
+        let mut issuers = vec![Issuer::new(config.policy, &config.keys, config.cache)?];
+        for more in config.more_issuers {
+            issuers.push(Issuer::new(more.policy, &more.keys, more.cache)?);
+        }
+        let mut by_iss = HashMap::new();
+        if issuers.len() > 1 {
+            for (index, issuer) in issuers.iter().enumerate() {
+                for name in &issuer.policy.issuers {
+                    if by_iss.insert(name.clone(), index).is_some() {
+                        return Err(Error::with_detail(
+                            Status::ConfigInvalid,
+                            format!("the issuer {name:?} is configured twice"),
+                        ));
+                    }
+                }
+            }
+        }
+        let max_token_bytes = issuers
+            .iter()
+            .map(|i| i.policy.max_token_bytes)
+            .max()
+            .unwrap_or(0);
+        Ok(Verifier {
+            issuers: issuers.into_boxed_slice(),
+            by_iss,
+            max_token_bytes,
             clock: config.clock,
             outcomes: Striped::new(Status::ALL.len()),
             tokens: (config.token_cache > 0).then(|| TokenCache::new(config.token_cache)),
@@ -292,66 +459,99 @@ impl Verifier {
         }
     }
 
-    /// The source of keys from the network, discovering it if needed (borrowed: no reference
-    /// count is touched per verification).
-    fn network_source(&self) -> Result<Option<&Arc<JwksSource>>> {
-        self.network_source_with(&self.cache)
-    }
-
-    fn network_source_with(&self, options: &CacheOptions) -> Result<Option<&Arc<JwksSource>>> {
-        match &self.source {
-            KeySource::Fixed(_) => Ok(None),
-            KeySource::Cached(s) => Ok(Some(s)),
-            KeySource::Discovered(d) => match d.resolved() {
-                Some(s) => Ok(Some(s)),
-                None => d.source(&self.clock, options).map(Some),
-            },
-        }
-    }
-
-    /// Fetch the keys now and wait for them (discovering the JWKS URL first if needed). For
-    /// hosts that prefetch at start (nginx workers) and for tests. A fixed JWKS needs nothing.
+    /// Fetch every issuer's keys now and wait for them (discovering JWKS URLs first if
+    /// needed). For hosts that prefetch at start (nginx workers) and for tests. A fixed JWKS
+    /// needs nothing. The first failure is returned, after every issuer was tried.
     pub fn refresh_keys(&self) -> Result<()> {
-        match self.network_source()? {
-            Some(source) => source.refresh_now(&self.clock, &self.cache),
-            None => Ok(()),
+        let mut outcome = Ok(());
+        for issuer in self.issuers.iter() {
+            let result = match issuer.network_source(&self.clock) {
+                Ok(Some(source)) => source.refresh_now(&self.clock, &issuer.cache),
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
+            };
+            if outcome.is_ok() {
+                outcome = result;
+            }
         }
+        outcome
     }
 
-    /// Whether keys are being fetched (or the JWKS URL discovered) right now, so that a
+    /// Whether keys are being fetched (or a JWKS URL discovered) right now, so that a
     /// verification refused for want of keys may succeed shortly. Event-loop hosts use it to
     /// retry such a request on a timer instead of refusing it.
     pub fn fetch_in_progress(&self) -> bool {
-        match &self.source {
+        self.issuers.iter().any(|i| match &i.source {
             KeySource::Fixed(_) => false,
             KeySource::Cached(s) => s.is_fetching(),
             KeySource::Discovered(d) => d.is_running(),
-        }
+        })
     }
 
-    /// Start fetching the keys (discovering the JWKS URL first if needed) in the background
-    /// if they are missing or due, without waiting, whatever the blocking mode.
+    /// Start fetching every issuer's keys (discovering JWKS URLs first if needed) in the
+    /// background if they are missing or due, without waiting, whatever the blocking mode.
     pub fn prefetch_keys(&self) {
-        let mut background = self.cache.clone();
-        background.non_blocking = true;
-        if let Ok(Some(source)) = self.network_source_with(&background) {
-            let _ = source.keys(&self.clock, &background);
+        for issuer in self.issuers.iter() {
+            let mut background = issuer.cache.clone();
+            background.non_blocking = true;
+            if let Ok(Some(source)) = issuer.network_source_with(&self.clock, &background) {
+                let _ = source.keys(&self.clock, &background);
+            }
         }
     }
 
-    /// The policy this verifier applies.
+    /// Whether every issuer has keys to verify with now, without fetching (fixed keys always
+    /// do): what a readiness probe asks.
+    pub fn keys_ready(&self) -> bool {
+        self.issuers.iter().all(|i| i.keys_ready(&self.clock))
+    }
+
+    /// The policy of the verifier's first (or only) issuer.
     pub fn policy(&self) -> &Policy {
-        &self.policy
+        &self.issuers[0].policy
     }
 
-    /// The cache entry behind this verifier, when its keys come from a URL (with discovery:
-    /// once it succeeded, or the snapshot's stand-in before).
+    /// Every issuer's policy, the first one first.
+    pub fn policies(&self) -> impl Iterator<Item = &Policy> {
+        self.issuers.iter().map(|i| &i.policy)
+    }
+
+    /// The largest token any issuer accepts, in bytes.
+    pub fn max_token_bytes(&self) -> usize {
+        self.max_token_bytes
+    }
+
+    /// The cache entry behind the first issuer, when its keys come from a URL (with
+    /// discovery: once it succeeded, or the snapshot's stand-in before).
     pub fn jwks_source(&self) -> Option<&Arc<JwksSource>> {
-        match &self.source {
-            KeySource::Cached(s) => Some(s),
-            KeySource::Discovered(d) => d.current(),
-            KeySource::Fixed(_) => None,
+        self.issuers[0].jwks_source()
+    }
+
+    /// The cache entries behind every issuer whose keys come from a URL, in issuer order.
+    pub fn jwks_sources(&self) -> impl Iterator<Item = &Arc<JwksSource>> {
+        self.issuers.iter().filter_map(Issuer::jwks_source)
+    }
+
+    /// The counters of every distinct JWKS source behind this verifier, summed (a URL that
+    /// several issuers share counts once).
+    pub fn jwks_stats(&self) -> SourceStats {
+        let mut seen: Vec<&Arc<JwksSource>> = Vec::new();
+        let mut total = SourceStats::default();
+        for source in self.jwks_sources() {
+            if seen.iter().any(|s| Arc::ptr_eq(s, source)) {
+                continue;
+            }
+            seen.push(source);
+            let s = source.stats();
+            total.fetches_ok += s.fetches_ok;
+            total.fetches_failed += s.fetches_failed;
+            total.fetches_not_modified += s.fetches_not_modified;
+            total.unknown_kid_refetches += s.unknown_kid_refetches;
+            total.cache_hits += s.cache_hits;
+            total.stale_hits += s.stale_hits;
+            total.fetch_panics += s.fetch_panics;
         }
+        total
     }
 
     /// Verify a token and return its claims.
@@ -367,13 +567,25 @@ impl Verifier {
         result
     }
 
-    /// The id of the key set a verification would use now (no reference count or lock
-    /// touched while the keys are fresh).
-    fn current_keys_id(&self) -> Result<u64> {
-        match (&self.source, self.network_source()?) {
-            (KeySource::Fixed(keys), _) => Ok(keys.id()),
-            (_, Some(source)) => source.keys_id(&self.clock, &self.cache),
-            (_, None) => Err(Status::KeysUnavailable.into()),
+    /// The issuer a token belongs to, by its unverified `iss` (with one issuer, that one: its
+    /// claim checks judge `iss`).
+    fn issuer_of(&self, token: &str) -> Result<usize> {
+        if self.issuers.len() == 1 {
+            return Ok(0);
+        }
+        let compact = token::split(token, self.max_token_bytes)?;
+        let payload = token::b64_decode(compact.payload)?;
+        let map = token::parse_object(&payload)
+            .map_err(|e| Error::with_detail(Status::PayloadInvalid, e))?;
+        match map.get("iss") {
+            Some(Value::String(iss)) => self.by_iss.get(iss.as_str()).copied().ok_or_else(|| {
+                Error::with_detail(Status::IssuerInvalid, "no configured issuer has this iss")
+            }),
+            Some(_) => Err(Error::with_detail(
+                Status::IssuerInvalid,
+                "iss is not a string",
+            )),
+            None => Err(Error::with_detail(Status::IssuerInvalid, "iss is missing")),
         }
     }
 
@@ -381,11 +593,16 @@ impl Verifier {
         let text =
             |bytes| std::str::from_utf8(bytes).map_err(|_| Error::from(Status::TokenMalformed));
         let Some(tokens) = &self.tokens else {
-            return self.verify_uncached(text(token)?).map(|(claims, _)| claims);
+            let token = text(token)?;
+            let issuer = &self.issuers[self.issuer_of(token)?];
+            return issuer.verify(token, &self.clock).map(|(claims, _)| claims);
         };
-        if let Lookup::Hit(claims, times) = tokens.lookup(token, || self.current_keys_id())? {
+        let lookup = tokens.lookup(token, |index| {
+            self.issuers[index].current_keys_id(&self.clock)
+        })?;
+        if let Lookup::Hit(claims, times, index) = lookup {
             // What time changes is checked again on every hit.
-            return match times.check(&self.policy, self.clock.now()) {
+            return match times.check(&self.issuers[index].policy, self.clock.now()) {
                 Ok(()) => Ok(claims),
                 Err(e) => {
                     tokens.remove(token);
@@ -393,45 +610,11 @@ impl Verifier {
                 }
             };
         }
-        let (claims, keys) = self.verify_uncached(text(token)?)?;
-        tokens.insert(token, &claims, keys.id());
+        let text = text(token)?;
+        let index = self.issuer_of(text)?;
+        let (claims, keys) = self.issuers[index].verify(text, &self.clock)?;
+        tokens.insert(token, &claims, index, keys.id());
         Ok(claims)
-    }
-
-    /// The whole pipeline; also returns the key set that verified the token.
-    fn verify_uncached(&self, token: &str) -> Result<(Claims, Arc<KeySet>)> {
-        let decoded = decode(token, &self.policy.algorithms, self.policy.max_token_bytes)?;
-        check_typ(decoded.header.typ.as_deref(), self.policy.strict)?;
-        let verified_by = match (&self.source, self.network_source()?) {
-            (KeySource::Fixed(keys), _) => decoded.verify_with(keys)?.then(|| keys.clone()),
-            (_, None) => None,
-            (_, Some(source)) => {
-                let keys = source.keys(&self.clock, &self.cache)?;
-                if decoded.verify_with(&keys)? {
-                    Some(keys)
-                } else {
-                    match source.refetch_for_unknown_kid(
-                        &keys,
-                        decoded.header.kid.as_deref(),
-                        &self.clock,
-                        &self.cache,
-                    ) {
-                        Some(newer) => decoded.verify_with(&newer)?.then_some(newer),
-                        None => None,
-                    }
-                }
-            }
-        };
-        let Some(keys) = verified_by else {
-            return Err(Status::KeyNotFound.into());
-        };
-        let payload = decoded.payload()?;
-        let map = token::parse_object(&payload)
-            .map_err(|e| Error::with_detail(Status::PayloadInvalid, e))?;
-        claims::check(&map, &self.policy, self.clock.now())?;
-        // parse_object accepted the bytes as JSON, so they are UTF-8.
-        let json = String::from_utf8(payload).map_err(|_| Status::PayloadInvalid)?;
-        Ok((Claims::new(json, map), keys))
     }
 
     /// The token cache's counters (all zero when it is off).

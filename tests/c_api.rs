@@ -208,10 +208,27 @@ fn run_c_client(cmd: &mut Command, out_dir: &Path, tag: &str) {
         json!({"iat": now - 5, "exp": now + 3600, "scope": "openid"}),
     ));
 
+    // A second issuer with its own key, for jwt_config_add_issuer_config.
+    let issuer_b = "https://second-tenant.example/";
+    let signer_b = Signer::rs256_b();
+    let jwks_file_b = out_dir.join(format!("jwks-b-{tag}.json"));
+    std::fs::write(&jwks_file_b, jwks(&[signer_b.jwk(true)])).unwrap();
+    let live = json!({"iat": now - 5, "exp": now + 3600});
+    let mut claims_b = claims_with(live.clone());
+    claims_b["iss"] = json!(issuer_b);
+    let token_b = signer_b.token(&claims_b);
+    let forged_for_a = signer_b.token(&claims_with(live.clone()));
+    let mut stranger = claims_with(live);
+    stranger["iss"] = json!("https://stranger.example/");
+    let stranger = signer.token(&stranger);
+
     let output = cmd
         .args([ISSUER, AUDIENCE, &server.url])
         .arg(&jwks_file)
         .args([&valid, &expired, &no_scope])
+        .arg(issuer_b)
+        .arg(&jwks_file_b)
+        .args([&token_b, &forged_for_a, &stranger])
         .output()
         .expect("the C client runs (valgrind: apt-get install valgrind; .ci/run installs it)");
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -29,11 +29,11 @@ fuzz_target!(|data: &[u8]| {
                 let json = format!(r#"{{"n":{a},"m":{b},"exp":4102444800}}"#);
                 let claims = Claims::from_unverified_json(&json).expect("valid JSON");
                 let keys = current.saturating_sub(u64::from(b % 2));
-                cache.insert(&token, &claims, keys);
+                cache.insert(&token, &claims, 0, keys);
                 model.insert(token, (json, keys));
             }
-            1 => match cache.lookup(&token, || Ok::<u64, ()>(current)) {
-                Ok(Lookup::Hit(claims, _)) => {
+            1 => match cache.lookup(&token, |_| Ok::<u64, ()>(current)) {
+                Ok(Lookup::Hit(claims, _, _)) => {
                     let (json, keys) = model.get(&token).expect("a hit for a token never inserted");
                     assert_eq!(claims.json(), json);
                     assert_eq!(*keys, current, "served under other keys");

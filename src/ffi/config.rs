@@ -1,13 +1,13 @@
 //! `jwt_config`: what a verifier is built from.
 
-use super::{ffi_panic_boundary, free_handle, into_handle, mut_arg, str_arg, to_status};
+use super::{ffi_panic_boundary, free_handle, into_handle, mut_arg, ref_arg, str_arg, to_status};
 use crate::error::Status;
 use crate::jwks::CacheOptions;
 use crate::jwks::cache::{
     MAX_BACKOFF_MS, MAX_CACHE_SECS, MAX_JWKS_BYTES_LIMIT, MAX_STALE_SECS, MAX_TIMEOUT_MS,
 };
 use crate::policy::{Algorithm, MAX_LEEWAY_SECS, MAX_TOKEN_BYTES_LIMIT, Policy};
-use crate::verify::Keys;
+use crate::verify::{IssuerConfig, Keys};
 use std::os::raw::c_char;
 use std::time::Duration;
 
@@ -25,6 +25,19 @@ pub(crate) struct ConfigBuilder {
     pub(crate) keys: Option<Keys>,
     pub(crate) cache: CacheOptions,
     pub(crate) token_cache: usize,
+    /// Issuers added with `jwt_config_add_issuer_config`.
+    pub(crate) more_issuers: Vec<IssuerConfig>,
+}
+
+impl ConfigBuilder {
+    /// This configuration's own issuer (keys by discovery unless set).
+    pub(crate) fn issuer(&self) -> IssuerConfig {
+        IssuerConfig {
+            policy: self.policy.clone(),
+            keys: self.keys.clone().unwrap_or(Keys::Discover),
+            cache: self.cache.clone(),
+        }
+    }
 }
 
 fn with_config(
@@ -70,6 +83,7 @@ pub extern "C" fn jwt_config_new() -> *mut jwt_config {
             keys: None,
             cache: CacheOptions::default(),
             token_cache: crate::verify::DEFAULT_TOKEN_CACHE,
+            more_issuers: Vec::new(),
         })
     }
 }
@@ -90,6 +104,41 @@ pub extern "C" fn jwt_config_add_issuer(
     ffi_panic_boundary! {
         text_setter(config, issuer, issuer_len, |c, s| {
             c.policy.issuers.push(s.to_owned());
+            Ok(())
+        })
+    }
+}
+
+/// Add another issuer, with its own keys and policy, described by a whole configuration
+/// (`issuer`: its issuers, audiences, algorithms, leeway, claims, keys and cache policy; it
+/// is copied, so free it as usual; issuers added to it come along). A verifier built from
+/// `config` then holds `config`'s own issuer first and each added one after it: a token's
+/// unverified `iss` selects the issuer that lists it (exact match) and the token is verified
+/// against that issuer's keys and policy only. A token whose `iss` no issuer lists is
+/// `JWT_STATUS_ISSUER_INVALID` without any key fetch. `jwt_verifier_new` fails with
+/// `JWT_STATUS_CONFIG_INVALID` when two issuers list the same `iss` or one is incomplete.
+/// The token cache size and clock are `config`'s (one cache for all issuers). Not to be
+/// confused with `jwt_config_add_issuer`, which adds another accepted `iss` value to one
+/// issuer (same keys). `JWT_STATUS_INVALID_ARGUMENT` when `issuer` is `config` itself.
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_config_add_issuer_config(
+    config: *mut jwt_config,
+    issuer: *const jwt_config,
+) -> Status {
+    ffi_panic_boundary! {
+        if !config.is_null() && std::ptr::eq(config.cast_const(), issuer) {
+            return Status::InvalidArgument;
+        }
+        let added = match ref_arg(issuer.cast::<ConfigBuilder>()) {
+            Ok(other) => {
+                let mut added = vec![other.issuer()];
+                added.extend(other.more_issuers.iter().cloned());
+                added
+            }
+            Err(status) => return status,
+        };
+        with_config(config, |c| {
+            c.more_issuers.extend(added);
             Ok(())
         })
     }

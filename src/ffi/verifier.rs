@@ -8,7 +8,7 @@ use super::{
 use crate::claims::Claims;
 use crate::clock::Clock;
 use crate::error::Status;
-use crate::verify::{Config, Keys, Verifier};
+use crate::verify::{Config, Verifier};
 use std::os::raw::c_char;
 
 /// A configured verifier. Thread-safe: one handle may be used by many threads at once.
@@ -35,13 +35,14 @@ pub extern "C" fn jwt_verifier_new(
         }
         let _ = write_out(verifier_out, std::ptr::null_mut());
         to_status(ref_arg(config.cast::<ConfigBuilder>()).and_then(|c| {
-            let keys = c.keys.clone().unwrap_or(Keys::Discover);
+            let first = c.issuer();
             let verifier = Verifier::new(Config {
-                policy: c.policy.clone(),
-                keys,
-                cache: c.cache.clone(),
+                policy: first.policy,
+                keys: first.keys,
+                cache: first.cache,
                 clock: Clock::System,
                 token_cache: c.token_cache,
+                more_issuers: c.more_issuers.clone(),
             })
             .map_err(|e| e.status())?;
             write_out(verifier_out, into_handle::<_, jwt_verifier>(verifier))
@@ -90,7 +91,7 @@ pub extern "C" fn jwt_verify(
 }
 
 fn verify_token(v: &Verifier, token: *const c_char, token_len: usize) -> Result<Claims, Status> {
-    if token_len > v.policy().max_token_bytes {
+    if token_len > v.max_token_bytes() {
         return Err(Status::TokenTooLarge);
     }
     v.verify_bytes(bytes_arg(token, token_len)?)
@@ -232,7 +233,7 @@ pub extern "C" fn jwt_verifier_count(verifier: *const jwt_verifier, counter: u32
         let Ok(v) = ref_arg(verifier.cast::<Verifier>()) else {
             return 0;
         };
-        let stats = v.jwks_source().map(|s| s.stats()).unwrap_or_default();
+        let stats = v.jwks_stats();
         match counter {
             0 => v.count(Status::Ok),
             1 => Status::ALL.iter().filter(|s| !s.is_ok()).map(|s| v.count(*s)).sum(),

@@ -497,6 +497,17 @@ impl JwksSource {
         }
     }
 
+    /// Whether keys usable now are loaded (fresh, or stale within `max_stale`), without
+    /// fetching anything.
+    pub fn has_usable_keys(&self, clock: &Clock, options: &CacheOptions) -> bool {
+        let now = clock.ticks();
+        self.loaded
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|l| l.usable(now, options))
+    }
+
     /// The id of the key set [`keys`](Self::keys) would answer now. While the loaded keys are
     /// fresh and no refresh is due this takes no lock and touches no shared counter (the
     /// token cache asks it on every hit); otherwise it is `keys`, with all it does.

@@ -4,6 +4,10 @@
  * (tests/c_api.rs), which passes:
  *
  *   test_client ISSUER AUDIENCE JWKS_URL JWKS_FILE VALID_TOKEN EXPIRED_TOKEN NO_SCOPE_TOKEN
+ *               ISSUER_B JWKS_FILE_B TOKEN_B FORGED_FOR_A STRANGER
+ *
+ * (TOKEN_B: issuer B's token, signed by B's key; FORGED_FOR_A: B's key signing a token that
+ * claims the first issuer; STRANGER: a token whose iss no issuer owns.)
  *
  * Run under valgrind by the harness; any failed check, leak or invalid access fails the build.
  */
@@ -425,6 +429,69 @@ cleanup:
   jwt_claims_free(claims);
 }
 
+/* Two issuers in one verifier (jwt_config_add_issuer_config): each token is verified against
+ * its own issuer's keys only. */
+static void
+test_two_issuers(char **argv)
+{
+  jwt_config *a = jwt_config_new();
+  jwt_config *b = jwt_config_new();
+  jwt_verifier *verifier = NULL;
+  jwt_claims *claims = NULL;
+  const char *text = NULL;
+  size_t text_len = 0;
+
+  CHECK(a != NULL && b != NULL);
+  if (a == NULL || b == NULL)
+    goto done;
+  CHECK_STATUS(jwt_config_add_issuer(a, S(argv[1])), JWT_STATUS_OK);
+  CHECK_STATUS(jwt_config_add_audience(a, S(argv[2])), JWT_STATUS_OK);
+  CHECK_STATUS(jwt_config_set_jwks_file(a, S(argv[4])), JWT_STATUS_OK);
+  CHECK_STATUS(jwt_config_add_issuer(b, S(argv[8])), JWT_STATUS_OK);
+  CHECK_STATUS(jwt_config_add_audience(b, S(argv[2])), JWT_STATUS_OK);
+  CHECK_STATUS(jwt_config_set_jwks_file(b, S(argv[9])), JWT_STATUS_OK);
+
+  CHECK_STATUS(jwt_config_add_issuer_config(a, a), JWT_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(jwt_config_add_issuer_config(NULL, b), JWT_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(jwt_config_add_issuer_config(a, NULL), JWT_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(jwt_config_add_issuer_config(a, b), JWT_STATUS_OK);
+  /* The added issuer is a copy: b may go now. */
+  jwt_config_free(b);
+  b = NULL;
+  CHECK_STATUS(jwt_verifier_new(a, &verifier), JWT_STATUS_OK);
+  if (verifier == NULL)
+    goto done;
+
+  CHECK_STATUS(jwt_verify(verifier, S(argv[5]), &claims), JWT_STATUS_OK);
+  CHECK_STATUS(jwt_claims_get_string(claims, S("iss"), &text, &text_len), JWT_STATUS_OK);
+  CHECK(text_len == strlen(argv[1]) && memcmp(text, argv[1], text_len) == 0);
+  jwt_claims_free(claims);
+  claims = NULL;
+  CHECK_STATUS(jwt_verify(verifier, S(argv[10]), &claims), JWT_STATUS_OK);
+  CHECK_STATUS(jwt_claims_get_string(claims, S("iss"), &text, &text_len), JWT_STATUS_OK);
+  CHECK(text_len == strlen(argv[8]) && memcmp(text, argv[8], text_len) == 0);
+  jwt_claims_free(claims);
+  claims = NULL;
+  CHECK_STATUS(jwt_verify_status(verifier, S(argv[11])), JWT_STATUS_KEY_NOT_FOUND);
+  CHECK_STATUS(jwt_verify_status(verifier, S(argv[12])), JWT_STATUS_ISSUER_INVALID);
+
+  /* Two issuers listing the same iss: the verifier is refused. */
+  jwt_verifier_free(verifier);
+  verifier = NULL;
+  b = jwt_config_new();
+  CHECK_STATUS(jwt_config_add_issuer(b, S(argv[1])), JWT_STATUS_OK);
+  CHECK_STATUS(jwt_config_add_audience(b, S(argv[2])), JWT_STATUS_OK);
+  CHECK_STATUS(jwt_config_set_jwks_file(b, S(argv[9])), JWT_STATUS_OK);
+  CHECK_STATUS(jwt_config_add_issuer_config(a, b), JWT_STATUS_OK);
+  CHECK_STATUS(jwt_verifier_new(a, &verifier), JWT_STATUS_CONFIG_INVALID);
+  CHECK(verifier == NULL);
+
+done:
+  jwt_verifier_free(verifier);
+  jwt_config_free(a);
+  jwt_config_free(b);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -432,9 +499,10 @@ main(int argc, char **argv)
   jwt_verifier *local = NULL;
   struct log_sink sink = { 0, 0 };
 
-  if (argc != 8) {
+  if (argc != 13) {
     fprintf(stderr,
-            "usage: %s ISSUER AUDIENCE JWKS_URL JWKS_FILE VALID EXPIRED NO_SCOPE\n", argv[0]);
+            "usage: %s ISSUER AUDIENCE JWKS_URL JWKS_FILE VALID EXPIRED NO_SCOPE "
+            "ISSUER_B JWKS_FILE_B TOKEN_B FORGED_FOR_A STRANGER\n", argv[0]);
     return 2;
   }
   test_status_functions();
@@ -460,6 +528,7 @@ main(int argc, char **argv)
   if (local == NULL)
     goto cleanup;
   test_verify(local, argv[5], argv[6], argv[7]);
+  test_two_issuers(argv);
 
 cleanup:
   jwt_verifier_free(remote);

@@ -193,6 +193,27 @@ def _own(kept: Tuple[Dict[str, Any], Tuple[str, ...]]) -> Dict[str, Any]:
     return mine
 
 
+# What an entry of ``Verifier(issuers=[...])`` may hold besides cache options.
+_ISSUER_KEYS = ("issuer", "audience", "jwks_uri", "algorithms", "leeway", "required_claims", "strict", "jwks", "jwks_file")
+
+
+def _issuer_table(entry: Mapping[str, Any], shared: Mapping[str, Any]) -> Dict[str, Any]:
+    """One issuer of ``Verifier(issuers=[...])``: its own settings, the shared cache options
+    under its own (``token_cache`` is the verifier's, never an issuer's)."""
+    if not isinstance(entry, Mapping):
+        raise TypeError(f"each issuers entry is a mapping, not {type(entry).__name__}")
+    per_issuer = set(_CACHE_OPTIONS) - {"token_cache"}
+    unknown = set(entry) - set(_ISSUER_KEYS) - per_issuer
+    if unknown:
+        raise TypeError(f"unknown issuers entry key(s): {', '.join(sorted(unknown))}")
+    for required in ("issuer", "audience"):
+        if entry.get(required) is None:
+            raise TypeError(f"each issuers entry needs {required!r}")
+    table = {k: v for k, v in shared.items() if k in per_issuer}
+    table.update(entry)
+    return table
+
+
 class Verifier:
     """A configured verifier, safe to share between threads.
 
@@ -206,6 +227,13 @@ class Verifier:
         strict: RFC 9068 mode (``typ`` ``at+jwt`` and the RFC's claims required).
         jwks: a fixed JWKS (dict or JSON text) instead of a URL.
         jwks_file: a fixed JWKS file instead of a URL.
+        issuers: several issuers in one verifier, instead of ``issuer``, ``audience`` and the
+            keys arguments: a list of mappings, each with ``issuer`` and ``audience`` and
+            optionally ``jwks_uri`` / ``jwks`` / ``jwks_file``, ``algorithms``, ``leeway``,
+            ``required_claims``, ``strict`` and any cache option but ``token_cache``
+            (overriding the shared ones). A token's unverified ``iss`` picks the issuer; it is
+            then verified against that issuer's keys and policy only, and an ``iss`` no
+            issuer lists is refused (``issuer_invalid``) without fetching anything.
         **cache_options: ``ttl``, ``refresh_ahead``, ``refetch_cooldown``, ``max_stale``
             (seconds), ``ttl_bounds`` ((min, max) seconds), ``backoff`` ((initial, max)
             seconds), ``timeouts`` ((connect, total) seconds), ``max_jwks_size`` (bytes),
@@ -220,8 +248,8 @@ class Verifier:
 
     def __init__(
         self,
-        issuer: Union[str, Iterable[str]],
-        audience: Union[str, Iterable[str]],
+        issuer: Union[None, str, Iterable[str]] = None,
+        audience: Union[None, str, Iterable[str]] = None,
         jwks_uri: Optional[str] = None,
         algorithms: Iterable[str] = ("RS256",),
         leeway: int = 60,
@@ -230,6 +258,7 @@ class Verifier:
         *,
         jwks: Union[None, str, Mapping[str, Any]] = None,
         jwks_file: Optional[Union[str, os.PathLike]] = None,
+        issuers: Optional[Iterable[Mapping[str, Any]]] = None,
         **cache_options: Any,
     ):
         self._handle: Optional[int] = None
@@ -244,13 +273,44 @@ class Verifier:
         unknown = set(cache_options) - set(_CACHE_OPTIONS)
         if unknown:
             raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
+        if issuers is None:
+            if issuer is None or audience is None:
+                raise TypeError("Verifier needs issuer and audience (or issuers=[...])")
+            tables = [
+                dict(
+                    issuer=issuer,
+                    audience=audience,
+                    jwks_uri=jwks_uri,
+                    algorithms=algorithms,
+                    leeway=leeway,
+                    required_claims=required_claims,
+                    strict=strict,
+                    jwks=jwks,
+                    jwks_file=jwks_file,
+                )
+            ]
+        else:
+            single = dict(issuer=issuer, audience=audience, jwks_uri=jwks_uri, jwks=jwks, jwks_file=jwks_file)
+            given = [name for name, value in single.items() if value is not None]
+            if given:
+                raise TypeError(f"give {', '.join(given)} inside each issuers entry, not beside issuers")
+            tables = [_issuer_table(entry, cache_options) for entry in issuers]
+            if not tables:
+                raise ValueError("jwtguard: issuers is empty")
         config = lib.jwt_config_new()
         if not config:
             raise MemoryError("jwt_config_new failed")
         try:
-            self._configure(
-                config, issuer, audience, jwks_uri, algorithms, leeway, required_claims, strict, jwks, jwks_file, cache_options
-            )
+            self._configure(config, options=cache_options, **tables[0])
+            for table in tables[1:]:
+                more = lib.jwt_config_new()
+                if not more:
+                    raise MemoryError("jwt_config_new failed")
+                try:
+                    self._configure(more, **table)
+                    _check(lib.jwt_config_add_issuer_config(config, more), "issuers")
+                finally:
+                    lib.jwt_config_free(more)
             handle = _native.verifier_p()
             status = lib.jwt_verifier_new(config, ctypes.byref(handle))
             _check(status, "cannot build the verifier")
@@ -262,7 +322,22 @@ class Verifier:
             self._parsed, self._parsed_max = {}, min(token_cache, _PARSED_MAX)
 
     @staticmethod
-    def _configure(config, issuer, audience, jwks_uri, algorithms, leeway, required_claims, strict, jwks, jwks_file, options):
+    def _configure(
+        config,
+        issuer,
+        audience,
+        jwks_uri=None,
+        algorithms=("RS256",),
+        leeway=60,
+        required_claims=(),
+        strict=False,
+        jwks=None,
+        jwks_file=None,
+        options=(),
+        **own_options,
+    ):
+        options = {**dict(options), **own_options}
+
         def text(setter: str, value: str, what: str) -> None:
             data = _text(str(value))
             _check(getattr(lib, setter)(config, data, len(data)), f"{what} {value!r}")

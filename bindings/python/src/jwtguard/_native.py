@@ -77,6 +77,8 @@ _declare("jwt_status_http_status", c_uint16, c_uint32)
 # jwt_config *jwt_config_new(void);  void jwt_config_free(jwt_config *);
 _declare("jwt_config_new", config_p)
 _declare("jwt_config_free", None, config_p)
+# jwt_status jwt_config_add_issuer_config(jwt_config *, const jwt_config *);
+_declare("jwt_config_add_issuer_config", c_uint32, config_p, config_p)
 # jwt_status jwt_config_<text setter>(jwt_config *, const char *, size_t);
 for _name in (
     "jwt_config_add_issuer",
