@@ -14,7 +14,7 @@ NGINX_MODULE := $(RELEASE)/ngx_http_jwtguard_module.so
 PING_SERVER := $(RELEASE)/ping_server
 
 .PHONY: all deps build nginx-module install-nginx-module envoy-module c-ping-server demo test lint rust-test \
-	python-test nginx-test envoy-test c-test nginx-asan-module asan nginx-asan-test header bench bench-envoy bench-python bench-report soak fuzz fuzz-smoke fuzz-cmin clean
+	python-test nginx-test envoy-test serve-test c-test nginx-asan-module asan nginx-asan-test header bench bench-envoy bench-python bench-report soak fuzz fuzz-smoke fuzz-cmin clean
 
 all: build
 
@@ -75,7 +75,7 @@ demo: build nginx-module envoy-module c-ping-server
 # Everything: formatting, lints, Rust unit and integration tests (Wycheproof vectors, the
 # pipeline, JWKS over loopback, the dev issuer, CLI, TLS), header drift, the C clients under
 # valgrind, and the Python suite (ctypes, Flask, the example API as a server, a wheel).
-test: deps lint rust-test python-test nginx-test nginx-asan-test envoy-test c-test fuzz-smoke
+test: deps lint rust-test python-test nginx-test nginx-asan-test envoy-test serve-test c-test fuzz-smoke
 
 lint:
 	$(CARGO) fmt --check
@@ -96,6 +96,11 @@ python-test: build
 
 nginx-test: nginx-module c-ping-server
 	JWTGUARD_NGINX_MODULE=$(NGINX_MODULE) JWTGUARD_PING_SERVER=$(PING_SERVER) $(PYENV) $(PYTHON) -m pytest -q bindings/nginx/tests
+
+# `jwtguard serve` (forward auth) directly over HTTP, then behind nginx auth_request, Envoy
+# ext_authz and Caddy forward_auth, answering like the other hosts.
+serve-test: build c-ping-server
+	JWTGUARD_PING_SERVER=$(PING_SERVER) $(PYENV) $(PYTHON) -m pytest -q bindings/proxies/tests
 
 envoy-test: envoy-module
 	JWTGUARD_ENVOY_MODULE_DIR=$(RELEASE) $(PYENV) $(PYTHON) -m pytest -q bindings/envoy/tests

@@ -122,7 +122,8 @@ def wrk_result(process: subprocess.Popen) -> dict:
         broken = f"wrk failed (exit {process.returncode}): {out[-1500:]}"
     elif sum(statuses.values()) != int(made.group(1)):
         broken = f"{sum(statuses.values())} statuses counted for {made.group(1)} requests: {out[-1500:]}"
-    return {"rps": float(rate.group(1)) if rate else 0.0, "statuses": statuses,
+    refusals = re.findall(r"^REFUSED (.*)$", out, re.M)
+    return {"rps": float(rate.group(1)) if rate else 0.0, "statuses": statuses, "refusals": refusals,
             "socket_errors": sum(errors.values()), "read_errors": errors.get("read", 0), "broken": broken}
 
 
@@ -272,6 +273,9 @@ def summary(results: dict) -> int:
         failed |= bool(broken or let_in)
         for reason in broken[:3]:
             print(f"soak: {host}: {reason}")
+        whys = [(s["t"], why) for s in segments for why in s["hosts"][host].get("refusals", [])]
+        for t, why in whys[:10]:
+            print(f"soak: {host} at {t} s answered {why}")
         tenth = max(1, len(runs) // 10)
         rss_start = sorted(r["rss_kb"] for r in runs[:tenth])[tenth // 2] / 1024
         rss_end = sorted(r["rss_kb"] for r in runs[-tenth:])[tenth // 2] / 1024

@@ -14,6 +14,7 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+pub mod answer;
 pub mod claims;
 pub mod clock;
 mod counters;

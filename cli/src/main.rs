@@ -1,6 +1,7 @@
 //! The `jwtguard` command line: `jwtguard verify` checks one token the way every binding does.
 
 mod dev_issuer;
+mod serve;
 
 use clap::{Args, Parser, Subcommand};
 use jwtguard::{Algorithm, Config, Error, Keys, Policy, Status, Verifier};
@@ -28,6 +29,10 @@ enum Command {
     /// Run a local OpenID issuer on loopback (discovery, JWKS, client-credentials tokens).
     /// Prints its issuer URL on the first line of stdout.
     DevIssuer(dev_issuer::DevIssuerArgs),
+    /// Run the forward-auth service: proxies (nginx auth_request, Envoy ext_authz, Traefik
+    /// forwardAuth, Caddy forward_auth) ask it whether a request may pass. Prints where it
+    /// listens on the first line of stdout.
+    Serve(serve::ServeArgs),
 }
 
 #[derive(Args)]
@@ -179,5 +184,6 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Verify(args) => verify(args),
         Command::DevIssuer(args) => dev_issuer::run(args),
+        Command::Serve(args) => serve::run(args),
     }
 }

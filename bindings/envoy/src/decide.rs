@@ -16,13 +16,7 @@ pub enum Verdict {
     Wait,
 }
 
-/// A local reply.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: String,
-}
+pub use jwtguard::answer::Reply;
 
 /// The token this request carries, from the configured source: `values` are the request's
 /// values of that header (every line, in order), `cookies` its Cookie lines.
@@ -95,52 +89,9 @@ fn forwarded(config: &FilterConfig, claims: &Claims) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Backslash-escape `"` and `\` (a quoted-string, and a JSON string of ASCII text).
-fn quoted(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// The reply for a refusal: the status, `WWW-Authenticate` (RFC 6750) or `Retry-After`, and
-/// the quickstart's JSON body.
+/// The reply for a refusal (the core's, as on every host), with this filter's realm.
 pub fn refusal(config: &FilterConfig, scopes: &[String], status: Status) -> Reply {
-    let http = status.http_status();
-    let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
-    if http == 503 {
-        headers.push(("retry-after".into(), "5".into()));
-    } else if matches!(http, 400 | 401 | 403) {
-        let mut challenge = format!("Bearer realm=\"{}\"", quoted(&config.realm));
-        let error = status.rfc6750_error();
-        if !error.is_empty() {
-            challenge.push_str(&format!(
-                ", error=\"{error}\", error_description=\"{}\"",
-                quoted(status.description())
-            ));
-        }
-        if status == Status::InsufficientScope && !scopes.is_empty() {
-            challenge.push_str(&format!(", scope=\"{}\"", quoted(&scopes.join(" "))));
-        }
-        headers.push(("www-authenticate".into(), challenge));
-    }
-    Reply {
-        status: if matches!(http, 400 | 401 | 403 | 503) {
-            http
-        } else {
-            500
-        },
-        headers,
-        body: format!(
-            "{{\"code\":\"{}\",\"description\":\"{}\"}}\n",
-            quoted(status.code()),
-            quoted(status.description())
-        ),
-    }
+    jwtguard::answer::refusal(&config.realm, scopes, status)
 }
 
 #[cfg(test)]
@@ -160,41 +111,6 @@ mod tests {
             Some("Bearer a, Bearer b")
         );
         assert_eq!(joined(&[]), None);
-    }
-
-    #[test]
-    fn a_refusal_matches_the_other_hosts() {
-        let config = crate::config::filter_config(
-            br#"{"issuer":"https://tenant.example/","audience":"https://api.example","jwks_uri":"https://tenant.example/jwks.json"}"#,
-        )
-        .unwrap();
-        let reply = refusal(
-            &config,
-            &["read:messages".into()],
-            Status::InsufficientScope,
-        );
-        assert_eq!(reply.status, 403);
-        assert_eq!(
-            reply.body,
-            "{\"code\":\"Unauthorized\",\"description\":\"You don't have access to this resource\"}\n"
-        );
-        assert!(reply.headers.contains(&(
-            "www-authenticate".into(),
-            "Bearer realm=\"api\", error=\"insufficient_scope\", error_description=\"You don't have access to this resource\", scope=\"read:messages\"".into()
-        )));
-        let missing = refusal(&config, &[], Status::TokenMissing);
-        assert!(
-            missing
-                .headers
-                .contains(&("www-authenticate".into(), "Bearer realm=\"api\"".into()))
-        );
-        let unavailable = refusal(&config, &[], Status::KeysUnavailable);
-        assert_eq!(unavailable.status, 503);
-        assert!(
-            unavailable
-                .headers
-                .contains(&("retry-after".into(), "5".into()))
-        );
     }
 
     #[test]

@@ -1,0 +1,282 @@
+//! One forward-auth check: which path the proxy asks about, which route rule applies, and the
+//! verdict in the same terms as every other jwtguard host.
+
+use super::config::{Route, Rule, ServeConfig};
+use jwtguard::answer::{self, Reply};
+use jwtguard::{Claims, Status};
+
+/// Where the original request's path and method come from, in order: the nginx
+/// `auth_request` convention, then Traefik's and Caddy's, then the check request itself
+/// (Envoy's `ext_authz` HTTP service forwards the original method and path).
+pub const URI_HEADERS: [&str; 2] = ["x-original-uri", "x-forwarded-uri"];
+pub const METHOD_HEADERS: [&str; 2] = ["x-original-method", "x-forwarded-method"];
+/// Sent by a proxy's error page (nginx `error_page` after `auth_request`, which keeps only the
+/// status of a refusal) to fetch the refusal's whole answer: its value is the status the proxy
+/// is answering. Such a request is never allowed: when the token passes now, the answer is the
+/// malformed-header 400 for a 400 (nginx refused the request itself: two `Authorization`
+/// lines) and 503 (try again) otherwise.
+pub const REFUSAL_HEADER: &str = "x-jwtguard-refusal";
+
+/// Why a check request itself is unusable (answered 400, never a verdict on a token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadRequest {
+    /// The original URI is not an origin-form or absolute path.
+    NotAPath,
+    /// A `%` not followed by two hex digits, or one that decodes to NUL.
+    BadEscape,
+    /// `..` above the root.
+    AboveRoot,
+    /// The same original-URI or original-method header twice.
+    Ambiguous,
+    /// The original method is not an HTTP method token.
+    BadMethod,
+}
+
+impl BadRequest {
+    pub fn describe(self) -> &'static str {
+        match self {
+            BadRequest::NotAPath => "the original URI is not a path",
+            BadRequest::BadEscape => "the original URI has a bad percent escape",
+            BadRequest::AboveRoot => "the original URI climbs above the root",
+            BadRequest::Ambiguous => "the original URI or method header appears more than once",
+            BadRequest::BadMethod => "the original method is not a method",
+        }
+    }
+}
+
+/// The original method, checked to be an HTTP method token (every method is a check: the
+/// route rules do not depend on it; DPoP proofs will).
+pub fn method(value: &[u8]) -> Result<String, BadRequest> {
+    let token = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b);
+    if value.is_empty() || value.len() > 32 || !value.iter().all(token) {
+        return Err(BadRequest::BadMethod);
+    }
+    Ok(String::from_utf8_lossy(value).into_owned())
+}
+
+/// The path as the proxy routes it: the query and fragment cut, percent escapes decoded,
+/// `.` and `..` segments resolved and repeated slashes merged (what nginx does to `$uri`),
+/// so that `/api/public/../private` or `/api/%70ublic` is judged as the path it reaches.
+pub fn normalize(target: &[u8]) -> Result<Vec<u8>, BadRequest> {
+    let mut target = target;
+    for scheme in [&b"http://"[..], b"https://"] {
+        if target.len() >= scheme.len() && target[..scheme.len()].eq_ignore_ascii_case(scheme) {
+            let rest = &target[scheme.len()..];
+            target = match rest.iter().position(|&b| b == b'/') {
+                Some(i) => &rest[i..],
+                None => b"/",
+            };
+            break;
+        }
+    }
+    let end = target
+        .iter()
+        .position(|&b| b == b'?' || b == b'#')
+        .unwrap_or(target.len());
+    let path = &target[..end];
+    if path.first() != Some(&b'/') {
+        return Err(BadRequest::NotAPath);
+    }
+    let mut decoded = Vec::with_capacity(path.len());
+    let mut i = 0;
+    while i < path.len() {
+        let b = path[i];
+        if b == b'%' {
+            let hex = |c: u8| (c as char).to_digit(16);
+            let (Some(hi), Some(lo)) = (
+                path.get(i + 1).and_then(|&c| hex(c)),
+                path.get(i + 2).and_then(|&c| hex(c)),
+            ) else {
+                return Err(BadRequest::BadEscape);
+            };
+            let byte = (hi * 16 + lo) as u8;
+            if byte == 0 {
+                return Err(BadRequest::BadEscape);
+            }
+            decoded.push(byte);
+            i += 3;
+        } else {
+            decoded.push(b);
+            i += 1;
+        }
+    }
+    let mut segments: Vec<&[u8]> = Vec::new();
+    let mut trailing = false;
+    for segment in decoded.split(|&b| b == b'/').skip(1) {
+        trailing = false;
+        match segment {
+            b"" => trailing = true,
+            b"." => trailing = true,
+            b".." => {
+                if segments.pop().is_none() {
+                    return Err(BadRequest::AboveRoot);
+                }
+                trailing = true;
+            }
+            s => segments.push(s),
+        }
+    }
+    let mut out = Vec::with_capacity(decoded.len());
+    for s in &segments {
+        out.push(b'/');
+        out.extend_from_slice(s);
+    }
+    if out.is_empty() || trailing {
+        out.push(b'/');
+    }
+    Ok(out)
+}
+
+/// The rule for a normalised path: the longest matching prefix (`routes` are sorted so), or
+/// a valid token with no scope when no route matches.
+pub fn rule_for<'a>(routes: &'a [Route], path: &[u8]) -> &'a Rule {
+    static DEFAULT: Rule = Rule::Token(Vec::new());
+    routes
+        .iter()
+        .find(|r| path.starts_with(r.prefix.as_bytes()))
+        .map_or(&DEFAULT, |r| &r.rule)
+}
+
+/// A check's verdict.
+pub enum Verdict {
+    /// 200 with these headers (every configured claim header, empty when the route is public
+    /// or the claim is absent, so that a proxy that copies them overwrites what a client sent).
+    Allow(Vec<(String, Vec<u8>)>, Reason),
+    /// Refused: the status says why.
+    Refuse(Status, Reply),
+    /// Keys are being fetched: ask again shortly.
+    Wait,
+}
+
+/// Why a request was let through (for the metrics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    Public,
+    Token,
+}
+
+/// Decide for a request with this rule and these `Authorization` lines (joined as HTTP joins
+/// repeated fields; `None` when absent; `Err` when not text). `may_wait`: whether answering
+/// `Wait` is still allowed.
+pub fn decide(
+    config: &ServeConfig,
+    rule: &Rule,
+    authorization: Result<Option<&str>, ()>,
+    may_wait: bool,
+) -> Verdict {
+    let scopes = match rule {
+        Rule::Public => {
+            let empty = config
+                .claim_headers
+                .iter()
+                .map(|(_, h)| (h.clone(), Vec::new()))
+                .collect();
+            return Verdict::Allow(empty, Reason::Public);
+        }
+        Rule::Token(scopes) => scopes,
+    };
+    let result = match authorization {
+        Ok(value) => config.verifier.verify_authorization(value),
+        Err(()) => Err(Status::AuthorizationHeaderMalformed.into()),
+    };
+    let status = match result {
+        Ok(claims) => match scopes.iter().find(|s| !claims.has_scope(s)) {
+            None => return Verdict::Allow(claim_headers(config, &claims), Reason::Token),
+            Some(_) => Status::InsufficientScope,
+        },
+        Err(e) => e.status(),
+    };
+    if may_wait
+        && matches!(status, Status::KeysUnavailable | Status::KeyNotFound)
+        && config.verifier.fetch_in_progress()
+    {
+        return Verdict::Wait;
+    }
+    refuse(config, scopes, status)
+}
+
+/// The refusal for `status`.
+pub fn refuse(config: &ServeConfig, scopes: &[String], status: Status) -> Verdict {
+    Verdict::Refuse(status, answer::refusal(&config.realm, scopes, status))
+}
+
+/// The rule's scopes (none for a public route).
+pub fn scopes(rule: &Rule) -> &[String] {
+    match rule {
+        Rule::Public => &[],
+        Rule::Token(scopes) => scopes,
+    }
+}
+
+/// Every configured claim header, with the claim as header-safe text (control characters
+/// escaped), empty when the token lacks the claim.
+fn claim_headers(config: &ServeConfig, claims: &Claims) -> Vec<(String, Vec<u8>)> {
+    config
+        .claim_headers
+        .iter()
+        .map(|(claim, header)| {
+            let text = claims.get_header_text(claim).unwrap_or_default();
+            (header.clone(), text.into_bytes())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_judged_as_the_proxy_routes_them() {
+        let n = |p: &str| normalize(p.as_bytes()).map(|v| String::from_utf8(v).unwrap());
+        for (raw, want) in [
+            ("/api/private", "/api/private"),
+            ("/api/public/../private", "/api/private"),
+            ("/api/public/%2e%2e/private", "/api/private"),
+            ("/api/public%2F..%2Fprivate", "/api/private"),
+            ("/api/%70ublic", "/api/public"),
+            ("/api//public", "/api/public"),
+            ("//api/./public", "/api/public"),
+            ("/api/public?x=../../private", "/api/public"),
+            ("/api/public#frag", "/api/public"),
+            ("/api/", "/api/"),
+            ("/api/x/..", "/api/"),
+            ("/", "/"),
+            (
+                "http://host.example/api/public/../private?q",
+                "/api/private",
+            ),
+            ("HTTPS://host.example", "/"),
+        ] {
+            assert_eq!(n(raw).as_deref(), Ok(want), "{raw}");
+        }
+        assert_eq!(n("api/public"), Err(BadRequest::NotAPath));
+        assert_eq!(n(""), Err(BadRequest::NotAPath));
+        assert_eq!(n("*"), Err(BadRequest::NotAPath));
+        assert_eq!(n("/api/%zz"), Err(BadRequest::BadEscape));
+        assert_eq!(n("/api/%2"), Err(BadRequest::BadEscape));
+        assert_eq!(n("/api/%00x"), Err(BadRequest::BadEscape));
+        assert_eq!(n("/../etc"), Err(BadRequest::AboveRoot));
+        assert_eq!(n("/api/%2e%2e/%2e%2e/x"), Err(BadRequest::AboveRoot));
+    }
+
+    #[test]
+    fn the_longest_prefix_wins() {
+        let route = |prefix: &str, rule: Rule| Route {
+            prefix: prefix.into(),
+            rule,
+        };
+        let mut routes = vec![
+            route("/api", Rule::Public),
+            route("/api/private", Rule::Token(vec!["a".into()])),
+            route("/api/private/open", Rule::Public),
+        ];
+        routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
+        assert_eq!(rule_for(&routes, b"/api/x"), &Rule::Public);
+        assert_eq!(
+            rule_for(&routes, b"/api/private/x"),
+            &Rule::Token(vec!["a".into()])
+        );
+        assert_eq!(rule_for(&routes, b"/api/private/open/1"), &Rule::Public);
+        assert_eq!(rule_for(&routes, b"/other"), &Rule::Token(vec![]));
+    }
+}

@@ -1,0 +1,112 @@
+//! What an HTTP host answers for a refusal: the status, the RFC 6750 challenge (or
+//! `Retry-After`) and the quickstart's JSON body. Hosts written in Rust (the Envoy module,
+//! `jwtguard serve`) take it from here; the nginx module and the C and Python hosts build the
+//! same bytes from the same status texts, and the host tests compare them.
+
+use crate::error::Status;
+
+/// A refusal, ready to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// 400, 401, 403 or 503 (500 for a status no client caused).
+    pub status: u16,
+    /// Lower-case names: `content-type`, and `www-authenticate` or `retry-after`.
+    pub headers: Vec<(String, String)>,
+    /// `{"code":...,"description":...}` and a newline.
+    pub body: String,
+}
+
+/// Backslash-escape `"` and `\` (a quoted-string, and a JSON string of ASCII text).
+pub fn quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The `WWW-Authenticate` value for a refusal with `status` (`realm` and, for
+/// `insufficient_scope`, the scopes the route requires), or `None` when the answer carries
+/// no challenge (503, 500).
+pub fn challenge(realm: &str, scopes: &[String], status: Status) -> Option<String> {
+    if !matches!(status.http_status(), 400 | 401 | 403) {
+        return None;
+    }
+    let mut challenge = format!("Bearer realm=\"{}\"", quoted(realm));
+    let error = status.rfc6750_error();
+    if !error.is_empty() {
+        challenge.push_str(&format!(
+            ", error=\"{error}\", error_description=\"{}\"",
+            quoted(status.description())
+        ));
+    }
+    if status == Status::InsufficientScope && !scopes.is_empty() {
+        challenge.push_str(&format!(", scope=\"{}\"", quoted(&scopes.join(" "))));
+    }
+    Some(challenge)
+}
+
+/// The reply for a refusal: the status, `WWW-Authenticate` (RFC 6750) or `Retry-After: 5`,
+/// and the quickstart's JSON body.
+pub fn refusal(realm: &str, scopes: &[String], status: Status) -> Reply {
+    let http = status.http_status();
+    let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
+    if http == 503 {
+        headers.push(("retry-after".into(), "5".into()));
+    } else if let Some(challenge) = challenge(realm, scopes, status) {
+        headers.push(("www-authenticate".into(), challenge));
+    }
+    Reply {
+        status: if matches!(http, 400 | 401 | 403 | 503) {
+            http
+        } else {
+            500
+        },
+        headers,
+        body: format!(
+            "{{\"code\":\"{}\",\"description\":\"{}\"}}\n",
+            quoted(status.code()),
+            quoted(status.description())
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_matches_the_other_hosts() {
+        let reply = refusal("api", &["read:messages".into()], Status::InsufficientScope);
+        assert_eq!(reply.status, 403);
+        assert_eq!(
+            reply.body,
+            "{\"code\":\"Unauthorized\",\"description\":\"You don't have access to this resource\"}\n"
+        );
+        assert!(reply.headers.contains(&(
+            "www-authenticate".into(),
+            "Bearer realm=\"api\", error=\"insufficient_scope\", error_description=\"You don't have access to this resource\", scope=\"read:messages\"".into()
+        )));
+        let missing = refusal("api", &[], Status::TokenMissing);
+        assert!(
+            missing
+                .headers
+                .contains(&("www-authenticate".into(), "Bearer realm=\"api\"".into()))
+        );
+        let unavailable = refusal("api", &[], Status::KeysUnavailable);
+        assert_eq!(unavailable.status, 503);
+        assert!(
+            unavailable
+                .headers
+                .contains(&("retry-after".into(), "5".into()))
+        );
+        assert_eq!(challenge("a\"b", &[], Status::KeysUnavailable), None);
+        assert_eq!(
+            challenge("a\"b", &[], Status::TokenMissing).unwrap(),
+            "Bearer realm=\"a\\\"b\""
+        );
+    }
+}
