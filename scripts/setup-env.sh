@@ -18,6 +18,7 @@ have nginx || need+=(nginx)
 [ -x /usr/share/nginx/src/configure ] || need+=(nginx-dev)
 [ -f /usr/include/microhttpd.h ] || need+=(libmicrohttpd-dev)
 have wrk || need+=(wrk)
+have caddy || need+=(caddy)
 if [ "${#need[@]}" -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "setup-env: missing packages: ${need[*]} (run as root, or install them)" >&2
