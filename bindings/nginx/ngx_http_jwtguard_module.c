@@ -43,6 +43,7 @@ typedef struct {
     ngx_array_t               *scopes;         /* ngx_str_t */
     ngx_http_complex_value_t  *token;
     ngx_str_t                  realm;
+    ngx_array_t               *more_issuers;   /* ngx_array_t * of ngx_str_t: one line each */
     jwt_verifier              *verifier;
 } ngx_http_jwtguard_loc_conf_t;
 
@@ -109,6 +110,10 @@ static char *ngx_http_jwtguard_set_list(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_jwtguard_set_scopes(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_jwtguard_issuers_block(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_jwtguard_issuer_line(ngx_conf_t *cf, ngx_command_t *dummy,
+    void *conf);
 
 
 static ngx_command_t  ngx_http_jwtguard_commands[] = {
@@ -125,6 +130,21 @@ static ngx_command_t  ngx_http_jwtguard_commands[] = {
       ngx_http_jwtguard_set_list,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_jwtguard_loc_conf_t, issuers),
+      NULL },
+
+    /*
+     * Further issuers, each with its own keys and policy, one per line:
+     *     jwtguard_issuers {
+     *         https://b.example/ audience=https://api jwks_uri=https://b.example/jwks.json;
+     *         https://c.example/ audience=https://api algorithms=ES256,RS256 leeway=30;
+     *     }
+     * A token's `iss` picks the issuer (jwtguard_issuer's, or a line's).
+     */
+    { ngx_string("jwtguard_issuers"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_BLOCK|NGX_CONF_NOARGS,
+      ngx_http_jwtguard_issuers_block,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
       NULL },
 
     { ngx_string("jwtguard_audience"),
@@ -1259,52 +1279,16 @@ ngx_http_jwtguard_choose_snapshot(ngx_conf_t *cf, ngx_http_jwtguard_main_conf_t 
 }
 
 
-static jwt_verifier *
-ngx_http_jwtguard_make_verifier(ngx_conf_t *cf, ngx_http_jwtguard_loc_conf_t *conf)
+/* What every issuer of a verifier shares: the snapshot, CA file and cache settings. */
+static ngx_int_t
+ngx_http_jwtguard_shared(ngx_conf_t *cf, ngx_http_jwtguard_main_conf_t *jmcf,
+    jwt_config *config)
 {
-    jwt_status                      status;
-    jwt_config                     *config;
-    jwt_verifier                   *verifier, **slot;
-    ngx_pool_cleanup_t             *cln;
-    ngx_http_jwtguard_main_conf_t  *jmcf;
-
-    jmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_jwtguard_module);
-
-    config = jwt_config_new();
-    if (config == NULL) {
-        return NULL;
-    }
-
-    verifier = NULL;
-
-    if (ngx_http_jwtguard_add_list(cf, config, conf->issuers,
-                                   jwt_config_add_issuer, "issuer") != NGX_OK
-        || ngx_http_jwtguard_add_list(cf, config, conf->audiences,
-                                      jwt_config_add_audience, "audience") != NGX_OK
-        || ngx_http_jwtguard_add_list(cf, config, conf->algorithms,
-                                      jwt_config_add_algorithm, "algorithm") != NGX_OK)
-    {
-        goto cleanup;
-    }
-
     /* the event loop must never wait on the network */
     jwt_config_set_non_blocking(config, true);
-    jwt_config_set_strict(config, conf->strict ? true : false);
-
-    if (ngx_http_jwtguard_setting(cf, "jwtguard_leeway", conf->leeway,
-                                  jwt_config_set_leeway(config, (uint64_t) conf->leeway))
-        != NGX_OK)
-    {
-        goto cleanup;
-    }
-
-    if (conf->jwks_uri.len) {
-        jwt_config_set_jwks_uri(config, (const char *) conf->jwks_uri.data,
-                                conf->jwks_uri.len);
-    }
 
     if (ngx_http_jwtguard_choose_snapshot(cf, jmcf) != NGX_OK) {
-        goto cleanup;
+        return NGX_ERROR;
     }
 
     if (jmcf->snapshot.len) {
@@ -1314,7 +1298,7 @@ ngx_http_jwtguard_make_verifier(ngx_conf_t *cf, ngx_http_jwtguard_loc_conf_t *co
 
     if (jmcf->ca_file.len) {
         if (ngx_conf_full_name(cf->cycle, &jmcf->ca_file, 0) != NGX_OK) {
-            goto cleanup;
+            return NGX_ERROR;
         }
 
         jwt_config_set_ca_file(config, (const char *) jmcf->ca_file.data,
@@ -1343,7 +1327,157 @@ ngx_http_jwtguard_make_verifier(ngx_conf_t *cf, ngx_http_jwtguard_loc_conf_t *co
                                              (uint64_t) jmcf->token_cache))
                != NGX_OK))
     {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* One line of a jwtguard_issuers block: ISSUER key=value... (checked when it was read). */
+static ngx_int_t
+ngx_http_jwtguard_apply_line(ngx_conf_t *cf, jwt_config *config, ngx_array_t *line)
+{
+    u_char      *p, *last, *comma;
+    ngx_int_t    n;
+    ngx_str_t   *word, key, val;
+    ngx_uint_t   i;
+    jwt_status   status;
+
+    word = line->elts;
+
+    status = jwt_config_add_issuer(config, (const char *) word[0].data, word[0].len);
+
+    for (i = 1; status == JWT_STATUS_OK && i < line->nelts; i++) {
+        p = (u_char *) ngx_strlchr(word[i].data, word[i].data + word[i].len, '=');
+        key.data = word[i].data;
+        key.len = p - word[i].data;
+        val.data = p + 1;
+        val.len = word[i].data + word[i].len - val.data;
+
+        if (ngx_strncmp(key.data, "audience", key.len) == 0 && key.len == 8) {
+            status = jwt_config_add_audience(config, (const char *) val.data, val.len);
+
+        } else if (ngx_strncmp(key.data, "jwks_uri", key.len) == 0 && key.len == 8) {
+            status = jwt_config_set_jwks_uri(config, (const char *) val.data, val.len);
+
+        } else if (ngx_strncmp(key.data, "algorithms", key.len) == 0 && key.len == 10) {
+            last = val.data + val.len;
+            for (p = val.data; status == JWT_STATUS_OK && p < last; p = comma + 1) {
+                comma = (u_char *) ngx_strlchr(p, last, ',');
+                if (comma == NULL) {
+                    comma = last;
+                }
+                status = jwt_config_add_algorithm(config, (const char *) p, comma - p);
+            }
+
+        } else if (ngx_strncmp(key.data, "leeway", key.len) == 0 && key.len == 6) {
+            n = ngx_atoi(val.data, val.len);
+            status = n == NGX_ERROR ? JWT_STATUS_INVALID_ARGUMENT
+                                    : jwt_config_set_leeway(config, (uint64_t) n);
+
+        } else {
+            /* strict=on|off */
+            status = jwt_config_set_strict(config, val.len == 2);
+        }
+
+        if (status != JWT_STATUS_OK) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "jwtguard_issuers: \"%V\" for %V: %s", &word[i], &word[0],
+                               jwt_status_description(status));
+            return NGX_ERROR;
+        }
+    }
+
+    if (status != JWT_STATUS_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "jwtguard_issuers: invalid issuer \"%V\": %s",
+                           &word[0], jwt_status_description(status));
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static jwt_verifier *
+ngx_http_jwtguard_make_verifier(ngx_conf_t *cf, ngx_http_jwtguard_loc_conf_t *conf)
+{
+    jwt_status                      status;
+    jwt_config                     *config, *more;
+    jwt_verifier                   *verifier, **slot;
+    ngx_uint_t                      i, first;
+    ngx_array_t                   **line;
+    ngx_pool_cleanup_t             *cln;
+    ngx_http_jwtguard_main_conf_t  *jmcf;
+
+    jmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_jwtguard_module);
+
+    config = jwt_config_new();
+    if (config == NULL) {
+        return NULL;
+    }
+
+    verifier = NULL;
+    line = conf->more_issuers ? conf->more_issuers->elts : NULL;
+
+    if (ngx_http_jwtguard_shared(cf, jmcf, config) != NGX_OK) {
         goto cleanup;
+    }
+
+    if (conf->issuers == NULL) {
+        /* No jwtguard_issuer here: the block's first line is the first issuer. */
+        first = 1;
+        if (ngx_http_jwtguard_apply_line(cf, config, line[0]) != NGX_OK) {
+            goto cleanup;
+        }
+
+    } else {
+        first = 0;
+
+        if (ngx_http_jwtguard_add_list(cf, config, conf->issuers,
+                                       jwt_config_add_issuer, "issuer") != NGX_OK
+            || ngx_http_jwtguard_add_list(cf, config, conf->audiences,
+                                          jwt_config_add_audience, "audience") != NGX_OK
+            || ngx_http_jwtguard_add_list(cf, config, conf->algorithms,
+                                          jwt_config_add_algorithm, "algorithm") != NGX_OK)
+        {
+            goto cleanup;
+        }
+
+        jwt_config_set_strict(config, conf->strict ? true : false);
+
+        if (ngx_http_jwtguard_setting(cf, "jwtguard_leeway", conf->leeway,
+                                      jwt_config_set_leeway(config, (uint64_t) conf->leeway))
+            != NGX_OK)
+        {
+            goto cleanup;
+        }
+
+        if (conf->jwks_uri.len) {
+            jwt_config_set_jwks_uri(config, (const char *) conf->jwks_uri.data,
+                                    conf->jwks_uri.len);
+        }
+    }
+
+    for (i = first; conf->more_issuers && i < conf->more_issuers->nelts; i++) {
+        more = jwt_config_new();
+        if (more == NULL) {
+            goto cleanup;
+        }
+
+        if (ngx_http_jwtguard_shared(cf, jmcf, more) != NGX_OK
+            || ngx_http_jwtguard_apply_line(cf, more, line[i]) != NGX_OK)
+        {
+            jwt_config_free(more);
+            goto cleanup;
+        }
+
+        status = jwt_config_add_issuer_config(config, more);
+        jwt_config_free(more);
+
+        if (status != JWT_STATUS_OK) {
+            goto cleanup;
+        }
     }
 
     status = jwt_verifier_new(config, &verifier);
@@ -1387,7 +1521,7 @@ ngx_http_jwtguard_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_uint_t  own;
 
-    own = conf->issuers != NULL || conf->audiences != NULL
+    own = conf->issuers != NULL || conf->audiences != NULL || conf->more_issuers != NULL
           || conf->jwks_uri.data != NULL || conf->algorithms != NULL
           || conf->leeway != NGX_CONF_UNSET || conf->strict != NGX_CONF_UNSET;
 
@@ -1398,6 +1532,10 @@ ngx_http_jwtguard_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (conf->audiences == NULL) {
         conf->audiences = prev->audiences;
+    }
+
+    if (conf->more_issuers == NULL) {
+        conf->more_issuers = prev->more_issuers;
     }
 
     if (conf->algorithms == NULL) {
@@ -1420,7 +1558,7 @@ ngx_http_jwtguard_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     if (!own && prev->verifier) {
         conf->verifier = prev->verifier;
 
-    } else if (conf->issuers && conf->audiences) {
+    } else if ((conf->issuers && conf->audiences) || (conf->more_issuers && !conf->issuers)) {
         conf->verifier = ngx_http_jwtguard_make_verifier(cf, conf);
         if (conf->verifier == NULL) {
             return NGX_CONF_ERROR;
@@ -1430,7 +1568,7 @@ ngx_http_jwtguard_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     if (conf->enable && conf->verifier == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"jwtguard on\" needs \"jwtguard_issuer\" and "
-                           "\"jwtguard_audience\"");
+                           "\"jwtguard_audience\", or a \"jwtguard_issuers\" block");
         return NGX_CONF_ERROR;
     }
 
@@ -1476,6 +1614,120 @@ ngx_http_jwtguard_set_list(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
  * else could never match a token's scope, so it is refused here instead of silently
  * refusing every request.
  */
+static char *
+ngx_http_jwtguard_issuers_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_jwtguard_loc_conf_t *lcf = conf;
+
+    char        *rv;
+    ngx_conf_t   save;
+
+    if (lcf->more_issuers != NULL) {
+        return "is duplicate";
+    }
+
+    lcf->more_issuers = ngx_array_create(cf->pool, 2, sizeof(ngx_array_t *));
+    if (lcf->more_issuers == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    save = *cf;
+    cf->handler = ngx_http_jwtguard_issuer_line;
+    cf->handler_conf = conf;
+
+    rv = ngx_conf_parse(cf, NULL);
+
+    *cf = save;
+
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    if (lcf->more_issuers->nelts == 0) {
+        return "holds no issuer";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* ISSUER audience=A [audience=B ...] [jwks_uri=URL] [algorithms=A,B] [leeway=N] [strict=on|off] */
+static char *
+ngx_http_jwtguard_issuer_line(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
+{
+    ngx_http_jwtguard_loc_conf_t *lcf = conf;
+
+    u_char        *eq;
+    ngx_str_t     *value, *word;
+    ngx_uint_t     i, audiences;
+    ngx_array_t   *line, **slot;
+
+    static const char  *keys[] = { "audience=", "jwks_uri=", "algorithms=", "leeway=",
+                                   "strict=on", "strict=off", NULL };
+
+    value = cf->args->elts;
+    audiences = 0;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        const char  **key;
+
+        eq = (u_char *) ngx_strlchr(value[i].data, value[i].data + value[i].len, '=');
+
+        for (key = keys; *key; key++) {
+            size_t  n = ngx_strlen(*key);
+
+            if ((*key)[n - 1] == '=' ? (eq && (size_t) (eq - value[i].data) + 1 == n
+                                        && ngx_strncmp(value[i].data, *key, n) == 0
+                                        && value[i].len > n)
+                                     : (value[i].len == n
+                                        && ngx_strncmp(value[i].data, *key, n) == 0))
+            {
+                break;
+            }
+        }
+
+        if (*key == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "jwtguard_issuers: unknown or empty parameter \"%V\" for %V "
+                               "(audience=, jwks_uri=, algorithms=, leeway=, strict=on|off)",
+                               &value[i], &value[0]);
+            return NGX_CONF_ERROR;
+        }
+
+        if (key == keys) {
+            audiences++;
+        }
+    }
+
+    if (audiences == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "jwtguard_issuers: %V needs audience=...", &value[0]);
+        return NGX_CONF_ERROR;
+    }
+
+    line = ngx_array_create(cf->pool, cf->args->nelts, sizeof(ngx_str_t));
+    if (line == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 0; i < cf->args->nelts; i++) {
+        word = ngx_array_push(line);
+        if (word == NULL) {
+            return NGX_CONF_ERROR;
+        }
+        *word = value[i];
+    }
+
+    slot = ngx_array_push(lcf->more_issuers);
+    if (slot == NULL) {
+        return NGX_CONF_ERROR;
+    }
+    *slot = line;
+
+    return NGX_CONF_OK;
+}
+
+
 static char *
 ngx_http_jwtguard_set_scopes(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {

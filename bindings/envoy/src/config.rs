@@ -130,25 +130,25 @@ const NOT_FORWARDABLE: [&str; 10] = [
     "expect",
 ];
 
-/// Parse and check a listener-level config, and build its verifier (no network yet).
-pub fn filter_config(bytes: &[u8]) -> Result<FilterConfig, String> {
-    let map = object(bytes)?;
+/// What one issuer is: these keys at the top level, or in each entry of `issuers`.
+const ISSUER_KEYS: [&str; 6] = [
+    "issuer",
+    "audience",
+    "jwks_uri",
+    "algorithms",
+    "leeway",
+    "strict",
+];
+
+/// One issuer's policy and keys, from the `ISSUER_KEYS` of the top level or of an entry.
+fn issuer_entry(map: &Map<String, Value>) -> Result<(Policy, Keys), String> {
     let mut issuers = None;
     let mut audiences = None;
     let mut keys = Keys::Discover;
     let mut algorithms = vec![Algorithm::RS256];
     let mut leeway = None;
     let mut strict = false;
-    let mut realm = "api".to_string();
-    let mut require_scope = Vec::new();
-    let mut forward_claims = Vec::new();
-    let mut token = TokenSource::Authorization;
-    let mut token_cache = jwtguard::verify::DEFAULT_TOKEN_CACHE;
-    let mut cache = CacheOptions {
-        non_blocking: true,
-        ..CacheOptions::default()
-    };
-    for (key, value) in &map {
+    for (key, value) in map {
         match key.as_str() {
             "issuer" => issuers = Some(strings(key, value)?),
             "audience" => audiences = Some(strings(key, value)?),
@@ -167,6 +167,72 @@ pub fn filter_config(bytes: &[u8]) -> Result<FilterConfig, String> {
                 strict = value
                     .as_bool()
                     .ok_or_else(|| format!("{key}: must be true or false"))?
+            }
+            other => return Err(format!("unknown key {other:?}")),
+        }
+    }
+    let issuers = issuers.ok_or("issuer: required")?;
+    if issuers.len() > 1 && matches!(keys, Keys::Discover) {
+        return Err(
+            "issuer: several issuers need jwks_uri (discovery finds the keys of one issuer)".into(),
+        );
+    }
+    let audiences = audiences.ok_or("audience: required")?;
+    let mut policy = Policy::empty()
+        .with_algorithms(&algorithms)
+        .with_strict(strict);
+    for issuer in issuers {
+        policy = policy.with_issuer(issuer);
+    }
+    for audience in audiences {
+        policy = policy.with_audience(audience);
+    }
+    if let Some(secs) = leeway {
+        policy = policy.with_leeway(secs);
+    }
+    Ok((policy, keys))
+}
+
+/// Parse and check a listener-level config, and build its verifier (no network yet). One
+/// issuer is given by the top-level `issuer`, `audience`, `jwks_uri`, `algorithms`, `leeway`
+/// and `strict`; several by `issuers: [{...}, ...]`, each entry holding those keys (a token's
+/// `iss` picks the entry; the cache options are shared).
+pub fn filter_config(bytes: &[u8]) -> Result<FilterConfig, String> {
+    let map = object(bytes)?;
+    let mut own = Map::new();
+    let mut entries: Option<Vec<Map<String, Value>>> = None;
+    let mut realm = "api".to_string();
+    let mut require_scope = Vec::new();
+    let mut forward_claims = Vec::new();
+    let mut token = TokenSource::Authorization;
+    let mut token_cache = jwtguard::verify::DEFAULT_TOKEN_CACHE;
+    let mut cache = CacheOptions {
+        non_blocking: true,
+        ..CacheOptions::default()
+    };
+    for (key, value) in &map {
+        if ISSUER_KEYS.contains(&key.as_str()) {
+            own.insert(key.clone(), value.clone());
+            continue;
+        }
+        match key.as_str() {
+            "issuers" => {
+                let Value::Array(items) = value else {
+                    return Err(format!("{key}: must be a list of issuer objects"));
+                };
+                if items.is_empty() {
+                    return Err(format!("{key}: an empty list"));
+                }
+                entries = Some(
+                    items
+                        .iter()
+                        .enumerate()
+                        .map(|(i, item)| match item {
+                            Value::Object(entry) => Ok(entry.clone()),
+                            _ => Err(format!("{key}[{i}]: must be an object")),
+                        })
+                        .collect::<Result<_, _>>()?,
+                );
             }
             "realm" => {
                 realm = string(key, value)?;
@@ -220,27 +286,37 @@ pub fn filter_config(bytes: &[u8]) -> Result<FilterConfig, String> {
     if map.contains_key("token_header") && map.contains_key("token_cookie") {
         return Err("token_header and token_cookie: choose one".into());
     }
-    let issuers = issuers.ok_or("issuer: required")?;
-    if issuers.len() > 1 && matches!(keys, Keys::Discover) {
-        return Err(
-            "issuer: several issuers need jwks_uri (discovery finds the keys of one issuer)".into(),
-        );
+    let entries = match entries {
+        None => vec![(String::new(), own)],
+        Some(_) if !own.is_empty() => {
+            let given: Vec<&str> = own.keys().map(String::as_str).collect();
+            return Err(format!(
+                "issuers: give {} inside each entry, not beside issuers",
+                given.join(", ")
+            ));
+        }
+        Some(list) => list
+            .into_iter()
+            .enumerate()
+            .map(|(i, entry)| (format!("issuers[{i}]: "), entry))
+            .collect(),
+    };
+    let mut issuers = Vec::new();
+    for (what, entry) in &entries {
+        let (policy, keys) = issuer_entry(entry).map_err(|e| format!("{what}{e}"))?;
+        issuers.push(jwtguard::verify::IssuerConfig {
+            policy,
+            keys,
+            cache: cache.clone(),
+        });
     }
-    let audiences = audiences.ok_or("audience: required")?;
-    let mut policy = Policy::empty()
-        .with_algorithms(&algorithms)
-        .with_strict(strict);
-    for issuer in issuers {
-        policy = policy.with_issuer(issuer);
+    let mut rest = issuers.into_iter();
+    let first = rest.next().ok_or("issuer: required")?;
+    let mut config = Config::new(first.policy, first.keys);
+    config.cache = first.cache;
+    for more in rest {
+        config = config.with_issuer(more);
     }
-    for audience in audiences {
-        policy = policy.with_audience(audience);
-    }
-    if let Some(secs) = leeway {
-        policy = policy.with_leeway(secs);
-    }
-    let mut config = Config::new(policy, keys);
-    config.cache = cache;
     config.token_cache = token_cache;
     let verifier = Verifier::new(config).map_err(|e| e.to_string())?;
     Ok(FilterConfig {

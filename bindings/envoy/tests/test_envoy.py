@@ -177,6 +177,37 @@ def test_algorithms_per_route_scopes_and_token_sources(ports):
         minter.close()
 
 
+def test_several_issuers_each_verified_against_its_own_keys(issuer, ports):
+    minter = Minter()
+    port, admin = ports
+    config = bootstrap(
+        port, admin,
+        {"issuers": [
+            {"issuer": issuer.url, "audience": AUDIENCE},
+            {"issuer": MINTED_ISSUER, "audience": AUDIENCE, "jwks_uri": minter.jwks_uri, "algorithms": ["ES256"]},
+        ], "forward_claims": {"iss": "x-iss"}},
+        [direct("/any")],
+    )
+    envoy = Envoy(config, port, admin, suffix=".json")
+    try:
+        assert envoy.get("/any", issuer.token())[0] == 200
+        assert envoy.get("/any", minter.token(alg="ES256"))[0] == 200
+        # One issuer's key never verifies a token claiming the other.
+        status, head, _ = envoy.get("/any", minter.token(alg="ES256", iss=issuer.url))
+        assert status == 401 and 'error="invalid_token"' in head["WWW-Authenticate"]
+        # Each issuer's own algorithms.
+        assert envoy.get("/any", minter.token(alg="RS256"))[0] == 401
+        # An iss no issuer owns: refused, no fetch.
+        before = issuer.jwks_requests()
+        for _ in range(3):
+            status, _, body = envoy.get("/any", minter.token(alg="ES256", iss="https://evil.example/"))
+            assert status == 401 and body["code"] == "invalid_claims", body
+        assert issuer.jwks_requests() == before
+    finally:
+        assert envoy.stop() == 0
+        minter.close()
+
+
 def loop(envoy, token_of, stop, statuses, errors):
     while not stop.is_set():
         try:
@@ -247,6 +278,13 @@ def test_a_bad_config_is_refused_at_load_with_a_message(ports):
         ({"issuer": "https://i.example/", "audience": "a", "require_scopes": ["x"]}, 'unknown key "require_scopes"'),
         ({"audience": "a"}, "issuer: required"),
         ({"issuer": "https://i.example/", "audience": "a", "leeway": 86400}, "leeway"),
+        ({"issuer": "https://i.example/", "issuers": [{"issuer": "https://j.example/", "audience": "a"}]},
+         "issuers: give issuer inside each entry, not beside issuers"),
+        ({"issuers": [{"issuer": "https://i.example/", "audience": "a"}, {"issuer": "https://j.example/"}]},
+         "issuers[1]: audience: required"),
+        ({"issuers": [{"issuer": "https://i.example/", "audience": "a"}, {"issuer": "https://i.example/", "audience": "b"}]},
+         "configured twice"),
+        ({"issuers": []}, "issuers: an empty list"),
     ]:
         port, admin = free_port(), free_port()
         envoy = Envoy(bootstrap(port, admin, filter_config, [direct("/x")]), port, admin, suffix=".json", wait=False)

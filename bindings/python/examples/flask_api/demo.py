@@ -1,9 +1,10 @@
 """`make demo`: the ping API end to end against a local issuer.
 
-Starts `jwtguard dev-issuer` and the ping API four times on loopback — the Flask example
+Starts `jwtguard dev-issuer` and the ping API five times on loopback — the Flask example
 (server.py), nginx with ngx_http_jwtguard_module (bindings/nginx/examples/nginx.conf), the
-C server (bindings/c/examples/ping_server.c) and Envoy 1.40 with the jwtguard dynamic module
-(bindings/envoy/examples/envoy.yaml) — obtains tokens with and without
+C server (bindings/c/examples/ping_server.c), Envoy 1.40 with the jwtguard dynamic module
+(bindings/envoy/examples/envoy.yaml), and a stock nginx asking `jwtguard serve` through
+auth_request (bindings/proxies: forward auth) — obtains tokens with and without
 `read:messages`, calls the three routes of each with no token, a valid token, a token with the
 scope, an expired token and a tampered token, prints what each answered side by side (the bodies must be the same bytes too), and stops
 everything it started (also on Ctrl-C or failure).
@@ -33,6 +34,7 @@ PING_SERVER = Path(os.environ.get("JWTGUARD_PING_SERVER", ROOT / "target" / "rel
 ENVOY_MODULE = ROOT / "target" / "release" / "libjwtguard_envoy.so"
 ENVOY_EXAMPLE = ROOT / "bindings" / "envoy" / "examples" / "envoy.yaml"
 NGINX_EXAMPLE = ROOT / "bindings" / "nginx" / "examples"
+PROXIES = ROOT / "bindings" / "proxies"
 AUDIENCE = "https://api.example"  # the audience in bindings/nginx/examples/nginx.conf
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -120,6 +122,7 @@ def main() -> int:
         started.append(api_process)
         api = f"http://127.0.0.1:{port}"
         servers = {"Flask": api}
+        processes = {"Flask": api_process}
 
         if NGINX_MODULE.exists():
             nginx_port = free_port()
@@ -141,6 +144,7 @@ def main() -> int:
             nginx = subprocess.Popen(["nginx", "-p", str(prefix), "-c", "nginx.conf"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             started.append(nginx)
             servers["nginx"] = f"http://127.0.0.1:{nginx_port}"
+            processes["nginx"] = nginx
 
         if PING_SERVER.exists():
             c_port = free_port()
@@ -149,6 +153,7 @@ def main() -> int:
             )
             started.append(c_server)
             servers["C"] = f"http://127.0.0.1:{c_port}"
+            processes["C"] = c_server
 
         envoy_binary = None
         try:
@@ -173,9 +178,43 @@ def main() -> int:
             )
             started.append(envoy_process)
             servers["Envoy"] = f"http://127.0.0.1:{envoy_port}"
+            processes["Envoy"] = envoy_process
 
-        for (name, base), process in zip(servers.items(), started[1:]):
-            wait_until_up(base + "/api/public", process, f"the {name} API")
+        # Forward auth: a stock nginx (no module) asking `jwtguard serve` through auth_request,
+        # both from bindings/proxies.
+        serve = subprocess.Popen(
+            [JWTGUARD_BIN, "serve", "--config", "/dev/stdin"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, text=True)
+        started.append(serve)
+        serve_config = (PROXIES / "jwtguard-serve.toml").read_text().replace("http://127.0.0.1:8080/", issuer)
+        serve_config = serve_config.replace("127.0.0.1:9191", "127.0.0.1:0").replace("127.0.0.1:9192", "127.0.0.1:0")
+        serve.stdin.write(serve_config)
+        serve.stdin.close()
+        first = serve.stdout.readline()
+        if "listening on http://127.0.0.1:" not in first:
+            raise SystemExit(f"demo: jwtguard serve did not start: {first!r}")
+        serve_port = first.split("http://127.0.0.1:")[1].split()[0]
+        auth_port = free_port()
+        auth_prefix = Path(tempfile.mkdtemp(prefix="jwtguard-demo-auth-request-"))
+        cleanups.append(lambda: shutil.rmtree(auth_prefix, ignore_errors=True))
+        os.chmod(auth_prefix, 0o777)
+        shutil.copytree(NGINX_EXAMPLE / "html", auth_prefix / "html")
+        for path in [auth_prefix / "html", *(auth_prefix / "html").rglob("*")]:
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        config = (PROXIES / "nginx.conf").read_text()
+        config = config.replace("listen 127.0.0.1:3030;", f"listen 127.0.0.1:{auth_port};")
+        config = config.replace("server 127.0.0.1:9191;", f"server 127.0.0.1:{serve_port};")
+        config = config.replace("root ../nginx/examples/html;", "root html;")
+        config = config.replace("error_log stderr notice;", "error_log demo-error.log notice;")
+        (auth_prefix / "nginx.conf").write_text(config)
+        auth_nginx = subprocess.Popen(["nginx", "-p", str(auth_prefix), "-c", "nginx.conf"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        started.append(auth_nginx)
+        servers["fwd-auth"] = f"http://127.0.0.1:{auth_port}"
+        processes["fwd-auth"] = auth_nginx
+
+        for name, base in servers.items():
+            wait_until_up(base + "/api/public", processes[name], f"the {name} API")
 
         plain = token(issuer, "openid")
         scoped = token(issuer, "read:messages")
@@ -189,17 +228,18 @@ def main() -> int:
         ]
         print(f"jwtguard ping API demo — issuer {issuer}")
         for name, base in servers.items():
-            print(f"  {name:<6} {base}")
+            print(f"  {name:<8} {base}")
+        print("  (fwd-auth: a stock nginx asking `jwtguard serve` through auth_request)")
         print()
-        columns = "".join(f"{name:>7}" for name in servers)
+        columns = "".join(f"{name:>9}" for name in servers)
         print(f"{'route':<21} {'token':<23}{columns}   body (Flask)")
-        print("-" * 118)
+        print("-" * 130)
         disagreements = []
         for route in ("/api/public", "/api/private", "/api/private-scoped"):
             for name, tok in tokens:
                 headers = {"Authorization": f"Bearer {tok}"} if tok else {}
                 answers = [call("GET", base + route, headers=headers) for base in servers.values()]
-                statuses = "".join(f"{status:>7}" for status, _ in answers)
+                statuses = "".join(f"{status:>9}" for status, _ in answers)
                 body = answers[0][1]
                 text = json.dumps(json.loads(body)) if body.strip().startswith("{") else body.strip()
                 print(f"{route:<21} {name:<23}{statuses}   {text[:58]}")
