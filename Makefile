@@ -14,7 +14,7 @@ NGINX_MODULE := $(RELEASE)/ngx_http_jwtguard_module.so
 PING_SERVER := $(RELEASE)/ping_server
 
 .PHONY: all deps build nginx-module install-nginx-module envoy-module c-ping-server demo test lint rust-test \
-	python-test nginx-test envoy-test serve-test c-test nginx-asan-module asan nginx-asan-test header bench bench-envoy bench-python bench-report soak fuzz fuzz-smoke fuzz-cmin clean
+	python-test nginx-test envoy-test serve-test c-test nginx-asan-module asan nginx-asan-test header bench bench-envoy bench-serve bench-python bench-report soak fuzz fuzz-smoke fuzz-cmin clean
 
 all: build
 
@@ -156,6 +156,10 @@ bench-report: build nginx-module envoy-module
 # reloads every 60 s; fails if one valid token is refused. target/soak/: results.json,
 # summary.md, soak.png. Not part of `make test`.
 SOAK_SECONDS ?= 600
+# Checks/s of `jwtguard serve` on one core (README "Forward auth").
+bench-serve: build
+	bench/serve.sh
+
 soak: build nginx-module envoy-module c-ping-server
 	scripts/setup-bench.sh
 	SOAK_SECONDS=$(SOAK_SECONDS) JWTGUARD_NGINX_MODULE=$(NGINX_MODULE) JWTGUARD_PING_SERVER=$(PING_SERVER) \

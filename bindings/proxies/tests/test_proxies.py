@@ -177,10 +177,22 @@ def test_a_spoofed_original_uri_or_a_dotted_path_never_makes_a_route_public(prox
         status, head, _ = proxy.get("/api/private", headers=headers)
         assert status == 401 and head["WWW-Authenticate"] == 'Bearer realm="api"', (proxy.name, headers)
         assert proxy.get("/app/x", headers=headers)[0] == 401
-    for path in (b"/api/public/../private", b"/api/public/%2e%2e/private", b"/api//private", b"/app/../app/x"):
-        status, _, _ = raw_request(proxy.port, request_bytes(path))
-        assert status in (400, 401, 404), (proxy.name, path, status)
+    for path in (b"/api/public/../private", b"/api/public/%2e%2e/private", b"/api//private", b"/app/../app/x",
+                 b"/api/public%2F..%2Fprivate", b"/app/x%2F..%2F..%2Fapi%2Fpublic", b"/app/x/..;/y",
+                 b"/api/publicity", b"/API/PRIVATE", b"/APP/x", b"http://h?/api/public"):
+        status, _, body = raw_request(proxy.port, request_bytes(path))
+        assert status in (400, 401, 404), (proxy.name, path, status, body)
     assert len(upstream.seen) == count
+
+
+def test_case_and_the_refusal_header_never_loosen_a_route(proxy, upstream, issuer):
+    plain = issuer.token("openid")
+    status, _, _ = raw_request(proxy.port, request_bytes(b"/API/PRIVATE-SCOPED", b"Authorization: Bearer " + plain.encode()))
+    assert status in (403, 404), (proxy.name, status)
+    # A client's own X-Jwtguard-Refusal changes nothing for a good token.
+    headers = {"X-Jwtguard-Refusal": "400"}
+    assert proxy.get("/api/private", issuer.token(), headers=headers)[0] == 200
+    assert proxy.get("/api/private", None, headers=headers)[0] == 401
 
 
 def test_the_other_issuers_token_and_a_forged_one(proxy, issuer, minter):

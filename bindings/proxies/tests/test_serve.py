@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import AUDIENCE, MINTED_ISSUER, DevIssuer, Serve, http, serve_config
+from conftest import MINTED_ISSUER, DevIssuer, Serve, http, serve_config
 from harness import raw_request, request_bytes
 
 CLAIM_HEADERS = ("x-jwt-sub", "x-jwt-iss", "x-jwt-scope", "x-jwt-client-id")
@@ -113,7 +113,6 @@ def test_the_original_path_and_method_come_from_the_proxys_headers(serve, issuer
 @pytest.mark.parametrize("path", [
     "/api/public/../private",
     "/api/public/%2e%2e/private",
-    "/api/public%2F..%2Fprivate",
     "/api/public/./../private-scoped",
     "/api/public/..//private",
     "http://evil.example/api/public/../private",
@@ -121,6 +120,42 @@ def test_the_original_path_and_method_come_from_the_proxys_headers(serve, issuer
 def test_a_path_that_only_looks_public_is_judged_where_it_leads(serve, path):
     status, head, _ = serve.check("/x", None, headers={"X-Original-URI": path})
     assert status == 401 and challenge(head) == 'Bearer realm="api"', path
+
+
+@pytest.mark.parametrize("path", [
+    "/api/public%2F..%2Fprivate",
+    "/app/x%2F..%2F..%2Fapi%2Fpublic",
+    "/api/public%5C..%5Cprivate",
+    "/api/public\\..\\private",
+    "/api/public/%252e%252e/private",
+    "/api/public/..;/private",
+])
+def test_a_path_proxies_and_upstreams_read_differently_is_400(serve, issuer, path):
+    status, _, body = serve.check("/x", issuer.token(), headers={"X-Original-URI": path})
+    assert status == 400 and body["code"] == "bad_request", (path, body)
+
+
+def test_routes_cover_whole_segments_and_case_never_loosens_a_rule(serve, issuer):
+    plain = issuer.token("openid")
+    # /api/public covers /api/public/x, not a sibling that merely starts alike.
+    for path in ("/api/publicity", "/api/public-admin", "/api/public.bak"):
+        assert serve.check("/x", None, headers={"X-Original-URI": path})[0] == 401, path
+    # A proxy matching without case (Caddy) reaches the scoped route: the scope still applies,
+    # and an upper-case public path is not public.
+    assert serve.check("/x", plain, headers={"X-Original-URI": "/API/PRIVATE-SCOPED"})[0] == 403
+    assert serve.check("/x", issuer.token(), headers={"X-Original-URI": "/Api/Private-Scoped"})[0] == 200
+    assert serve.check("/x", None, headers={"X-Original-URI": "/API/PUBLIC"})[0] == 401
+
+
+def test_a_refusal_page_request_is_never_allowed(serve, issuer):
+    token = issuer.token()
+    assert serve.check("/api/private", token)[0] == 200
+    status, head, body = serve.check("/api/private", token, headers={"X-Jwtguard-Refusal": "500"})
+    assert status == 503 and head["Retry-After"] == "5", body
+    status, _, body = serve.check("/api/private", token, headers={"X-Jwtguard-Refusal": "400"})
+    assert status == 400 and body["code"] == "invalid_header"
+    # A real refusal is answered as it is.
+    assert serve.check("/api/private", None, headers={"X-Jwtguard-Refusal": "401"})[0] == 401
 
 
 def test_paths_that_look_like_something_else_are_normalised_both_ways(serve, issuer):
@@ -168,7 +203,9 @@ def test_metrics_and_probes(serve, issuer):
     assert m['jwtguard_decisions_total{status="200",reason="ok"}'] >= 5
     assert m["jwtguard_token_cache_hits_total"] >= 4
     assert m["jwtguard_keys_ready"] == 1
-    assert m['jwtguard_check_duration_seconds_bucket{le="+Inf"}'] == m["jwtguard_check_duration_seconds_count"]
+    buckets = [v for k, v in m.items() if k.startswith("jwtguard_check_duration_seconds_bucket")]
+    assert buckets == sorted(buckets) and buckets[0] < buckets[-1], buckets
+    assert 0 < m["jwtguard_check_duration_seconds_sum"] < m["jwtguard_check_duration_seconds_count"]
     assert m["jwtguard_check_duration_seconds_count"] >= 5
     ok = [v for k, v in m.items() if k.startswith("jwtguard_jwks_fetches_total") and 'result="ok"' in k]
     assert len(ok) == 2 and all(v >= 1 for v in ok), m
@@ -290,4 +327,3 @@ def test_four_clients_through_key_rotations_see_no_valid_token_refused(serve, is
             t.join(timeout=15)
     assert results["refused"] == []
     assert results["ok"] > 100
-    assert AUDIENCE

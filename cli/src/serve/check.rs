@@ -24,6 +24,10 @@ pub enum BadRequest {
     NotAPath,
     /// A `%` not followed by two hex digits, or one that decodes to NUL.
     BadEscape,
+    /// Bytes whose meaning depends on the upstream: an encoded `/` or `\` (`%2F`, `%5C`), a
+    /// backslash, an escape left after decoding (`%252e`: decoded twice by some), a `.` or
+    /// `..` segment with a `;` parameter (`/..;/`, resolved by some servlet containers).
+    Ambivalent,
     /// `..` above the root.
     AboveRoot,
     /// The same original-URI or original-method header twice.
@@ -37,6 +41,9 @@ impl BadRequest {
         match self {
             BadRequest::NotAPath => "the original URI is not a path",
             BadRequest::BadEscape => "the original URI has a bad percent escape",
+            BadRequest::Ambivalent => {
+                "the original URI holds an encoded slash, a backslash, a double escape or a dot segment with parameters"
+            }
             BadRequest::AboveRoot => "the original URI climbs above the root",
             BadRequest::Ambiguous => "the original URI or method header appears more than once",
             BadRequest::BadMethod => "the original method is not a method",
@@ -57,14 +64,18 @@ pub fn method(value: &[u8]) -> Result<String, BadRequest> {
 /// The path as the proxy routes it: the query and fragment cut, percent escapes decoded,
 /// `.` and `..` segments resolved and repeated slashes merged (what nginx does to `$uri`),
 /// so that `/api/public/../private` or `/api/%70ublic` is judged as the path it reaches.
+/// What proxies and upstreams read differently is refused instead of guessed: an encoded
+/// slash or backslash (nginx decodes `%2F`, Envoy routes it undecoded), a backslash, an
+/// escape that survives decoding, a dot segment with a `;` parameter.
 pub fn normalize(target: &[u8]) -> Result<Vec<u8>, BadRequest> {
     let mut target = target;
     for scheme in [&b"http://"[..], b"https://"] {
         if target.len() >= scheme.len() && target[..scheme.len()].eq_ignore_ascii_case(scheme) {
             let rest = &target[scheme.len()..];
-            target = match rest.iter().position(|&b| b == b'/') {
-                Some(i) => &rest[i..],
-                None => b"/",
+            // The authority ends at the first `/`, `?` or `#`; without a `/` the path is `/`.
+            target = match rest.iter().position(|&b| matches!(b, b'/' | b'?' | b'#')) {
+                Some(i) if rest[i] == b'/' => &rest[i..],
+                _ => b"/",
             };
             break;
         }
@@ -93,17 +104,34 @@ pub fn normalize(target: &[u8]) -> Result<Vec<u8>, BadRequest> {
             if byte == 0 {
                 return Err(BadRequest::BadEscape);
             }
+            if byte == b'/' || byte == b'\\' {
+                return Err(BadRequest::Ambivalent);
+            }
             decoded.push(byte);
             i += 3;
         } else {
+            if b == b'\\' {
+                return Err(BadRequest::Ambivalent);
+            }
             decoded.push(b);
             i += 1;
         }
+    }
+    let hex = |c: u8| c.is_ascii_hexdigit();
+    if decoded
+        .windows(3)
+        .any(|w| w[0] == b'%' && hex(w[1]) && hex(w[2]))
+    {
+        return Err(BadRequest::Ambivalent);
     }
     let mut segments: Vec<&[u8]> = Vec::new();
     let mut trailing = false;
     for segment in decoded.split(|&b| b == b'/').skip(1) {
         trailing = false;
+        let name = segment.split(|&b| b == b';').next().unwrap_or_default();
+        if name.len() < segment.len() && (name == b"." || name == b"..") {
+            return Err(BadRequest::Ambivalent);
+        }
         match segment {
             b"" => trailing = true,
             b"." => trailing = true,
@@ -127,14 +155,49 @@ pub fn normalize(target: &[u8]) -> Result<Vec<u8>, BadRequest> {
     Ok(out)
 }
 
-/// The rule for a normalised path: the longest matching prefix (`routes` are sorted so), or
-/// a valid token with no scope when no route matches.
-pub fn rule_for<'a>(routes: &'a [Route], path: &[u8]) -> &'a Rule {
-    static DEFAULT: Rule = Rule::Token(Vec::new());
+/// Whether `prefix` covers `path`: the same path, or a path below it (`/api/public` covers
+/// `/api/public/x`, never `/api/publicity`; a prefix ending in `/` covers what it starts).
+fn covers(prefix: &[u8], path: &[u8]) -> bool {
+    path.starts_with(prefix)
+        && (path.len() == prefix.len() || prefix.ends_with(b"/") || path[prefix.len()] == b'/')
+}
+
+fn matching<'a>(routes: &'a [Route], path: &[u8], fold: bool) -> Option<&'a Rule> {
     routes
         .iter()
-        .find(|r| path.starts_with(r.prefix.as_bytes()))
-        .map_or(&DEFAULT, |r| &r.rule)
+        .find(|r| {
+            if fold {
+                covers(r.prefix.to_ascii_lowercase().as_bytes(), path)
+            } else {
+                covers(r.prefix.as_bytes(), path)
+            }
+        })
+        .map(|r| &r.rule)
+}
+
+/// The rule for a normalised path: the longest prefix covering it (`routes` are sorted so),
+/// or a valid token with no scope when none does. Some proxies route without regard to case
+/// (Caddy's `path` matcher): the path is matched as it is and case-folded, and the stricter
+/// answer wins — public only when both are public, every scope either requires.
+pub fn rule_for(routes: &[Route], path: &[u8]) -> Rule {
+    let default = Rule::Token(Vec::new());
+    let exact = matching(routes, path, false).unwrap_or(&default);
+    let folded_path = path.to_ascii_lowercase();
+    let folded = matching(routes, &folded_path, true).unwrap_or(&default);
+    if let (Rule::Public, Rule::Public) = (exact, folded) {
+        return Rule::Public;
+    }
+    let mut scopes: Vec<String> = Vec::new();
+    for rule in [exact, folded] {
+        if let Rule::Token(list) = rule {
+            for scope in list {
+                if !scopes.contains(scope) {
+                    scopes.push(scope.clone());
+                }
+            }
+        }
+    }
+    Rule::Token(scopes)
 }
 
 /// A check's verdict.
@@ -232,7 +295,6 @@ mod tests {
             ("/api/private", "/api/private"),
             ("/api/public/../private", "/api/private"),
             ("/api/public/%2e%2e/private", "/api/private"),
-            ("/api/public%2F..%2Fprivate", "/api/private"),
             ("/api/%70ublic", "/api/public"),
             ("/api//public", "/api/public"),
             ("//api/./public", "/api/public"),
@@ -246,6 +308,9 @@ mod tests {
                 "/api/private",
             ),
             ("HTTPS://host.example", "/"),
+            ("http://h?/api/public", "/"),
+            ("http://h#/api/public", "/"),
+            ("/api/a;b", "/api/a;b"),
         ] {
             assert_eq!(n(raw).as_deref(), Ok(want), "{raw}");
         }
@@ -257,10 +322,22 @@ mod tests {
         assert_eq!(n("/api/%00x"), Err(BadRequest::BadEscape));
         assert_eq!(n("/../etc"), Err(BadRequest::AboveRoot));
         assert_eq!(n("/api/%2e%2e/%2e%2e/x"), Err(BadRequest::AboveRoot));
+        for ambivalent in [
+            "/api/public%2F..%2Fprivate",
+            "/api/public%2f..%2fprivate",
+            "/app/x%2F..%2F..%2Fapi%2Fpublic",
+            "/api/public%5C..%5Cprivate",
+            "/api/public\\..\\private",
+            "/api/public/%252e%252e/private",
+            "/api/public/..;/private",
+            "/api/public/.;x/private",
+        ] {
+            assert_eq!(n(ambivalent), Err(BadRequest::Ambivalent), "{ambivalent}");
+        }
     }
 
     #[test]
-    fn the_longest_prefix_wins() {
+    fn the_longest_prefix_wins_by_whole_segments_and_case_never_loosens() {
         let route = |prefix: &str, rule: Rule| Route {
             prefix: prefix.into(),
             rule,
@@ -269,14 +346,25 @@ mod tests {
             route("/api", Rule::Public),
             route("/api/private", Rule::Token(vec!["a".into()])),
             route("/api/private/open", Rule::Public),
+            route("/files/", Rule::Public),
+            route("/Admin", Rule::Token(vec!["admin".into()])),
         ];
         routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
-        assert_eq!(rule_for(&routes, b"/api/x"), &Rule::Public);
-        assert_eq!(
-            rule_for(&routes, b"/api/private/x"),
-            &Rule::Token(vec!["a".into()])
-        );
-        assert_eq!(rule_for(&routes, b"/api/private/open/1"), &Rule::Public);
-        assert_eq!(rule_for(&routes, b"/other"), &Rule::Token(vec![]));
+        let token = |scopes: &[&str]| Rule::Token(scopes.iter().map(|s| s.to_string()).collect());
+        assert_eq!(rule_for(&routes, b"/api/x"), Rule::Public);
+        assert_eq!(rule_for(&routes, b"/api"), Rule::Public);
+        assert_eq!(rule_for(&routes, b"/api/private/x"), token(&["a"]));
+        assert_eq!(rule_for(&routes, b"/api/private"), token(&["a"]));
+        // Not a sibling that merely starts alike.
+        assert_eq!(rule_for(&routes, b"/api/privateer"), Rule::Public);
+        assert_eq!(rule_for(&routes, b"/apis"), token(&[]));
+        assert_eq!(rule_for(&routes, b"/api/private/open/1"), Rule::Public);
+        assert_eq!(rule_for(&routes, b"/files/a"), Rule::Public);
+        assert_eq!(rule_for(&routes, b"/other"), token(&[]));
+        // A proxy that routes without case: the stricter reading wins.
+        assert_eq!(rule_for(&routes, b"/API/PRIVATE"), token(&["a"]));
+        assert_eq!(rule_for(&routes, b"/API/x"), token(&[]));
+        assert_eq!(rule_for(&routes, b"/admin/x"), token(&["admin"]));
+        assert_eq!(rule_for(&routes, b"/Admin/x"), token(&["admin"]));
     }
 }

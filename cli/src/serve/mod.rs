@@ -191,12 +191,12 @@ async fn serve(state: Arc<State>) -> ExitCode {
     drop(admin);
     eprintln!("jwtguard serve: stopping; waiting for in-flight checks");
     tokio::select! {
-        _ = graceful.shutdown() => {}
+        _ = graceful.shutdown() => ExitCode::SUCCESS,
         _ = tokio::time::sleep(DRAIN) => {
             eprintln!("jwtguard serve: in-flight checks did not finish within {DRAIN:?}");
+            ExitCode::from(1)
         }
     }
-    ExitCode::SUCCESS
 }
 
 fn reply(status: u16, headers: &[(&str, &[u8])], body: impl Into<Bytes>) -> Response<Body> {
@@ -265,7 +265,7 @@ async fn check_answer(state: &State, req: Request<Incoming>) -> Response<Body> {
             return reply(400, &[("content-type", b"application/json")], body);
         }
     };
-    let rule = check::rule_for(&config.routes, &path);
+    let rule = &check::rule_for(&config.routes, &path);
     let lines: Vec<&HeaderValue> = req.headers().get_all("authorization").iter().collect();
     let joined = match lines.as_slice() {
         [] => Ok(None),
