@@ -3,7 +3,9 @@
 //! `jwtguard serve`) take it from here; the nginx module and the C and Python hosts build the
 //! same bytes from the same status texts, and the host tests compare them.
 
-use crate::error::Status;
+use crate::claims::Claims;
+use crate::error::{Result, Status};
+use crate::verify::Verifier;
 
 /// A refusal, ready to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +74,42 @@ pub fn refusal(realm: &str, scopes: &[String], status: Status) -> Reply {
             quoted(status.description())
         ),
     }
+}
+
+/// What a host does with a verification on a route that requires `scopes`.
+#[derive(Debug)]
+pub enum Judgement {
+    /// Let the request through.
+    Allow(Claims),
+    /// Refuse it, for this reason.
+    Refuse(Status),
+    /// Keys for this token are being fetched: ask again shortly (event-loop hosts wait on a
+    /// timer instead of refusing a token whose keys are on their way).
+    Wait,
+}
+
+/// Judge `result` (a verification by `verifier`) for a route requiring every one of
+/// `scopes`. `may_wait`: whether `Wait` is still allowed (a host bounds how long it waits).
+pub fn judge(
+    verifier: &Verifier,
+    result: Result<Claims>,
+    scopes: &[String],
+    may_wait: bool,
+) -> Judgement {
+    let status = match result {
+        Ok(claims) => match scopes.iter().find(|s| !claims.has_scope(s)) {
+            None => return Judgement::Allow(claims),
+            Some(_) => Status::InsufficientScope,
+        },
+        Err(e) => e.status(),
+    };
+    if may_wait
+        && matches!(status, Status::KeysUnavailable | Status::KeyNotFound)
+        && verifier.fetch_in_progress()
+    {
+        return Judgement::Wait;
+    }
+    Judgement::Refuse(status)
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! challenge and JSON body as every other jwtguard host).
 
 use crate::config::FilterConfig;
+use jwtguard::answer::{Judgement, judge};
 use jwtguard::{Claims, Status};
 
 /// The outcome for one request.
@@ -56,23 +57,14 @@ pub fn decide(
         Presented::Bare(None) => Err(Status::TokenMissing.into()),
         Presented::Bare(Some(token)) => config.verifier.verify(token),
     };
-    let status = match result {
-        Ok(claims) => match scopes.iter().find(|s| !claims.has_scope(s)) {
-            None => {
-                let headers = forwarded(config, &claims);
-                return Verdict::Allow(claims, headers);
-            }
-            Some(_) => Status::InsufficientScope,
-        },
-        Err(e) => e.status(),
-    };
-    if may_wait
-        && matches!(status, Status::KeysUnavailable | Status::KeyNotFound)
-        && config.verifier.fetch_in_progress()
-    {
-        return Verdict::Wait;
+    match judge(&config.verifier, result, scopes, may_wait) {
+        Judgement::Allow(claims) => {
+            let headers = forwarded(config, &claims);
+            Verdict::Allow(claims, headers)
+        }
+        Judgement::Refuse(status) => Verdict::Refuse(status, refusal(config, scopes, status)),
+        Judgement::Wait => Verdict::Wait,
     }
-    Verdict::Refuse(status, refusal(config, scopes, status))
 }
 
 /// The claims named in `forward_claims`, as header-safe text (control characters escaped).

@@ -12,7 +12,7 @@ from conftest import AUDIENCE, ROOT, Nginx, free_port, fresh_prefix
 
 sys.path.insert(0, str(ROOT / "tests" / "support"))
 from harness import MINTED_ISSUER  # noqa: E402
-from minter import Minter  # noqa: E402
+from fixtures import minter  # noqa: E402,F401 (a fixture)
 from test_review import MINIMAL, nginx_t  # noqa: E402
 
 CONFIG = """
@@ -51,13 +51,6 @@ http {{
     }}
 }}
 """
-
-
-@pytest.fixture(scope="module")
-def minter():
-    m = Minter()
-    yield m
-    m.close()
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "tests" / "support"))
 
+from fixtures import issuer, minter  # noqa: E402,F401 (fixtures)
 from harness import AUDIENCE, JWTGUARD_BIN, MINTED_ISSUER, DevIssuer, http  # noqa: E402,F401
-from minter import Minter  # noqa: E402
 
 PROXIES = ROOT / "bindings" / "proxies"
 
@@ -98,20 +98,6 @@ class Serve:
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
         return self.process.returncode
-
-
-@pytest.fixture(scope="session")
-def issuer():
-    dev = DevIssuer()
-    yield dev
-    dev.stop()
-
-
-@pytest.fixture(scope="session")
-def minter():
-    m = Minter()
-    yield m
-    m.close()
 
 
 @pytest.fixture(scope="session")

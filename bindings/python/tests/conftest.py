@@ -11,22 +11,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "tests" / "support"))
 
+from fixtures import issuer, minter  # noqa: E402,F401 (fixtures)
 from harness import AUDIENCE, JWTGUARD_BIN, MINTED_ISSUER, DevIssuer, free_port, http  # noqa: E402,F401
-from minter import Minter  # noqa: E402
-
-
-@pytest.fixture(scope="session")
-def issuer():
-    dev = DevIssuer()
-    yield dev
-    dev.stop()
-
-
-@pytest.fixture(scope="session")
-def minter():
-    m = Minter()
-    yield m
-    m.close()
 
 
 @pytest.fixture()

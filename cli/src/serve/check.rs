@@ -2,7 +2,7 @@
 //! verdict in the same terms as every other jwtguard host.
 
 use super::config::{Route, Rule, ServeConfig};
-use jwtguard::answer::{self, Reply};
+use jwtguard::answer::{self, Judgement, Reply};
 use jwtguard::{Claims, Status};
 
 /// Where the original request's path and method come from, in order: the nginx
@@ -242,20 +242,11 @@ pub fn decide(
         Ok(value) => config.verifier.verify_authorization(value),
         Err(()) => Err(Status::AuthorizationHeaderMalformed.into()),
     };
-    let status = match result {
-        Ok(claims) => match scopes.iter().find(|s| !claims.has_scope(s)) {
-            None => return Verdict::Allow(claim_headers(config, &claims), Reason::Token),
-            Some(_) => Status::InsufficientScope,
-        },
-        Err(e) => e.status(),
-    };
-    if may_wait
-        && matches!(status, Status::KeysUnavailable | Status::KeyNotFound)
-        && config.verifier.fetch_in_progress()
-    {
-        return Verdict::Wait;
+    match answer::judge(&config.verifier, result, scopes, may_wait) {
+        Judgement::Allow(claims) => Verdict::Allow(claim_headers(config, &claims), Reason::Token),
+        Judgement::Refuse(status) => refuse(config, scopes, status),
+        Judgement::Wait => Verdict::Wait,
     }
-    refuse(config, scopes, status)
 }
 
 /// The refusal for `status`.
