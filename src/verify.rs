@@ -362,20 +362,30 @@ impl Issuer {
             (KeySource::Fixed(keys), _) => decoded.verify_with(keys)?.then(|| keys.clone()),
             (_, None) => None,
             (_, Some(source)) => {
-                let keys = source.keys(clock, &self.cache)?;
-                if decoded.verify_with(&keys)? {
-                    Some(keys)
-                } else {
+                let mut keys = source.keys(clock, &self.cache)?;
+                let mut verified = decoded.verify_with(&keys)?;
+                // Asked twice at most: the first refetch may only have waited for (or found
+                // the result of) a fetch that began before the key was published; the second
+                // then fetches for this kid itself. The refetch cooldown still bounds what a
+                // kid costs: when the first one fetched for it, the second returns at once.
+                for _ in 0..2 {
+                    if verified {
+                        break;
+                    }
                     match source.refetch_for_unknown_kid(
                         &keys,
                         decoded.header.kid.as_deref(),
                         clock,
                         &self.cache,
                     ) {
-                        Some(newer) => decoded.verify_with(&newer)?.then_some(newer),
-                        None => None,
+                        Some(newer) => {
+                            verified = decoded.verify_with(&newer)?;
+                            keys = newer;
+                        }
+                        None => break,
                     }
                 }
+                verified.then_some(keys)
             }
         };
         let Some(keys) = verified_by else {

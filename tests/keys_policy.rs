@@ -381,3 +381,40 @@ fn many_threads_verify_through_refreshes_and_rotations() {
     assert_eq!(stats.fetches_failed, 0);
     assert_eq!(v.count(Status::Ok), total + 1);
 }
+
+/// A token of a key published a moment ago, verified while a fetch that began before the key
+/// was published is still on its way: that fetch's answer lacks the key, so the key is fetched
+/// once more instead of refused (the soak's rare 401s at a rotation under load).
+#[test]
+fn a_new_kid_found_missing_by_a_fetch_begun_before_it_is_fetched_again() {
+    let (a, b) = (Signer::rs256(), Signer::rs256_b());
+    let server = JwksServer::start(Reply::json(&jwks(&[a.jwk(true)])));
+    let v = Arc::new(
+        Verifier::new(Config::new(
+            Policy::new(ISSUER, AUDIENCE),
+            Keys::Url(server.url.clone()),
+        ))
+        .unwrap(),
+    );
+    v.refresh_keys().unwrap();
+    // A slow refresh begins: it will answer the JWKS as it is now, without b.
+    server.set(Reply {
+        delay: Duration::from_millis(800),
+        ..Reply::json(&jwks(&[a.jwk(true)]))
+    });
+    let slow = {
+        let v = v.clone();
+        std::thread::spawn(move || v.refresh_keys())
+    };
+    std::thread::sleep(Duration::from_millis(250));
+    // b is published (answered at once from now on) and signs a token.
+    server.set(Reply::json(&jwks(&[a.jwk(true), b.jwk(true)])));
+    let token = b.token(&claims_with(json!({"iat": now() - 5, "exp": now() + 600})));
+    assert_eq!(status(&v, &token), Status::Ok);
+    slow.join().unwrap().unwrap();
+    assert_eq!(
+        server.count(),
+        3,
+        "the first fetch, the slow one, the one for b"
+    );
+}

@@ -543,43 +543,70 @@ impl JwksSource {
                 .map(|l| l.keys.clone())
                 .filter(|k| !Arc::ptr_eq(k, seen))
         };
-        if let Some(keys) = newer(self) {
-            return Some(keys);
-        }
-        let now = clock.ticks();
-        {
-            let mut control = self.control();
-            if control.in_flight != Some(std::process::id()) {
-                let cooldown = options.refetch_cooldown.as_secs_f64();
-                let within = |t: f64, span: f64| now >= t && now - t < span;
-                let kid = kid.unwrap_or("");
-                if control
-                    .kids_looked_up
-                    .get(kid)
-                    .is_some_and(|t| within(*t, cooldown))
-                    || control
-                        .last_unknown_kid_refetch
-                        .is_some_and(|t| within(t, NEW_KID_INTERVAL.min(cooldown)))
-                {
+        // Twice at most: a fetch already in flight may have begun before this kid was
+        // published; when it brings nothing newer, this kid gets a fetch of its own (within
+        // the same limits as any).
+        let mut waited_for_another = false;
+        loop {
+            if let Some(keys) = newer(self) {
+                return Some(keys);
+            }
+            let another = {
+                let mut control = self.control();
+                let another = control.in_flight == Some(std::process::id());
+                if another && waited_for_another {
                     return None;
                 }
-                if control.kids_looked_up.len() >= MAX_KIDS_LOOKED_UP {
-                    control.kids_looked_up.retain(|_, t| within(*t, cooldown));
-                    if control.kids_looked_up.len() >= MAX_KIDS_LOOKED_UP {
-                        control.kids_looked_up.clear();
-                    }
+                if !another && !self.may_refetch_for(&mut control, kid, clock, options) {
+                    return None;
                 }
-                control.kids_looked_up.insert(kid.to_string(), now);
-                control.last_unknown_kid_refetch = Some(now);
-                self.unknown_kid_refetches.fetch_add(1, Ordering::Relaxed);
+                another
+            };
+            if options.non_blocking {
+                self.refresh_in_background(clock, options, Reason::UnknownKid);
+                return None;
+            }
+            self.fetch_or_wait(clock, options, Reason::UnknownKid);
+            if !another {
+                return newer(self);
+            }
+            waited_for_another = true;
+        }
+    }
+
+    /// Whether a refetch for `kid` is allowed now (and if so, it is recorded): a kid no
+    /// refetch looked for within the cooldown, at most once a second per URL.
+    fn may_refetch_for(
+        &self,
+        control: &mut Control,
+        kid: Option<&str>,
+        clock: &Clock,
+        options: &CacheOptions,
+    ) -> bool {
+        let now = clock.ticks();
+        let cooldown = options.refetch_cooldown.as_secs_f64();
+        let within = |t: f64, span: f64| now >= t && now - t < span;
+        let kid = kid.unwrap_or("");
+        if control
+            .kids_looked_up
+            .get(kid)
+            .is_some_and(|t| within(*t, cooldown))
+            || control
+                .last_unknown_kid_refetch
+                .is_some_and(|t| within(t, NEW_KID_INTERVAL.min(cooldown)))
+        {
+            return false;
+        }
+        if control.kids_looked_up.len() >= MAX_KIDS_LOOKED_UP {
+            control.kids_looked_up.retain(|_, t| within(*t, cooldown));
+            if control.kids_looked_up.len() >= MAX_KIDS_LOOKED_UP {
+                control.kids_looked_up.clear();
             }
         }
-        if options.non_blocking {
-            self.refresh_in_background(clock, options, Reason::UnknownKid);
-            return None;
-        }
-        self.fetch_or_wait(clock, options, Reason::UnknownKid);
-        newer(self)
+        control.kids_looked_up.insert(kid.to_string(), now);
+        control.last_unknown_kid_refetch = Some(now);
+        self.unknown_kid_refetches.fetch_add(1, Ordering::Relaxed);
+        true
     }
 
     /// Fetch now in this thread, or wait for the fetch already running, unless backing off.
