@@ -98,7 +98,7 @@ def test_keys_unavailable_is_503():
             "JWTGUARD_OPTIONS": {"timeouts": (0.5, 0.5)},
         }
     )
-    from conftest import Minter  # a token whose keys cannot be fetched
+    from minter import Minter  # a token whose keys cannot be fetched
 
     r = app.test_client().get("/private", headers=bearer(Minter().token()))
     assert r.status_code == 503
