@@ -274,6 +274,36 @@ pub fn bearer_token(header: Option<&str>) -> Result<&str> {
 }
 
 impl Issuer {
+    /// Every check `new` makes, with nothing made: no key source (a source is process-wide
+    /// and outlives a refused verifier).
+    fn check(config: &IssuerConfig) -> Result<()> {
+        let (policy, cache) = (&config.policy, &config.cache);
+        policy.validate()?;
+        cache.validate()?;
+        if let Some(path) = &cache.fetch.ca_file {
+            fetch::load_ca_file(path)?;
+        }
+        let insecure = cache.fetch.allow_insecure_http;
+        match &config.keys {
+            Keys::Json(text) => {
+                if KeySet::from_json(text.as_bytes())?.is_empty() {
+                    return Err(Error::with_detail(
+                        Status::JwksInvalid,
+                        "the JWKS has no usable key",
+                    ));
+                }
+            }
+            Keys::Url(url) => {
+                fetch::check_url(url, insecure)?;
+            }
+            Keys::Discover => {
+                let url = crate::jwks::discovery::configuration_url(&policy.issuers[0]);
+                fetch::check_url(&url, insecure)?;
+            }
+        }
+        Ok(())
+    }
+
     fn new(policy: Policy, keys: &Keys, cache: CacheOptions) -> Result<Issuer> {
         policy.validate()?;
         cache.validate()?;
@@ -421,23 +451,34 @@ impl Verifier {
                 format!("token_cache must be at most {MAX_TOKEN_CACHE} entries"),
             ));
         }
-        let mut issuers = vec![Issuer::new(config.policy, &config.keys, config.cache)?];
-        for more in config.more_issuers {
-            issuers.push(Issuer::new(more.policy, &more.keys, more.cache)?);
-        }
+        let all: Vec<IssuerConfig> = std::iter::once(IssuerConfig {
+            policy: config.policy,
+            keys: config.keys,
+            cache: config.cache,
+        })
+        .chain(config.more_issuers)
+        .collect();
+        // Everything is checked before any key source is made: a source is process-wide and
+        // lives on, even when this verifier is refused.
         let mut by_iss = HashMap::new();
-        if issuers.len() > 1 {
-            for (index, issuer) in issuers.iter().enumerate() {
-                for name in &issuer.policy.issuers {
-                    if by_iss.insert(name.clone(), index).is_some() {
-                        return Err(Error::with_detail(
-                            Status::ConfigInvalid,
-                            format!("the issuer {name:?} is configured twice"),
-                        ));
-                    }
+        for (index, issuer) in all.iter().enumerate() {
+            Issuer::check(issuer)?;
+            for name in &issuer.policy.issuers {
+                if by_iss.insert(name.clone(), index).is_some() && all.len() > 1 {
+                    return Err(Error::with_detail(
+                        Status::ConfigInvalid,
+                        format!("the issuer {name:?} is configured twice"),
+                    ));
                 }
             }
         }
+        if all.len() == 1 {
+            by_iss.clear();
+        }
+        let issuers = all
+            .into_iter()
+            .map(|i| Issuer::new(i.policy, &i.keys, i.cache))
+            .collect::<Result<Vec<_>>>()?;
         let max_token_bytes = issuers
             .iter()
             .map(|i| i.policy.max_token_bytes)
