@@ -407,14 +407,28 @@ fn a_new_kid_found_missing_by_a_fetch_begun_before_it_is_fetched_again() {
         std::thread::spawn(move || v.refresh_keys())
     };
     std::thread::sleep(Duration::from_millis(250));
-    // b is published (answered at once from now on) and signs a token.
+    assert_eq!(server.count(), 2, "the slow fetch is on its way");
+    assert!(v.jwks_source().unwrap().is_fetching());
+    // b is published (answered at once from now on) and signs tokens, which 8 clients send
+    // while the slow fetch is still on its way.
     server.set(Reply::json(&jwks(&[a.jwk(true), b.jwk(true)])));
-    let token = b.token(&claims_with(json!({"iat": now() - 5, "exp": now() + 600})));
-    assert_eq!(status(&v, &token), Status::Ok);
+    let clients: Vec<_> = (0..8)
+        .map(|i| {
+            let (v, b) = (v.clone(), b.clone());
+            std::thread::spawn(move || {
+                let token = b.token(&claims_with(
+                    json!({"iat": now() - 5, "exp": now() + 600, "jti": format!("j-{i}")}),
+                ));
+                status(&v, &token)
+            })
+        })
+        .collect();
+    let statuses: Vec<Status> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    assert_eq!(statuses, vec![Status::Ok; 8]);
     slow.join().unwrap().unwrap();
     assert_eq!(
         server.count(),
         3,
-        "the first fetch, the slow one, the one for b"
+        "the first fetch, the slow one, one for b (not one per client)"
     );
 }

@@ -1426,6 +1426,14 @@ ngx_http_jwtguard_make_verifier(ngx_conf_t *cf, ngx_http_jwtguard_loc_conf_t *co
 
     if (conf->issuers == NULL) {
         /* No jwtguard_issuer here: the block's first line is the first issuer. */
+        if (conf->audiences || conf->algorithms || conf->jwks_uri.len) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "jwtguard_audience, jwtguard_algorithms and jwtguard_jwks_uri "
+                               "apply to jwtguard_issuer's issuer: without one, give them on "
+                               "the jwtguard_issuers lines (audience=, algorithms=, jwks_uri=)");
+            goto cleanup;
+        }
+
         first = 1;
         if (ngx_http_jwtguard_apply_line(cf, config, line[0]) != NGX_OK) {
             goto cleanup;
@@ -1476,6 +1484,8 @@ ngx_http_jwtguard_make_verifier(ngx_conf_t *cf, ngx_http_jwtguard_loc_conf_t *co
         jwt_config_free(more);
 
         if (status != JWT_STATUS_OK) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "jwtguard_issuers: %s",
+                               jwt_status_description(status));
             goto cleanup;
         }
     }
@@ -1520,6 +1530,17 @@ ngx_http_jwtguard_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_jwtguard_loc_conf_t *conf = child;
 
     ngx_uint_t  own;
+
+    if (conf->issuers == NULL && prev->issuers == NULL
+        && (conf->more_issuers != NULL || prev->more_issuers != NULL)
+        && (conf->leeway != NGX_CONF_UNSET || conf->strict != NGX_CONF_UNSET))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "jwtguard_leeway and jwtguard_strict apply to jwtguard_issuer's "
+                           "issuer: without one, give them on the jwtguard_issuers lines "
+                           "(leeway=, strict=)");
+        return NGX_CONF_ERROR;
+    }
 
     own = conf->issuers != NULL || conf->audiences != NULL || conf->more_issuers != NULL
           || conf->jwks_uri.data != NULL || conf->algorithms != NULL

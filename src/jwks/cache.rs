@@ -543,9 +543,10 @@ impl JwksSource {
                 .map(|l| l.keys.clone())
                 .filter(|k| !Arc::ptr_eq(k, seen))
         };
-        // Twice at most: a fetch already in flight may have begun before this kid was
-        // published; when it brings nothing newer, this kid gets a fetch of its own (within
-        // the same limits as any).
+        // A fetch already in flight may have begun before this kid was published. When it
+        // brings nothing newer, the kid gets a fetch of its own (within the same limits as
+        // any), or, when another thread's is already running (it began after the first one
+        // ended, so after this miss), that one is waited for: at most two waits.
         let mut waited_for_another = false;
         loop {
             if let Some(keys) = newer(self) {
@@ -554,11 +555,12 @@ impl JwksSource {
             let another = {
                 let mut control = self.control();
                 let another = control.in_flight == Some(std::process::id());
-                if another && waited_for_another {
-                    return None;
-                }
                 if !another && !self.may_refetch_for(&mut control, kid, clock, options) {
-                    return None;
+                    // No refetch for this kid now; but a fetch may have ended between the
+                    // look above and this lock (it loads its keys before it clears
+                    // in_flight): answer with what it brought.
+                    drop(control);
+                    return newer(self);
                 }
                 another
             };
@@ -567,7 +569,7 @@ impl JwksSource {
                 return None;
             }
             self.fetch_or_wait(clock, options, Reason::UnknownKid);
-            if !another {
+            if !another || waited_for_another {
                 return newer(self);
             }
             waited_for_another = true;

@@ -106,3 +106,30 @@ def test_a_bad_issuers_block_fails_nginx_t_with_a_message(block, message):
     result = nginx_t(MINIMAL.format(extra=block, port=free_port(), location=""))
     assert result.returncode != 0
     assert message in result.stderr, result.stderr
+
+
+BLOCK_ONLY = """
+load_module modules/ngx_http_jwtguard_module.so;
+pid nginx.pid;
+error_log logs/error.log;
+events {{ }}
+http {{
+    jwtguard_issuers {{ https://b.example/ audience=a jwks_uri=https://b.example/k; }}
+    server {{ listen 127.0.0.1:{port}; location / {{ jwtguard on; {location} }} }}
+}}
+"""
+
+
+@pytest.mark.parametrize("location", [
+    "jwtguard_audience https://other.example;",
+    "jwtguard_algorithms ES256;",
+    "jwtguard_jwks_uri https://b.example/other;",
+    "jwtguard_leeway 0;",
+    "jwtguard_strict on;",
+])
+def test_a_policy_directive_without_jwtguard_issuer_is_refused_not_dropped(location):
+    # With only a jwtguard_issuers block, these would apply to no issuer: nginx -t says so.
+    result = nginx_t(BLOCK_ONLY.format(port=free_port(), location=location))
+    assert result.returncode != 0
+    assert "apply to jwtguard_issuer's issuer" in result.stderr, result.stderr
+    assert nginx_t(BLOCK_ONLY.format(port=free_port(), location="")).returncode == 0
