@@ -274,9 +274,10 @@ pub fn bearer_token(header: Option<&str>) -> Result<&str> {
 }
 
 impl Issuer {
-    /// Every check `new` makes, with nothing made: no key source (a source is process-wide
-    /// and outlives a refused verifier).
-    fn check(config: &IssuerConfig) -> Result<()> {
+    /// Every check, with nothing made (a key source is process-wide and outlives a refused
+    /// verifier): the policy, the cache options, the CA file, the URLs. A fixed JWKS is parsed
+    /// here, once, and handed to [`Issuer::new`].
+    fn check(config: &IssuerConfig) -> Result<Option<KeySet>> {
         let (policy, cache) = (&config.policy, &config.cache);
         policy.validate()?;
         cache.validate()?;
@@ -286,12 +287,14 @@ impl Issuer {
         let insecure = cache.fetch.allow_insecure_http;
         match &config.keys {
             Keys::Json(text) => {
-                if KeySet::from_json(text.as_bytes())?.is_empty() {
+                let set = KeySet::from_json(text.as_bytes())?;
+                if set.is_empty() {
                     return Err(Error::with_detail(
                         Status::JwksInvalid,
                         "the JWKS has no usable key",
                     ));
                 }
+                return Ok(Some(set));
             }
             Keys::Url(url) => {
                 fetch::check_url(url, insecure)?;
@@ -301,48 +304,33 @@ impl Issuer {
                 fetch::check_url(&url, insecure)?;
             }
         }
-        Ok(())
+        Ok(None)
     }
 
-    fn new(policy: Policy, keys: &Keys, cache: CacheOptions) -> Result<Issuer> {
-        policy.validate()?;
-        cache.validate()?;
-        if let Some(path) = &cache.fetch.ca_file {
-            fetch::load_ca_file(path)?;
-        }
-        let source = match keys {
-            Keys::Json(text) => {
-                let set = KeySet::from_json(text.as_bytes())?;
-                if set.is_empty() {
-                    return Err(Error::with_detail(
-                        Status::JwksInvalid,
-                        "the JWKS has no usable key",
-                    ));
-                }
-                KeySource::Fixed(Arc::new(set))
-            }
-            Keys::Url(url) => {
-                fetch::check_url(url, cache.fetch.allow_insecure_http)?;
-                let source = cache::source(url, &cache.fetch);
+    /// An issuer [`Issuer::check`] passed (`fixed`: the JWKS it parsed): cannot fail, so no
+    /// source is made for a verifier that is then refused.
+    fn new(config: IssuerConfig, fixed: Option<KeySet>) -> Issuer {
+        let IssuerConfig {
+            policy,
+            keys,
+            cache,
+        } = config;
+        let source = match (keys, fixed) {
+            (_, Some(set)) => KeySource::Fixed(Arc::new(set)),
+            (Keys::Url(url), None) => {
+                let source = cache::source(&url, &cache.fetch);
                 if let Some(path) = &cache.snapshot {
                     source.add_snapshot(path.clone());
                 }
                 KeySource::Cached(source)
             }
-            Keys::Discover => {
-                let issuer = &policy.issuers[0];
-                fetch::check_url(
-                    &crate::jwks::discovery::configuration_url(issuer),
-                    cache.fetch.allow_insecure_http,
-                )?;
-                KeySource::Discovered(Arc::new(Discovery::new(issuer)))
-            }
+            (_, None) => KeySource::Discovered(Arc::new(Discovery::new(&policy.issuers[0]))),
         };
-        Ok(Issuer {
+        Issuer {
             policy,
             source,
             cache,
-        })
+        }
     }
 
     /// The source of keys from the network, discovering it if needed (borrowed: no reference
@@ -461,8 +449,9 @@ impl Verifier {
         // Everything is checked before any key source is made: a source is process-wide and
         // lives on, even when this verifier is refused.
         let mut by_iss = HashMap::new();
+        let mut fixed = Vec::with_capacity(all.len());
         for (index, issuer) in all.iter().enumerate() {
-            Issuer::check(issuer)?;
+            fixed.push(Issuer::check(issuer)?);
             for name in &issuer.policy.issuers {
                 if by_iss.insert(name.clone(), index).is_some() && all.len() > 1 {
                     return Err(Error::with_detail(
@@ -475,10 +464,11 @@ impl Verifier {
         if all.len() == 1 {
             by_iss.clear();
         }
-        let issuers = all
+        let issuers: Vec<Issuer> = all
             .into_iter()
-            .map(|i| Issuer::new(i.policy, &i.keys, i.cache))
-            .collect::<Result<Vec<_>>>()?;
+            .zip(fixed)
+            .map(|(config, set)| Issuer::new(config, set))
+            .collect();
         let max_token_bytes = issuers
             .iter()
             .map(|i| i.policy.max_token_bytes)
