@@ -469,8 +469,17 @@ jwt_status jwt_verifier_prefetch(const jwt_verifier *verifier);
 // Whether the verifier's keys are being fetched (or its JWKS URL discovered) right now. A
 // host in non-blocking mode that got `JWT_STATUS_KEY_NOT_FOUND` or
 // `JWT_STATUS_KEYS_UNAVAILABLE` can retry the request on a timer while this is true, instead
-// of refusing it (a rotated key, a cold start). False for NULL.
+// of refusing it (a rotated key, a cold start); and also when `jwt_verifier_fetch_epoch`
+// moved since before the verification (a fetch ended meanwhile: its keys came after the
+// verification looked). False for NULL.
 bool jwt_verifier_fetching(const jwt_verifier *verifier);
+
+// How many key fetches (and JWKS URL discoveries) of this verifier's issuers have ended in
+// this process, successful or not. Read it before a verification; if that verification
+// returns `JWT_STATUS_KEY_NOT_FOUND` or `JWT_STATUS_KEYS_UNAVAILABLE` and the number has
+// moved (or `jwt_verifier_fetching` is true), keys may have arrived: retry shortly rather
+// than refuse. 0 for NULL or fixed keys.
+uint64_t jwt_verifier_fetch_epoch(const jwt_verifier *verifier);
 
 // Read a counter (see `jwt_counter`). 0 for NULL, an unknown counter, or a JWKS counter of a
 // verifier whose keys are fixed or not yet discovered.

@@ -88,24 +88,28 @@ pub enum Judgement {
     Wait,
 }
 
-/// Judge `result` (a verification by `verifier`) for a route requiring every one of
-/// `scopes`. `may_wait`: whether `Wait` is still allowed (a host bounds how long it waits).
+/// Verify (`verify`, a verification by `verifier`) and judge the result for a route
+/// requiring every one of `scopes`. `may_wait`: whether `Wait` is still allowed (a host bounds
+/// how long it waits). A refusal for want of keys is `Wait` when keys may come shortly: a
+/// fetch is running, or one ended while `verify` ran (its keys arrived after `verify` looked:
+/// without this, a token whose key a just-finished fetch brought would be refused).
 pub fn judge(
     verifier: &Verifier,
-    result: Result<Claims>,
+    verify: impl FnOnce() -> Result<Claims>,
     scopes: &[String],
     may_wait: bool,
 ) -> Judgement {
-    let status = match result {
+    let epoch = may_wait.then(|| verifier.fetch_epoch());
+    let status = match verify() {
         Ok(claims) => match scopes.iter().find(|s| !claims.has_scope(s)) {
             None => return Judgement::Allow(claims),
             Some(_) => Status::InsufficientScope,
         },
         Err(e) => e.status(),
     };
-    if may_wait
+    if let Some(epoch) = epoch
         && matches!(status, Status::KeysUnavailable | Status::KeyNotFound)
-        && verifier.fetch_in_progress()
+        && (verifier.fetch_in_progress() || verifier.fetch_epoch() != epoch)
     {
         return Judgement::Wait;
     }

@@ -529,6 +529,22 @@ impl Verifier {
         })
     }
 
+    /// How many key fetches (and discoveries) of this verifier's issuers have ended, in this
+    /// process. An event-loop host reads it before a verification: when that verification
+    /// fails for want of keys (`KeyNotFound`, `KeysUnavailable`), keys may arrive shortly if a
+    /// fetch is running now ([`fetch_in_progress`](Self::fetch_in_progress)) or one ended
+    /// meanwhile (the number moved); either way the request is worth retrying.
+    pub fn fetch_epoch(&self) -> u64 {
+        self.issuers
+            .iter()
+            .map(|i| match &i.source {
+                KeySource::Fixed(_) => 0,
+                KeySource::Cached(s) => s.fetch_epoch(),
+                KeySource::Discovered(d) => d.fetch_epoch(),
+            })
+            .fold(0u64, u64::wrapping_add)
+    }
+
     /// Start fetching every issuer's keys (discovering JWKS URLs first if needed) in the
     /// background if they are missing or due, without waiting, whatever the blocking mode.
     pub fn prefetch_keys(&self) {

@@ -432,3 +432,95 @@ fn a_new_kid_found_missing_by_a_fetch_begun_before_it_is_fetched_again() {
         "the first fetch, the slow one, one for b (not one per client)"
     );
 }
+
+/// An event-loop host judges a refusal for want of keys as "wait and retry" when a fetch ended
+/// while the verification ran, not only while one runs: the verification looked at the keys
+/// before the fetch installed the new ones, and by the time the host asks, nothing is running
+/// any more (the soak's single 401s right after a rotation, in Envoy).
+#[test]
+fn a_fetch_that_ends_during_a_verification_makes_its_refusal_wait() {
+    use jwtguard::answer::{Judgement, judge};
+    let a = Signer::rs256();
+    let server = JwksServer::start(Reply::json(&jwks(&[a.jwk(true)])));
+    let v = Verifier::new(Config::new(
+        Policy::new(ISSUER, AUDIENCE),
+        Keys::Url(server.url.clone()),
+    ))
+    .unwrap();
+    v.refresh_keys().unwrap();
+    let missing = || Err(Status::KeyNotFound.into());
+    // No fetch ran or ended: refused.
+    assert!(matches!(
+        judge(&v, missing, &[], true),
+        Judgement::Refuse(Status::KeyNotFound)
+    ));
+    // A fetch ended between the look at the keys and the judgement: wait.
+    let during = || {
+        v.refresh_keys().unwrap();
+        Err(Status::KeyNotFound.into())
+    };
+    assert!(!v.fetch_in_progress());
+    assert!(matches!(judge(&v, during, &[], true), Judgement::Wait));
+    // Unless the host may not wait any longer.
+    let during = || {
+        v.refresh_keys().unwrap();
+        Err(Status::KeyNotFound.into())
+    };
+    assert!(matches!(
+        judge(&v, during, &[], false),
+        Judgement::Refuse(Status::KeyNotFound)
+    ));
+    assert_eq!(v.fetch_epoch(), 3, "three fetches ended");
+}
+
+/// Rotations under concurrent load, in both modes: at each one, 8 threads send a token of the
+/// key just published at the same instant (one of them fetches, the others must wait for that
+/// fetch, never give up because another thread decided to fetch a moment before it started).
+/// Non-blocking threads retry as event-loop hosts do (`judge`). Every token is accepted.
+#[test]
+fn rotations_under_concurrent_load_refuse_no_valid_token() {
+    use jwtguard::answer::{Judgement, judge};
+    let (a, b) = (Signer::rs256(), Signer::rs256_b());
+    for non_blocking in [false, true] {
+        let server = JwksServer::start(Reply::json(&jwks(&[a.jwk(true)])));
+        let mut config = Config::new(Policy::new(ISSUER, AUDIENCE), Keys::Url(server.url.clone()));
+        config.cache.non_blocking = non_blocking;
+        // The same two kids alternate: a kid may be refetched again after the cooldown.
+        config.cache.refetch_cooldown = Duration::from_millis(300);
+        config.token_cache = 0;
+        let v = Arc::new(Verifier::new(config).unwrap());
+        v.refresh_keys().unwrap();
+        for round in 0..8 {
+            let signer = if round % 2 == 0 { b.clone() } else { a.clone() };
+            std::thread::sleep(Duration::from_millis(1100));
+            server.set(Reply::json(&jwks(&[signer.jwk(true)])));
+            let barrier = Arc::new(std::sync::Barrier::new(8));
+            let clients: Vec<_> = (0..8)
+                .map(|i| {
+                    let (v, signer, barrier) = (v.clone(), signer.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        let token = signer.token(&claims_with(json!({
+                            "iat": now() - 5, "exp": now() + 600, "jti": format!("r{round}-{i}")
+                        })));
+                        barrier.wait();
+                        let deadline = Instant::now() + Duration::from_secs(5);
+                        loop {
+                            let may_wait = Instant::now() < deadline;
+                            match judge(&v, || v.verify(&token), &[], may_wait) {
+                                Judgement::Allow(_) => return Status::Ok,
+                                Judgement::Refuse(status) => return status,
+                                Judgement::Wait => std::thread::sleep(Duration::from_millis(2)),
+                            }
+                        }
+                    })
+                })
+                .collect();
+            let statuses: Vec<Status> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+            assert_eq!(
+                statuses,
+                vec![Status::Ok; 8],
+                "round {round}, non-blocking {non_blocking}"
+            );
+        }
+    }
+}

@@ -392,6 +392,7 @@ ngx_http_jwtguard_check(ngx_http_request_t *r)
 {
     jwt_status                     status;
     jwt_claims                    *claims;
+    uint64_t                       epoch;
     ngx_str_t                      token, *scope;
     ngx_uint_t                     i;
     ngx_table_elt_t               *authorization;
@@ -465,6 +466,9 @@ ngx_http_jwtguard_check(ngx_http_request_t *r)
     }
 
     claims = NULL;
+    /* Fetches ended so far: one that ends while this verification runs brought keys it did
+     * not see, so its refusal for want of keys is retried like one during a fetch. */
+    epoch = jwt_verifier_fetch_epoch(lcf->verifier);
 
     if (lcf->token) {
         if (ngx_http_complex_value(r, lcf->token, &token) != NGX_OK) {
@@ -495,7 +499,8 @@ ngx_http_jwtguard_check(ngx_http_request_t *r)
     if ((status == JWT_STATUS_KEY_NOT_FOUND || status == JWT_STATUS_KEYS_UNAVAILABLE)
         && r == r->main
         && ctx->waited < NGX_HTTP_JWTGUARD_WAIT_MAX
-        && jwt_verifier_fetching(lcf->verifier))
+        && (jwt_verifier_fetching(lcf->verifier)
+            || jwt_verifier_fetch_epoch(lcf->verifier) != epoch))
     {
         ctx->waited += NGX_HTTP_JWTGUARD_WAIT_STEP;
         r->connection->write->delayed = 1;

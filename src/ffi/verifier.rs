@@ -188,11 +188,25 @@ pub extern "C" fn jwt_verifier_prefetch(verifier: *const jwt_verifier) -> Status
 /// Whether the verifier's keys are being fetched (or its JWKS URL discovered) right now. A
 /// host in non-blocking mode that got `JWT_STATUS_KEY_NOT_FOUND` or
 /// `JWT_STATUS_KEYS_UNAVAILABLE` can retry the request on a timer while this is true, instead
-/// of refusing it (a rotated key, a cold start). False for NULL.
+/// of refusing it (a rotated key, a cold start); and also when `jwt_verifier_fetch_epoch`
+/// moved since before the verification (a fetch ended meanwhile: its keys came after the
+/// verification looked). False for NULL.
 #[unsafe(no_mangle)]
 pub extern "C" fn jwt_verifier_fetching(verifier: *const jwt_verifier) -> bool {
     ffi_panic_boundary! {
         ref_arg(verifier.cast::<Verifier>()).is_ok_and(|v| v.fetch_in_progress())
+    }
+}
+
+/// How many key fetches (and JWKS URL discoveries) of this verifier's issuers have ended in
+/// this process, successful or not. Read it before a verification; if that verification
+/// returns `JWT_STATUS_KEY_NOT_FOUND` or `JWT_STATUS_KEYS_UNAVAILABLE` and the number has
+/// moved (or `jwt_verifier_fetching` is true), keys may have arrived: retry shortly rather
+/// than refuse. 0 for NULL or fixed keys.
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_verifier_fetch_epoch(verifier: *const jwt_verifier) -> u64 {
+    ffi_panic_boundary! {
+        ref_arg(verifier.cast::<Verifier>()).map_or(0, |v| v.fetch_epoch())
     }
 }
 

@@ -282,6 +282,8 @@ pub struct JwksSource {
     cache_hits: AtomicU64,
     stale_hits: AtomicU64,
     fetch_panics: AtomicU64,
+    /// Fetches ended (`Control::generation`, readable without the lock).
+    ended: AtomicU64,
 }
 
 /// What makes two verifiers' views of one URL the same: the URL and the options that decide
@@ -324,6 +326,7 @@ pub fn source(url: &str, fetch: &FetchOptions) -> Arc<JwksSource> {
                 cache_hits: AtomicU64::new(0),
                 stale_hits: AtomicU64::new(0),
                 fetch_panics: AtomicU64::new(0),
+                ended: AtomicU64::new(0),
             })
         })
         .clone()
@@ -546,34 +549,76 @@ impl JwksSource {
         // A fetch already in flight may have begun before this kid was published. When it
         // brings nothing newer, the kid gets a fetch of its own (within the same limits as
         // any), or, when another thread's is already running (it began after the first one
-        // ended, so after this miss), that one is waited for: at most two waits.
+        // ended, so after this miss), that one is waited for: at most two waits. A fetch is
+        // claimed (marked in flight) under the same lock as the decision to make it, so a
+        // thread refused a refetch because another just decided on one always sees that
+        // fetch running and waits for it, never a gap in which it would give up.
+        let pid = std::process::id();
         let mut waited_for_another = false;
         loop {
             if let Some(keys) = newer(self) {
                 return Some(keys);
             }
-            let another = {
+            let running = {
                 let mut control = self.control();
-                let another = control.in_flight == Some(std::process::id());
-                if !another && !self.may_refetch_for(&mut control, kid, clock, options) {
+                if control.in_flight == Some(pid) {
+                    Some(control.generation)
+                } else if self.may_refetch_for(&mut control, kid, clock, options) {
+                    control.in_flight = Some(pid);
+                    None
+                } else {
                     // No refetch for this kid now; but a fetch may have ended between the
                     // look above and this lock (it loads its keys before it clears
                     // in_flight): answer with what it brought.
                     drop(control);
                     return newer(self);
                 }
-                another
+            };
+            let Some(generation) = running else {
+                // Claimed: this thread's fetch (or its background thread's).
+                if options.non_blocking {
+                    self.spawn_claimed(clock, options, Reason::UnknownKid);
+                    return None;
+                }
+                self.run_fetch(clock, options, Reason::UnknownKid);
+                return newer(self);
             };
             if options.non_blocking {
-                self.refresh_in_background(clock, options, Reason::UnknownKid);
                 return None;
             }
-            self.fetch_or_wait(clock, options, Reason::UnknownKid);
-            if !another || waited_for_another {
+            self.wait_for_fetch(generation, options);
+            if waited_for_another {
                 return newer(self);
             }
             waited_for_another = true;
         }
+    }
+
+    /// Wait until the fetch running when the completed-fetch count was `generation` ends.
+    fn wait_for_fetch(&self, generation: u64, options: &CacheOptions) {
+        let pid = std::process::id();
+        let limit = options.fetch.total_timeout * (fetch::MAX_REDIRECTS as u32 + 1)
+            + Duration::from_secs(1);
+        let mut control = self.control();
+        while control.in_flight == Some(pid) && control.generation == generation {
+            let (guard, timeout) = self
+                .fetched
+                .wait_timeout(control, limit)
+                .unwrap_or_else(PoisonError::into_inner);
+            control = guard;
+            if timeout.timed_out() {
+                break;
+            }
+        }
+    }
+
+    /// How many fetches of this URL have ended (successful or not) in this process. With
+    /// [`is_fetching`](Self::is_fetching) it tells a host that got `KeyNotFound` or
+    /// `KeysUnavailable` whether keys may have changed since it verified: a fetch running
+    /// then, or one that ended in between (the count moved).
+    /// Lock-free: event-loop hosts read it before every verification.
+    pub fn fetch_epoch(&self) -> u64 {
+        self.ended.load(Ordering::Acquire)
     }
 
     /// Whether a refetch for `kid` is allowed now (and if so, it is recorded): a kid no
@@ -665,6 +710,11 @@ impl JwksSource {
             }
             control.in_flight = Some(pid);
         }
+        self.spawn_claimed(clock, options, reason);
+    }
+
+    /// Run a fetch this thread claimed (marked in flight) on a background thread.
+    fn spawn_claimed(self: &Arc<Self>, clock: &Clock, options: &CacheOptions, reason: Reason) {
         let now = clock.ticks();
         let (me, thread_clock, thread_options) = (self.clone(), clock.clone(), options.clone());
         let spawned = std::thread::Builder::new()
@@ -826,6 +876,9 @@ impl JwksSource {
         let mut control = self.control();
         control.in_flight = None;
         control.generation += 1;
+        // Published with the keys the fetch installed before (a reader that sees the new
+        // count sees them).
+        self.ended.store(control.generation, Ordering::Release);
         if ok {
             control.failures_in_a_row = 0;
             control.next_attempt = now;

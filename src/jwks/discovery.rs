@@ -7,6 +7,7 @@ use crate::error::{Error, Result, Status};
 use crate::jwks::cache::{self, CacheOptions, JwksSource};
 use crate::jwks::fetch::{self, Outcome};
 use crate::log::{self, Level};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 
 /// The discovery URL of an issuer.
@@ -69,6 +70,8 @@ pub struct Discovery {
     from_snapshot: OnceLock<Option<Arc<JwksSource>>>,
     attempts: Mutex<Attempts>,
     finished: Condvar,
+    /// Discoveries that ended (however), for [`Discovery::fetch_epoch`].
+    ended: AtomicU64,
 }
 
 /// Clears the running marker however a discovery ends (a panic included) and wakes waiters.
@@ -77,6 +80,7 @@ struct Running<'a>(&'a Discovery);
 impl Drop for Running<'_> {
     fn drop(&mut self) {
         self.0.attempts().running = None;
+        self.0.ended.fetch_add(1, Ordering::Release);
         self.0.finished.notify_all();
     }
 }
@@ -90,6 +94,7 @@ impl Discovery {
             from_snapshot: OnceLock::new(),
             attempts: Mutex::new(Attempts::default()),
             finished: Condvar::new(),
+            ended: AtomicU64::new(0),
         }
     }
 
@@ -101,6 +106,16 @@ impl Discovery {
     pub fn is_running(&self) -> bool {
         self.attempts().running == Some(std::process::id())
             || self.current().is_some_and(|s| s.is_fetching())
+    }
+
+    /// Discoveries and key fetches that ended: see [`JwksSource::fetch_epoch`]. Lock-free,
+    /// and it never goes back (the sources counted are only ever added).
+    pub fn fetch_epoch(&self) -> u64 {
+        let of = |s: Option<&Arc<JwksSource>>| s.map_or(0, |s| s.fetch_epoch());
+        self.ended
+            .load(Ordering::Acquire)
+            .wrapping_add(of(self.resolved.get()))
+            .wrapping_add(of(self.from_snapshot.get().and_then(Option::as_ref)))
     }
 
     /// The JWKS source, once discovery succeeded.

@@ -52,12 +52,12 @@ pub fn decide(
     presented: Presented<'_>,
     may_wait: bool,
 ) -> Verdict {
-    let result = match presented {
+    let verify = || match presented {
         Presented::Authorization(value) => config.verifier.verify_authorization(value),
         Presented::Bare(None) => Err(Status::TokenMissing.into()),
         Presented::Bare(Some(token)) => config.verifier.verify(token),
     };
-    match judge(&config.verifier, result, scopes, may_wait) {
+    match judge(&config.verifier, verify, scopes, may_wait) {
         Judgement::Allow(claims) => {
             let headers = forwarded(config, &claims);
             Verdict::Allow(claims, headers)

@@ -238,11 +238,11 @@ pub fn decide(
         }
         Rule::Token(scopes) => scopes,
     };
-    let result = match authorization {
+    let verify = || match authorization {
         Ok(value) => config.verifier.verify_authorization(value),
         Err(()) => Err(Status::AuthorizationHeaderMalformed.into()),
     };
-    match answer::judge(&config.verifier, result, scopes, may_wait) {
+    match answer::judge(&config.verifier, verify, scopes, may_wait) {
         Judgement::Allow(claims) => Verdict::Allow(claim_headers(config, &claims), Reason::Token),
         Judgement::Refuse(status) => refuse(config, scopes, status),
         Judgement::Wait => Verdict::Wait,
