@@ -13,7 +13,7 @@ NGINX_MODULE := $(RELEASE)/ngx_http_jwtguard_module.so
 
 PING_SERVER := $(RELEASE)/ping_server
 
-.PHONY: all deps build nginx-module install-nginx-module envoy-module c-ping-server demo test lint rust-test \
+.PHONY: all deps build library install uninstall deb nginx-module install-nginx-module envoy-module c-ping-server demo test lint rust-test \
 	python-test nginx-test envoy-test serve-test c-test nginx-asan-module asan nginx-asan-test header bench bench-envoy bench-serve bench-python bench-report soak fuzz fuzz-smoke fuzz-cmin clean
 
 all: build
@@ -66,6 +66,78 @@ c-ping-server: build
 	cc -std=c99 -Wall -Wextra -Werror -g -O1 -Iinclude bindings/c/examples/ping_server.c \
 		-o $(PING_SERVER).tmp -L$(RELEASE) -Wl,-rpath,$(RELEASE) -ljwtguard -lmicrohttpd -pthread
 	mv -f $(PING_SERVER).tmp $(PING_SERVER)
+
+# `make install PREFIX=/usr/local DESTDIR=`: the C library as C libraries install —
+# libjwtguard.so.X.Y.Z (SONAME libjwtguard.so.X) with its .so.X and .so links, libjwtguard.a,
+# jwtguard.h and the C++17 wrapper jwtguard.hpp, a pkg-config file and a CMake package
+# (jwtguard::jwtguard, jwtguard::static). `make uninstall` with the same variables removes
+# exactly that. Builds the library first if needed (cargo only: no packages, no venv).
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+DESTDIR ?=
+VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -n 1)
+VERSION_MAJOR := $(word 1,$(subst ., ,$(VERSION)))
+VERSION_MINOR := $(word 2,$(subst ., ,$(VERSION)))
+# The pkg-config file names its directories under ${prefix} where it can (relocatable with
+# pkg-config --define-prefix).
+PC_LIBDIR := $(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))
+PC_INCLUDEDIR := $(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))
+SIZEOF_VOID_P := $(shell echo $$(( $$(getconf LONG_BIT) / 8 )))
+SUBST := sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' \
+	-e 's|@PC_LIBDIR@|$(PC_LIBDIR)|g' -e 's|@PC_INCLUDEDIR@|$(PC_INCLUDEDIR)|g' \
+	-e 's|@SIZEOF_VOID_P@|$(SIZEOF_VOID_P)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	-e 's|@VERSION_MAJOR@|$(VERSION_MAJOR)|g' -e 's|@VERSION_MINOR@|$(VERSION_MINOR)|g'
+INSTALLED_FILES := $(LIBDIR)/libjwtguard.so.$(VERSION) $(LIBDIR)/libjwtguard.so.$(VERSION_MAJOR) \
+	$(LIBDIR)/libjwtguard.so $(LIBDIR)/libjwtguard.a $(INCLUDEDIR)/jwtguard.h $(INCLUDEDIR)/jwtguard.hpp \
+	$(LIBDIR)/pkgconfig/jwtguard.pc $(LIBDIR)/cmake/jwtguard/jwtguardConfig.cmake \
+	$(LIBDIR)/cmake/jwtguard/jwtguardConfigVersion.cmake
+
+library:
+	$(CARGO) build --release
+
+install: library
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(LIBDIR)/cmake/jwtguard $(DESTDIR)$(INCLUDEDIR)
+	install -m 0755 $(RELEASE)/libjwtguard.so $(DESTDIR)$(LIBDIR)/libjwtguard.so.$(VERSION)
+	ln -sfn libjwtguard.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libjwtguard.so.$(VERSION_MAJOR)
+	ln -sfn libjwtguard.so.$(VERSION_MAJOR) $(DESTDIR)$(LIBDIR)/libjwtguard.so
+	install -m 0644 $(RELEASE)/libjwtguard.a $(DESTDIR)$(LIBDIR)/libjwtguard.a
+	strip --strip-debug $(DESTDIR)$(LIBDIR)/libjwtguard.a
+	install -m 0644 include/jwtguard.h include/jwtguard.hpp $(DESTDIR)$(INCLUDEDIR)/
+	$(SUBST) packaging/jwtguard.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/jwtguard.pc
+	$(SUBST) packaging/jwtguardConfig.cmake.in > $(DESTDIR)$(LIBDIR)/cmake/jwtguard/jwtguardConfig.cmake
+	$(SUBST) packaging/jwtguardConfigVersion.cmake.in \
+		> $(DESTDIR)$(LIBDIR)/cmake/jwtguard/jwtguardConfigVersion.cmake
+	@# Into the system directly (no DESTDIR), as root: refresh the dynamic linker's cache.
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null; then ldconfig; fi
+
+# Every 0.x.y of the same major version, not only this one (an older install's real file).
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED_FILES)) \
+		$(wildcard $(DESTDIR)$(LIBDIR)/libjwtguard.so.$(VERSION_MAJOR).*)
+	rmdir $(DESTDIR)$(LIBDIR)/cmake/jwtguard 2>/dev/null || true
+
+# `make deb`: Debian packages built with debhelper — libjwtguard0 (the shared library),
+# libjwtguard-dev (headers, static library, pkg-config, CMake) and libnginx-mod-http-jwtguard
+# (the module in /usr/lib/nginx/modules with its modules-available snippet and a dependency on
+# the nginx ABI it was built for: dh_nginx and the nginx_mod build system from nginx-dev).
+# Into target/deb/*.deb. packaging/debian/rules says how.
+DEB_DIR := $(CURDIR)/target/deb
+DEB_TREE := $(DEB_DIR)/jwtguard-$(VERSION)
+deb: library
+	@bash scripts/setup-env.sh
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_TREE)/target/release $(DEB_TREE)/bindings/nginx
+	cp -r packaging/debian $(DEB_TREE)/debian
+	sed -e 's|@VERSION@|$(VERSION)|g' packaging/debian/changelog.in > $(DEB_TREE)/debian/changelog
+	rm $(DEB_TREE)/debian/changelog.in
+	cp bindings/nginx/config bindings/nginx/ngx_http_jwtguard_module.c $(DEB_TREE)/bindings/nginx/
+	cp -r include $(DEB_TREE)/include
+	cp $(RELEASE)/libjwtguard.a $(DEB_TREE)/target/release/
+	$(MAKE) -s install DESTDIR=$(DEB_TREE)/stage PREFIX=/usr \
+		LIBDIR=/usr/lib/$$(dpkg-architecture -qDEB_HOST_MULTIARCH)
+	cd $(DEB_TREE) && dpkg-buildpackage -b -us -uc >$(DEB_DIR)/build.log 2>&1 \
+		|| { tail -n 40 $(DEB_DIR)/build.log; exit 1; }
+	ls $(DEB_DIR)/*.deb
 
 # The ping API end to end: dev issuer + Flask API on loopback, a table of answers.
 demo: build nginx-module envoy-module c-ping-server

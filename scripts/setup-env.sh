@@ -19,6 +19,12 @@ have nginx || need+=(nginx)
 [ -f /usr/include/microhttpd.h ] || need+=(libmicrohttpd-dev)
 have wrk || need+=(wrk)
 have caddy || need+=(caddy)
+have cmake || need+=(cmake)
+have clang++ || need+=(clang)
+have pkg-config || need+=(pkg-config)
+have readelf || need+=(binutils)
+have dpkg-buildpackage || need+=(dpkg-dev)
+have dh || need+=(debhelper)
 if [ "${#need[@]}" -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "setup-env: missing packages: ${need[*]} (run as root, or install them)" >&2

@@ -1,7 +1,7 @@
 """`make demo`: the ping API end to end against a local issuer.
 
-Starts `jwtguard dev-issuer` and the ping API five times on loopback — the Flask example
-(server.py), nginx with ngx_http_jwtguard_module (bindings/nginx/examples/nginx.conf), the
+Starts `jwtguard dev-issuer` and the ping API seven times on loopback — the Flask example
+(server.py), the FastAPI and Django examples (../fastapi_api, ../django_api), nginx with ngx_http_jwtguard_module (bindings/nginx/examples/nginx.conf), the
 C server (bindings/c/examples/ping_server.c), Envoy 1.40 with the jwtguard dynamic module
 (bindings/envoy/examples/envoy.yaml), and a stock nginx asking `jwtguard serve` through
 auth_request (bindings/proxies: forward auth) — obtains tokens with and without
@@ -123,6 +123,15 @@ def main() -> int:
         api = f"http://127.0.0.1:{port}"
         servers = {"Flask": api}
         processes = {"Flask": api_process}
+        # The same API on FastAPI (uvicorn) and Django (its own server), started alike.
+        for name, folder in (("FastAPI", "fastapi_api"), ("Django", "django_api")):
+            other_port = free_port()
+            other = subprocess.Popen([sys.executable, str(HERE.parent / folder / "server.py")],
+                                     env=dict(env, PORT=str(other_port)), stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+            started.append(other)
+            servers[name] = f"http://127.0.0.1:{other_port}"
+            processes[name] = other
 
         if NGINX_MODULE.exists():
             nginx_port = free_port()
@@ -233,7 +242,7 @@ def main() -> int:
         print()
         columns = "".join(f"{name:>9}" for name in servers)
         print(f"{'route':<21} {'token':<23}{columns}   body (Flask)")
-        print("-" * 130)
+        print("-" * 150)
         disagreements = []
         for route in ("/api/public", "/api/private", "/api/private-scoped"):
             for name, tok in tokens:
@@ -242,7 +251,7 @@ def main() -> int:
                 statuses = "".join(f"{status:>9}" for status, _ in answers)
                 body = answers[0][1]
                 text = json.dumps(json.loads(body)) if body.strip().startswith("{") else body.strip()
-                print(f"{route:<21} {name:<23}{statuses}   {text[:58]}")
+                print(f"{route:<21} {name:<23}{statuses}   {text[:50]}")
                 if len({status for status, _ in answers}) > 1:
                     disagreements.append(f"{route} with {name}: " + ", ".join(
                         f"{host} {status}" for host, (status, _) in zip(servers, answers)))

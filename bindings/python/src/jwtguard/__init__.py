@@ -17,7 +17,7 @@ import json
 import logging
 import os
 import threading
-from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _native
 from ._native import lib
@@ -27,6 +27,7 @@ __all__ = [
     "Verifier",
     "has_scope",
     "version",
+    "library_version",
     "live_handles",
     "STATUS_OK",
     "STATUS_INSUFFICIENT_SCOPE",
@@ -34,11 +35,11 @@ __all__ = [
     "STATUS_KEYS_UNAVAILABLE",
 ]
 
-__version__ = "0.1.0"
 
 # Status numbers used by the Python layer itself (the full list is in jwtguard.h).
 STATUS_OK = 0
 STATUS_TOKEN_MISSING = 100
+STATUS_KEY_NOT_FOUND = 200
 STATUS_AUTHORIZATION_HEADER_MALFORMED = 101
 STATUS_INSUFFICIENT_SCOPE = 400
 STATUS_KEYS_UNAVAILABLE = 500
@@ -63,9 +64,17 @@ _COUNTERS = (
 _log = logging.getLogger("jwtguard")
 
 
-def version() -> str:
-    """The version of the loaded jwtguard library."""
-    return lib.jwt_version().decode()
+def library_version() -> str:
+    """The version of the loaded jwtguard library (the Rust crate's, as in ``jwtguard.h``)."""
+    return str(lib.jwt_version().decode())
+
+
+version = library_version  # the name of earlier releases
+
+# One version for the crate, the C header, the wheel and this package: the package is built
+# with the crate's version (setup.py) and carries that very library, so its version is the
+# library's.
+__version__: str = library_version()
 
 
 def live_handles() -> Dict[str, int]:
@@ -257,7 +266,7 @@ class Verifier:
         strict: bool = False,
         *,
         jwks: Union[None, str, Mapping[str, Any]] = None,
-        jwks_file: Optional[Union[str, os.PathLike]] = None,
+        jwks_file: Optional[Union[str, "os.PathLike[str]"]] = None,
         issuers: Optional[Iterable[Mapping[str, Any]]] = None,
         **cache_options: Any,
     ):
@@ -276,7 +285,7 @@ class Verifier:
         if issuers is None:
             if issuer is None or audience is None:
                 raise TypeError("Verifier needs issuer and audience (or issuers=[...])")
-            tables = [
+            tables: List[Dict[str, Any]] = [
                 dict(
                     issuer=issuer,
                     audience=audience,
@@ -323,19 +332,19 @@ class Verifier:
 
     @staticmethod
     def _configure(
-        config,
-        issuer,
-        audience,
-        jwks_uri=None,
-        algorithms=("RS256",),
-        leeway=60,
-        required_claims=(),
-        strict=False,
-        jwks=None,
-        jwks_file=None,
-        options=(),
-        **own_options,
-    ):
+        config: int,
+        issuer: Union[str, Iterable[str]],
+        audience: Union[str, Iterable[str]],
+        jwks_uri: Optional[str] = None,
+        algorithms: Union[str, Iterable[str]] = ("RS256",),
+        leeway: int = 60,
+        required_claims: Union[str, Iterable[str]] = (),
+        strict: bool = False,
+        jwks: Union[None, str, Mapping[str, Any]] = None,
+        jwks_file: Optional[Union[str, "os.PathLike[str]"]] = None,
+        options: Mapping[str, Any] = {},
+        **own_options: Any,
+    ) -> None:
         options = {**dict(options), **own_options}
 
         def text(setter: str, value: str, what: str) -> None:
@@ -432,7 +441,10 @@ class Verifier:
             self._leave()
         if status != STATUS_OK:
             error = AuthError(status)
-            if kept is not None and error.reason in ("token_expired", "key_not_found"):
+            if kept is not None and parsed is not None and token is not None and error.reason in (
+                "token_expired",
+                "key_not_found",
+            ):
                 parsed.pop(token, None)  # the token is refused for good: its claims go
             raise error
         if kept is not None:
@@ -441,10 +453,10 @@ class Verifier:
             pointer = ctypes.c_void_p()
             size = ctypes.c_size_t()
             _check(lib.jwt_claims_json(claims, ctypes.byref(pointer), ctypes.byref(size)), "claims")
-            text = ctypes.string_at(pointer.value, size.value).decode("utf-8")
+            text = ctypes.string_at(pointer.value or 0, size.value).decode("utf-8")
         finally:
             lib.jwt_claims_free(claims)
-        result = json.loads(text)
+        result: Dict[str, Any] = json.loads(text)
         if parsed is not None and token is not None:
             nested = tuple(k for k, v in result.items() if isinstance(v, (dict, list)))
             entry = (_own((result, nested)), nested)
@@ -496,6 +508,27 @@ class Verifier:
         finally:
             self._leave()
 
+    def fetching(self) -> bool:
+        """Whether the keys are being fetched right now. With ``non_blocking=True`` a refusal
+        for ``key_not_found`` or ``keys_unavailable`` while this is true is worth retrying
+        shortly (a rotated key, a cold start) instead of answering it."""
+        handle = self._enter()
+        try:
+            return bool(lib.jwt_verifier_fetching(handle))
+        finally:
+            self._leave()
+
+    def fetch_epoch(self) -> int:
+        """How many key fetches (and discoveries) have ended in this process. Read it before a
+        verification: a refusal for want of keys is worth retrying when a fetch is running
+        (:meth:`fetching`) or this number moved meanwhile (a fetch ended with keys the
+        verification did not see yet)."""
+        handle = self._enter()
+        try:
+            return int(lib.jwt_verifier_fetch_epoch(handle))
+        finally:
+            self._leave()
+
     def counters(self) -> Dict[str, int]:
         """Verifications by outcome and JWKS cache counters."""
         handle = self._enter()
@@ -530,9 +563,11 @@ class Verifier:
 _LEVELS = {1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO, 4: logging.DEBUG}
 
 
-@_native.LOG_CALLBACK
-def _forward_log(_userdata, level, message, length):  # called from any thread
+def _log_message(_userdata: Any, level: int, message: int, length: int) -> None:  # from any thread
     _log.log(_LEVELS.get(level, logging.INFO), ctypes.string_at(message, length).decode("utf-8", "replace"))
+
+
+_forward_log = _native.LOG_CALLBACK(_log_message)
 
 
 # The library's messages (fetch failures, skipped keys, stale keys) go to the "jwtguard"

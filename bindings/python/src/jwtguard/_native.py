@@ -23,6 +23,7 @@ from ctypes import (
     c_void_p,
 )
 from pathlib import Path
+from typing import Any
 
 _NAMES = {
     "darwin": ("libjwtguard.dylib",),
@@ -60,7 +61,7 @@ claims_p = c_void_p
 LOG_CALLBACK = CFUNCTYPE(None, c_void_p, c_uint32, c_void_p, c_size_t)
 
 
-def _declare(name: str, restype, *argtypes) -> None:
+def _declare(name: str, restype: Any, *argtypes: Any) -> None:
     function = getattr(lib, name)
     function.restype = restype
     function.argtypes = list(argtypes)
@@ -129,6 +130,10 @@ _declare("jwt_verify_authorization_status", c_uint32, verifier_p, c_char_p, c_si
 # jwt_status jwt_verifier_refresh(const jwt_verifier *);  (and _prefetch)
 _declare("jwt_verifier_refresh", c_uint32, verifier_p)
 _declare("jwt_verifier_prefetch", c_uint32, verifier_p)
+# bool jwt_verifier_fetching(const jwt_verifier *);
+_declare("jwt_verifier_fetching", c_bool, verifier_p)
+# uint64_t jwt_verifier_fetch_epoch(const jwt_verifier *);
+_declare("jwt_verifier_fetch_epoch", c_uint64, verifier_p)
 # uint64_t jwt_verifier_count(const jwt_verifier *, uint32_t counter);
 _declare("jwt_verifier_count", c_uint64, verifier_p, c_uint32)
 # uint64_t jwt_verifier_count_status(const jwt_verifier *, uint32_t status);

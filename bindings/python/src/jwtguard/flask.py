@@ -17,10 +17,11 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable, Dict, Optional, TypeVar, cast
 
-from flask import Flask, current_app, g, jsonify, request
+from flask import Flask, Response, current_app, g, jsonify, request
 from werkzeug.local import LocalProxy
 
-from . import STATUS_INSUFFICIENT_SCOPE, STATUS_KEYS_UNAVAILABLE, AuthError, Verifier, has_scope
+from . import AuthError, Verifier, has_scope
+from ._http import build_verifier, insufficient_scope, refusal
 
 __all__ = ["JWTGuard", "requires_auth", "requires_scope", "current_claims", "AuthError"]
 
@@ -30,20 +31,6 @@ _EXTENSION = "jwtguard"
 
 current_claims: Dict[str, Any] = cast(Dict[str, Any], LocalProxy(lambda: g.get("jwt_claims")))
 """The claims of the token verified for the current request (``None`` outside one)."""
-
-
-def _quote(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"')
-
-
-def _challenge(error: AuthError, realm: str, scope: Optional[str] = None) -> str:
-    parts = [f'realm="{_quote(realm)}"']
-    if error.error:
-        parts.append(f'error="{error.error}"')
-        parts.append(f'error_description="{_quote(error.description)}"')
-    if scope:
-        parts.append(f'scope="{_quote(scope)}"')
-    return "Bearer " + ", ".join(parts)
 
 
 class JWTGuard:
@@ -70,54 +57,28 @@ class JWTGuard:
         return existing
 
     @staticmethod
-    def handle_error(error: AuthError):
-        realm = current_app.config.get("JWTGUARD_REALM", "api")
-        response = jsonify(error.to_dict())
-        response.status_code = error.status_code
-        if error.status_code in (400, 401, 403):
-            scope = getattr(error, "scope", None)
-            response.headers["WWW-Authenticate"] = _challenge(error, realm, scope)
-        if error.status == STATUS_KEYS_UNAVAILABLE:
-            response.headers["Retry-After"] = "5"
+    def handle_error(error: AuthError) -> Response:
+        status, body, headers = refusal(error, current_app.config.get("JWTGUARD_REALM", "api"))
+        response = jsonify(body)
+        response.status_code = status
+        response.headers.update(headers)
         return response
 
 
 def _build_verifier(app: Flask, extra: Dict[str, Any]) -> Verifier:
-    config = app.config
-    issuer = config.get("JWTGUARD_ISSUER")
-    audience = config.get("JWTGUARD_AUDIENCE") or config.get("API_IDENTIFIER")
-    if not issuer and config.get("AUTH0_DOMAIN"):
-        issuer = f"https://{config['AUTH0_DOMAIN']}/"
-    if not issuer or not audience:
-        raise RuntimeError(
-            "jwtguard.flask: set AUTH0_DOMAIN and API_IDENTIFIER, or JWTGUARD_ISSUER and "
-            "JWTGUARD_AUDIENCE, in app.config"
-        )
-    options: Dict[str, Any] = dict(config.get("JWTGUARD_OPTIONS") or {})
-    options.update(extra)
-    algorithms = config.get("JWTGUARD_ALGORITHMS", ("RS256",))
-    if isinstance(algorithms, str):
-        algorithms = algorithms.replace(",", " ").split()
-    return Verifier(
-        issuer,
-        audience,
-        jwks_uri=config.get("JWTGUARD_JWKS_URI") or None,
-        algorithms=algorithms,
-        leeway=int(config.get("JWTGUARD_LEEWAY", 60)),
-        **options,
-    )
+    return build_verifier(app.config.get, extra)
 
 
 def _extension() -> JWTGuard:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    ext = app.extensions.get(_EXTENSION)
+    ext: Optional[JWTGuard] = app.extensions.get(_EXTENSION)
     if ext is None:
         ext = JWTGuard(app)
     return ext
 
 
 def _authenticate() -> Dict[str, Any]:
-    claims = g.get("jwt_claims")
+    claims: Optional[Dict[str, Any]] = g.get("jwt_claims")
     if claims is None:
         ext = _extension()
         app = current_app._get_current_object()  # type: ignore[attr-defined]
@@ -130,7 +91,7 @@ def requires_auth(view: F) -> F:
     """Require a valid access token; the claims land in :data:`current_claims`."""
 
     @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any):
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             _authenticate()
         except AuthError as error:
@@ -146,13 +107,11 @@ def requires_scope(scope: str) -> Callable[[F], F]:
 
     def decorate(view: F) -> F:
         @functools.wraps(view)
-        def wrapper(*args: Any, **kwargs: Any):
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
                 claims = _authenticate()
                 if not has_scope(claims, scope):
-                    error = AuthError(STATUS_INSUFFICIENT_SCOPE)
-                    error.scope = scope  # type: ignore[attr-defined]
-                    raise error
+                    raise insufficient_scope(scope)
             except AuthError as error:
                 return JWTGuard.handle_error(error)
             return view(*args, **kwargs)

@@ -1,0 +1,203 @@
+"""FastAPI (and Starlette) integration: a security dependency with FastAPI's own idioms.
+
+    from fastapi import Depends, FastAPI, Security
+    from jwtguard.fastapi import JWTGuard
+
+    auth = JWTGuard()          # settings from the environment, or JWTGuard(issuer=..., audience=...)
+    app = FastAPI()
+    auth.install(app)          # refusals answered with the quickstart's JSON body
+
+    @app.get("/api/private")
+    async def private(claims: dict = Depends(auth)): ...
+
+    @app.get("/api/private-scoped")
+    async def scoped(claims: dict = Security(auth, scopes=["read:messages"])): ...
+
+Settings (environment, or the keyword arguments of the same names in lower case):
+``AUTH0_DOMAIN`` and ``API_IDENTIFIER``, or ``JWTGUARD_ISSUER``, ``JWTGUARD_AUDIENCE``,
+``JWTGUARD_JWKS_URI`` (optional: discovery), ``JWTGUARD_ALGORITHMS``, ``JWTGUARD_LEEWAY``.
+
+A refusal raises :class:`Refused`, an ``HTTPException`` with the RFC 6750
+``WWW-Authenticate`` header: after :meth:`JWTGuard.install` its body is the quickstart's
+``{"code", "description"}`` (as from the Flask integration, the C server and nginx); without
+it FastAPI's default handler answers ``{"detail": {...}}`` with the same status and headers.
+``Security(auth, scopes=[...])`` requires every listed scope (``scope``, ``scp`` or
+``permissions``). The OpenAPI document declares an HTTP bearer scheme, so ``/docs`` shows the
+lock on each protected route. The claims are also in ``request.state.jwt_claims``.
+
+The event loop is never blocked on the network: the verifier is non-blocking, so while keys
+are being fetched (a cold start, a rotated key) the request awaits (``anyio.sleep``) and tries
+again, up to ``key_wait`` seconds, then answers 503. Verification itself runs in the loop: a
+token seen before is a token-cache hit (microseconds), a new one one signature check; a hop to
+the threadpool would cost more than either (see the README for the measurement).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any, Dict, List, Optional
+
+import anyio
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse as _StarletteJSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
+
+from . import STATUS_KEY_NOT_FOUND, STATUS_KEYS_UNAVAILABLE, AuthError, Verifier, has_scope
+from ._http import build_verifier, insufficient_scope, json_bytes, refusal
+
+__all__ = ["JWTGuard", "Refused", "JSONResponse", "AuthError"]
+
+# Declares the scheme in the OpenAPI document (the lock in /docs). Its own parsing is not used:
+# jwtguard reads the Authorization header itself, with its stricter rules.
+bearer_scheme = HTTPBearer(
+    bearerFormat="JWT",
+    scheme_name="jwtguard",
+    description="An access token from the API's issuer: `Authorization: Bearer <token>`.",
+    auto_error=False,
+)
+
+_RETRY_STEP = 0.02
+
+
+class JSONResponse(_StarletteJSONResponse):
+    """JSON written as every jwtguard host writes it (sorted keys, compact, a final newline),
+    so one answer is the same bytes from FastAPI, Flask, the C server and nginx: refusals use
+    it; ``FastAPI(default_response_class=JSONResponse)`` makes every answer use it."""
+
+    def render(self, content: Any) -> bytes:
+        return json_bytes(content)
+
+
+class Refused(HTTPException):
+    """A refused request: an ``HTTPException`` carrying the :class:`AuthError` (``error``)."""
+
+    def __init__(self, error: AuthError, realm: str):
+        status, body, headers = refusal(error, realm)
+        super().__init__(status_code=status, detail=body, headers=headers)
+        self.error = error
+        self.body = body
+
+
+async def _refused_handler(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Refused)
+    return JSONResponse(exc.body, status_code=exc.status_code, headers=exc.headers)
+
+
+class JWTGuard:
+    """A FastAPI dependency that verifies the request's access token and returns its claims.
+
+    Args:
+        verifier: a :class:`jwtguard.Verifier` to use; build it with ``non_blocking=True``,
+            or a cold start or a new key blocks the event loop for the fetch. Default: one
+            built from the settings on first use (non-blocking).
+        realm: the ``realm`` of ``WWW-Authenticate`` (default ``api``).
+        key_wait: seconds a request may wait for keys being fetched (default 5, at most 60).
+        **settings: ``issuer``, ``audience``, ``jwks_uri``, ``algorithms``, ``leeway``,
+            ``auth0_domain``, ``api_identifier`` instead of the environment, and any
+            :class:`jwtguard.Verifier` option.
+    """
+
+    def __init__(
+        self,
+        verifier: Optional[Verifier] = None,
+        *,
+        realm: str = "api",
+        key_wait: float = 5.0,
+        **settings: Any,
+    ):
+        self.realm = realm
+        self.key_wait = float(key_wait)
+        if not 0 <= self.key_wait <= 60:  # NaN and infinity fail this too
+            raise ValueError(f"jwtguard: key_wait must be 0 to 60 seconds (got {key_wait!r})")
+        self._verifier = verifier
+        self._settings = settings
+        self._lock = threading.Lock()
+
+    @property
+    def verifier(self) -> Verifier:
+        """The verifier (built from the settings on first use)."""
+        verifier = self._verifier
+        if verifier is None:
+            with self._lock:
+                if self._verifier is None:
+                    self._verifier = self._build()
+                verifier = self._verifier
+        return verifier
+
+    def _build(self) -> Verifier:
+        named = {"JWTGUARD_" + key.upper(): value for key, value in self._settings.items()
+                 if key in ("issuer", "audience", "jwks_uri", "algorithms", "leeway")}
+        named.update({key.upper(): value for key, value in self._settings.items()
+                      if key in ("auth0_domain", "api_identifier")})
+        options = {key: value for key, value in self._settings.items()
+                   if key not in ("issuer", "audience", "jwks_uri", "algorithms", "leeway", "auth0_domain", "api_identifier")}
+        options.setdefault("non_blocking", True)
+
+        def get(name: str) -> Any:
+            if name in named:
+                return named[name]
+            return None if name == "JWTGUARD_OPTIONS" else os.environ.get(name)
+
+        return build_verifier(get, options)
+
+    def install(self, app: FastAPI) -> None:
+        """Answer refusals with the quickstart's JSON body (``{"code", "description"}``)."""
+        app.add_exception_handler(Refused, _refused_handler)
+
+    async def __call__(
+        self,
+        request: Request,
+        security_scopes: SecurityScopes,
+        _credentials: Optional[HTTPAuthorizationCredentials] = Depends(bearer_scheme),  # noqa: B008
+    ) -> Dict[str, Any]:
+        claims = await self.authenticate(request)
+        for scope in security_scopes.scopes:
+            if not has_scope(claims, scope):
+                raise Refused(insufficient_scope(security_scopes.scope_str), self.realm)
+        return claims
+
+    async def authenticate(self, request: Request) -> Dict[str, Any]:
+        """The claims of the request's token (kept on ``request.state`` for the request), or
+        :class:`Refused`."""
+        # Kept per guard: claims one guard verified (its issuer, audience, keys) never answer
+        # for another guard of the same request; `request.state.jwt_claims` is only an output.
+        mine: Optional[Dict[int, Dict[str, Any]]] = getattr(request.state, "_jwtguard_claims", None)
+        if mine is None:
+            mine = {}
+            request.state._jwtguard_claims = mine
+        kept = mine.get(id(self))
+        if kept is not None:
+            return kept
+        lines: List[str] = request.headers.getlist("authorization")
+        # Several Authorization lines are refused as one value joined by ", ", as in every host.
+        header = ", ".join(lines) if lines else None
+        verifier = self.verifier
+        deadline = time.monotonic() + self.key_wait
+        last_epoch = verifier.fetch_epoch()
+        while True:
+            try:
+                claims = verifier.verify_authorization(header)
+                break
+            except AuthError as error:
+                if error.status not in (STATUS_KEY_NOT_FOUND, STATUS_KEYS_UNAVAILABLE):
+                    raise Refused(error, self.realm) from None
+                epoch = verifier.fetch_epoch()
+                # Keys may come: a fetch runs, or one ended since the last try began.
+                coming = verifier.fetching() or epoch != last_epoch
+                if not coming or time.monotonic() >= deadline:
+                    raise Refused(error, self.realm) from None
+                last_epoch = epoch
+            await anyio.sleep(_RETRY_STEP)
+        mine[id(self)] = claims
+        request.state.jwt_claims = claims
+        return claims
+
+    def close(self) -> None:
+        """Release the verifier (a later request builds a new one from the settings)."""
+        with self._lock:
+            verifier, self._verifier = self._verifier, None
+        if verifier is not None:
+            verifier.close()
+
