@@ -25,6 +25,8 @@ have pkg-config || need+=(pkg-config)
 have readelf || need+=(binutils)
 have dpkg-buildpackage || need+=(dpkg-dev)
 have dh || need+=(debhelper)
+# dpkg-buildpackage checks the Build-Essential set as well as the Build-Depends (make deb).
+dpkg -s build-essential >/dev/null 2>&1 || need+=(build-essential)
 if [ "${#need[@]}" -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "setup-env: missing packages: ${need[*]} (run as root, or install them)" >&2
