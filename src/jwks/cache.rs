@@ -594,7 +594,8 @@ impl JwksSource {
         }
     }
 
-    /// Wait until the fetch running when the completed-fetch count was `generation` ends.
+    /// Wait until the fetch running when the completed-fetch count was `generation` ends (at
+    /// most the longest a fetch can take, redirects included, and a second).
     fn wait_for_fetch(&self, generation: u64, options: &CacheOptions) {
         let pid = std::process::id();
         let limit = options.fetch.total_timeout * (fetch::MAX_REDIRECTS as u32 + 1)
@@ -667,20 +668,11 @@ impl JwksSource {
         let pid = std::process::id();
         let mut control = self.control();
         if control.in_flight == Some(pid) {
+            // (wait_for_fetch looks again under the lock: a fetch that ends in between is
+            // not waited for.)
             let seen = control.generation;
-            let limit = options.fetch.total_timeout * (fetch::MAX_REDIRECTS as u32 + 1)
-                + Duration::from_secs(1);
-            while control.in_flight == Some(pid) && control.generation == seen {
-                let (guard, timeout) = self
-                    .fetched
-                    .wait_timeout(control, limit)
-                    .unwrap_or_else(PoisonError::into_inner);
-                control = guard;
-                if timeout.timed_out() {
-                    break;
-                }
-            }
             drop(control);
+            self.wait_for_fetch(seen, options);
             return self.loaded();
         }
         // Unknown-kid refetches are limited by their cooldown, not by the failure backoff.
