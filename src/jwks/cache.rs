@@ -552,7 +552,8 @@ impl JwksSource {
         // ended, so after this miss), that one is waited for: at most two waits. A fetch is
         // claimed (marked in flight) under the same lock as the decision to make it, so a
         // thread refused a refetch because another just decided on one always sees that
-        // fetch running and waits for it, never a gap in which it would give up.
+        // fetch running and waits for it, never a gap in which it would give up. These
+        // refetches are limited by the kid's cooldown only, never by the failure backoff.
         let pid = std::process::id();
         let mut waited_for_another = false;
         loop {
@@ -616,8 +617,8 @@ impl JwksSource {
     /// How many fetches of this URL have ended (successful or not) in this process. With
     /// [`is_fetching`](Self::is_fetching) it tells a host that got `KeyNotFound` or
     /// `KeysUnavailable` whether keys may have changed since it verified: a fetch running
-    /// then, or one that ended in between (the count moved).
-    /// Lock-free: event-loop hosts read it before every verification.
+    /// then, or one that ended in between (the count moved). Lock-free: event-loop hosts read
+    /// it before every verification.
     pub fn fetch_epoch(&self) -> u64 {
         self.ended.load(Ordering::Acquire)
     }
@@ -675,8 +676,7 @@ impl JwksSource {
             self.wait_for_fetch(seen, options);
             return self.loaded();
         }
-        // Unknown-kid refetches are limited by their cooldown, not by the failure backoff.
-        if !matches!(reason, Reason::UnknownKid) && clock.ticks() < control.next_attempt {
+        if clock.ticks() < control.next_attempt {
             return self.loaded();
         }
         control.in_flight = Some(pid);
@@ -695,9 +695,7 @@ impl JwksSource {
         let pid = std::process::id();
         {
             let mut control = self.control();
-            if control.in_flight == Some(pid)
-                || (!matches!(reason, Reason::UnknownKid) && clock.ticks() < control.next_attempt)
-            {
+            if control.in_flight == Some(pid) || clock.ticks() < control.next_attempt {
                 return;
             }
             control.in_flight = Some(pid);

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
-from . import STATUS_KEYS_UNAVAILABLE, AuthError, Verifier
+from . import STATUS_INSUFFICIENT_SCOPE, STATUS_KEYS_UNAVAILABLE, AuthError, Verifier
 
 SETTINGS_HELP = (
     "set AUTH0_DOMAIN and API_IDENTIFIER, or JWTGUARD_ISSUER and JWTGUARD_AUDIENCE "
@@ -49,8 +49,6 @@ def refusal(error: AuthError, realm: str) -> Tuple[int, Dict[str, str], Dict[str
 
 def insufficient_scope(scope: str) -> AuthError:
     """The refusal of a verified token that lacks ``scope`` (403, ``insufficient_scope``)."""
-    from . import STATUS_INSUFFICIENT_SCOPE
-
     error = AuthError(STATUS_INSUFFICIENT_SCOPE)
     error.scope = scope  # type: ignore[attr-defined]
     return error
