@@ -76,6 +76,48 @@ enum jwt_status
   JWT_STATUS_INSUFFICIENT_SCOPE = 400,
   // The issuer's keys could not be fetched and none are cached.
   JWT_STATUS_KEYS_UNAVAILABLE = 500,
+  // `Authorization: DPoP` without a `DPoP` proof header.
+  JWT_STATUS_DPOP_PROOF_MISSING = 600,
+  // More than one `DPoP` header (or a value holding several proofs).
+  JWT_STATUS_DPOP_PROOF_MULTIPLE = 601,
+  // The proof is not a compact JWS with JSON object header and payload (or is too large).
+  JWT_STATUS_DPOP_PROOF_MALFORMED = 602,
+  // The proof's `typ` is not `dpop+jwt`.
+  JWT_STATUS_DPOP_PROOF_TYPE_INVALID = 603,
+  // The proof's `alg` is not an asymmetric algorithm in the DPoP allow-list.
+  JWT_STATUS_DPOP_PROOF_ALGORITHM_NOT_ALLOWED = 604,
+  // The proof's `jwk` is missing, not a supported public key, or does not fit `alg`.
+  JWT_STATUS_DPOP_PROOF_KEY_INVALID = 605,
+  // The proof's `jwk` holds private key material.
+  JWT_STATUS_DPOP_PROOF_KEY_PRIVATE = 606,
+  // The proof's signature does not verify with its `jwk`.
+  JWT_STATUS_DPOP_PROOF_SIGNATURE_INVALID = 607,
+  // The proof lacks `jti`, `htm`, `htu` or `iat`, or one has the wrong type.
+  JWT_STATUS_DPOP_PROOF_CLAIMS_INVALID = 608,
+  // The proof's `htm` is not the request's method.
+  JWT_STATUS_DPOP_PROOF_METHOD_MISMATCH = 609,
+  // The proof's `htu` is not the request's URL (query and fragment ignored).
+  JWT_STATUS_DPOP_PROOF_URL_MISMATCH = 610,
+  // The proof's `iat` is older than the proof window (beyond the leeway).
+  JWT_STATUS_DPOP_PROOF_EXPIRED = 611,
+  // The proof's `iat` is in the future (beyond the leeway).
+  JWT_STATUS_DPOP_PROOF_ISSUED_IN_FUTURE = 612,
+  // A proof with this `jti` was already used within the proof window.
+  JWT_STATUS_DPOP_PROOF_REPLAYED = 613,
+  // The proof's `ath` is missing or is not the hash of the access token presented.
+  JWT_STATUS_DPOP_PROOF_TOKEN_HASH_MISMATCH = 614,
+  // The proof's key is not the key the token is bound to (`cnf.jkt`).
+  JWT_STATUS_DPOP_PROOF_KEY_MISMATCH = 615,
+  // A token bound to a key (`cnf`) was presented as a bearer token.
+  JWT_STATUS_DPOP_BOUND_TOKEN_AS_BEARER = 620,
+  // `Authorization: DPoP` with a token that is not bound to a key (no `cnf.jkt`).
+  JWT_STATUS_DPOP_TOKEN_NOT_BOUND = 621,
+  // The verifier requires DPoP-bound tokens and this one is a bearer token.
+  JWT_STATUS_DPOP_REQUIRED = 622,
+  // `Authorization: DPoP` reached a verifier whose DPoP policy is off.
+  JWT_STATUS_DPOP_SCHEME_DISABLED = 623,
+  // The DPoP replay cache is full of live proofs: refused rather than forgetting one.
+  JWT_STATUS_DPOP_REPLAY_CACHE_FULL = 630,
   // A required pointer argument was NULL.
   JWT_STATUS_NULL_ARGUMENT = 900,
   // An argument is not valid (bad UTF-8, unknown algorithm name, bad length).
@@ -157,6 +199,29 @@ enum jwt_log_level
 typedef enum jwt_log_level jwt_log_level;
 #else
 typedef uint32_t jwt_log_level;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// What a verifier does with DPoP (RFC 9449), for `jwt_config_set_dpop`.
+enum jwt_dpop_mode
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // The `DPoP` scheme is refused (`JWT_STATUS_DPOP_SCHEME_DISABLED`), and so is every
+  // token bound to a key (`cnf`): a binding that cannot be checked is never ignored.
+  JWT_DPOP_MODE_OFF = 0,
+  // The default: bearer tokens without `cnf` work as before; a token bound with `cnf.jkt`
+  // is accepted only as `Authorization: DPoP` with a valid proof.
+  JWT_DPOP_MODE_ALLOWED = 1,
+  // Only DPoP-bound tokens with a valid proof are accepted.
+  JWT_DPOP_MODE_REQUIRED = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum jwt_dpop_mode jwt_dpop_mode;
+#else
+typedef uint32_t jwt_dpop_mode;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -377,6 +442,27 @@ jwt_status jwt_config_set_ttl_bounds(jwt_config *config,
                                      uint64_t min_seconds,
                                      uint64_t max_seconds);
 
+// DPoP policy: `JWT_DPOP_MODE_OFF`, `JWT_DPOP_MODE_ALLOWED` (default) or
+// `JWT_DPOP_MODE_REQUIRED` (`jwt_dpop_mode`, passed as its number; another number returns
+// `JWT_STATUS_INVALID_ARGUMENT`). One policy serves every issuer of the verifier.
+jwt_status jwt_config_set_dpop(jwt_config *config, uint32_t mode);
+
+// Allow a DPoP proof signature algorithm by its JOSE name (as `jwt_config_add_algorithm`).
+// The first call replaces the default list (every asymmetric algorithm jwtguard knows);
+// later calls add. `none` and `HS*` return `JWT_STATUS_INVALID_ARGUMENT`.
+jwt_status jwt_config_add_dpop_algorithm(jwt_config *config, const char *name, size_t name_len);
+
+// Seconds a DPoP proof is accepted after its `iat` (default 60, 1 to 3600; the leeway
+// applies on top, and to an `iat` in the future). Outside the range:
+// `JWT_STATUS_INVALID_ARGUMENT`.
+jwt_status jwt_config_set_dpop_window(jwt_config *config, uint64_t seconds);
+
+// How many DPoP proofs the verifier remembers against replay (default 250000, 1 to
+// 10000000). A proof is remembered until its window ends; when the cache is full of proofs
+// still inside their window, new proofs are refused with `JWT_STATUS_DPOP_REPLAY_CACHE_FULL`
+// (HTTP 503) rather than forgetting one that could then be replayed.
+jwt_status jwt_config_set_dpop_replay_cache(jwt_config *config, uint64_t max_entries);
+
 // Route the library's messages at `max_level` (a `jwt_log_level` value) and more severe to
 // `callback`, process-wide, replacing any earlier callback. NULL `callback` silences the
 // library (the default). The callback and `userdata` must stay valid until replaced, and the
@@ -455,6 +541,64 @@ jwt_status jwt_verify_authorization(const jwt_verifier *verifier,
 jwt_status jwt_verify_authorization_status(const jwt_verifier *verifier,
                                            const char *header,
                                            size_t header_len);
+
+// Verify a request's credentials, DPoP (RFC 9449) included: `authorization` is the
+// `Authorization` header's value (`Bearer <token>` or `DPoP <token>`), `dpop` the `DPoP`
+// header's value, `method` the request method as sent (`GET`), `url` the URL the client
+// addressed (`https://api.example/api/private`; a query is ignored). Each is a (pointer,
+// length) pair; `(NULL, 0)` means absent (a request without that header; method and URL
+// are only needed when a proof is checked, else `JWT_STATUS_INVALID_ARGUMENT`). Several
+// `DPoP` lines: pass them joined with `", "`, which is refused
+// (`JWT_STATUS_DPOP_PROOF_MULTIPLE`). Under the verifier's DPoP policy
+// (`jwt_config_set_dpop`): a token bound to a key (`cnf`) is accepted only with the `DPoP`
+// scheme and a valid proof by that key, over this method and URL and this token (`ath`),
+// inside the proof window, seen for the first time (`jti`); each failed check returns its
+// own `JWT_STATUS_DPOP_*` status. A bearer token as `jwt_verify_authorization`. On success
+// `*claims_out` receives the token's claims (free with `jwt_claims_free`).
+jwt_status jwt_verify_request(const jwt_verifier *verifier,
+                              const char *authorization,
+                              size_t authorization_len,
+                              const char *dpop,
+                              size_t dpop_len,
+                              const char *method,
+                              size_t method_len,
+                              const char *url,
+                              size_t url_len,
+                              jwt_claims **claims_out);
+
+// The verdict alone: `jwt_verify_request` without the claims.
+jwt_status jwt_verify_request_status(const jwt_verifier *verifier,
+                                     const char *authorization,
+                                     size_t authorization_len,
+                                     const char *dpop,
+                                     size_t dpop_len,
+                                     const char *method,
+                                     size_t method_len,
+                                     const char *url,
+                                     size_t url_len);
+
+// The `WWW-Authenticate` value for a refusal with `status` by this verifier, as every
+// jwtguard host sends it: RFC 6750's Bearer challenge and, unless DPoP is off, RFC 9449's
+// DPoP challenge with the allowed `algs` (DPoP required: that one alone); the error goes on
+// the challenge of the scheme the refusal is about. `authorization` is the request's
+// `Authorization` value (`(NULL, 0)` when absent), `realm` the realm, `scope` the route's
+// required scopes, space-separated (named in an `insufficient_scope` challenge; `(NULL, 0)`
+// for none). A status that carries no challenge (503, 500, success) gives the empty text.
+// The text is copied NUL-terminated into `buffer`; `*needed_out` receives its length
+// without the NUL (0 when the call fails for another reason). A buffer too small returns
+// `JWT_STATUS_INVALID_ARGUMENT` with nothing copied: call again with `*needed_out + 1`
+// bytes (512 is always enough for a realm and scopes of up to 128 bytes each).
+jwt_status jwt_verifier_challenge(const jwt_verifier *verifier,
+                                  uint32_t status,
+                                  const char *authorization,
+                                  size_t authorization_len,
+                                  const char *realm,
+                                  size_t realm_len,
+                                  const char *scope,
+                                  size_t scope_len,
+                                  char *buffer,
+                                  size_t buffer_len,
+                                  size_t *needed_out);
 
 // Fetch the verifier's keys now and wait (discovering the JWKS URL first if needed): for
 // hosts that load keys at start, in each worker process. Returns `JWT_STATUS_OK`,

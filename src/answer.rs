@@ -4,8 +4,9 @@
 //! same bytes from the same status texts, and the host tests compare them.
 
 use crate::claims::Claims;
+use crate::dpop::{DpopMode, DpopPolicy};
 use crate::error::{Result, Status};
-use crate::verify::Verifier;
+use crate::verify::{Scheme, Verifier};
 
 /// A refusal, ready to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +39,12 @@ pub fn challenge(realm: &str, scopes: &[String], status: Status) -> Option<Strin
         return None;
     }
     let mut challenge = format!("Bearer realm=\"{}\"", quoted(realm));
+    push_error(&mut challenge, scopes, status);
+    Some(challenge)
+}
+
+/// `, error=..., error_description=...[, scope=...]` for a refusal with an error code.
+fn push_error(challenge: &mut String, scopes: &[String], status: Status) {
     let error = status.rfc6750_error();
     if !error.is_empty() {
         challenge.push_str(&format!(
@@ -48,17 +55,93 @@ pub fn challenge(realm: &str, scopes: &[String], status: Status) -> Option<Strin
     if status == Status::InsufficientScope && !scopes.is_empty() {
         challenge.push_str(&format!(", scope=\"{}\"", quoted(&scopes.join(" "))));
     }
-    Some(challenge)
+}
+
+/// The scheme an `Authorization` value names, if it is one jwtguard knows.
+pub fn scheme_of(authorization: Option<&str>) -> Option<Scheme> {
+    let value = authorization?.trim_start_matches([' ', '\t']);
+    let scheme = value.split([' ', '\t']).next().unwrap_or("");
+    if scheme.eq_ignore_ascii_case("bearer") {
+        Some(Scheme::Bearer)
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        Some(Scheme::Dpop)
+    } else {
+        None
+    }
+}
+
+/// Whether a refusal is about DPoP itself (the proof, or the token's binding), rather than
+/// about the token.
+fn about_dpop(status: Status) -> bool {
+    matches!(status as u32, 600..=615)
+        || matches!(status, Status::DpopTokenNotBound | Status::DpopRequired)
+}
+
+/// The `WWW-Authenticate` value under a DPoP policy (RFC 9449 section 7.1), for a request whose
+/// `Authorization` named `scheme`: DPoP off, the Bearer challenge alone ([`challenge`]);
+/// allowed, `Bearer realm=..., DPoP realm=..., algs="..."`; required, the DPoP challenge
+/// alone. The error goes on the challenge of the scheme the refusal is about: the proof and
+/// the binding are DPoP's (`invalid_dpop_proof`); a token presented with `DPoP` is DPoP's
+/// too, except a bound token sent as a bearer token, which is the Bearer request's error.
+pub fn challenge_for(
+    realm: &str,
+    scopes: &[String],
+    status: Status,
+    dpop: &DpopPolicy,
+    scheme: Option<Scheme>,
+) -> Option<String> {
+    if dpop.mode == DpopMode::Off {
+        return challenge(realm, scopes, status);
+    }
+    if !matches!(status.http_status(), 400 | 401 | 403) {
+        return None;
+    }
+    let on_dpop = dpop.mode == DpopMode::Required
+        || about_dpop(status)
+        || (scheme == Some(Scheme::Dpop) && status != Status::DpopBoundTokenAsBearer);
+    let mut value = String::new();
+    if dpop.mode == DpopMode::Allowed {
+        value = format!("Bearer realm=\"{}\"", quoted(realm));
+        if !on_dpop {
+            push_error(&mut value, scopes, status);
+        }
+        value.push_str(", ");
+    }
+    value.push_str(&format!(
+        "DPoP realm=\"{}\", algs=\"{}\"",
+        quoted(realm),
+        dpop.algs()
+    ));
+    if on_dpop {
+        push_error(&mut value, scopes, status);
+    }
+    Some(value)
 }
 
 /// The reply for a refusal: the status, `WWW-Authenticate` (RFC 6750) or `Retry-After: 5`,
 /// and the quickstart's JSON body.
 pub fn refusal(realm: &str, scopes: &[String], status: Status) -> Reply {
+    reply(status, challenge(realm, scopes, status))
+}
+
+/// The reply for a refusal under a DPoP policy, for a request whose `Authorization` named
+/// `scheme` (see [`challenge_for`]).
+pub fn refusal_for(
+    realm: &str,
+    scopes: &[String],
+    status: Status,
+    dpop: &DpopPolicy,
+    scheme: Option<Scheme>,
+) -> Reply {
+    reply(status, challenge_for(realm, scopes, status, dpop, scheme))
+}
+
+fn reply(status: Status, challenge: Option<String>) -> Reply {
     let http = status.http_status();
     let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
     if http == 503 {
         headers.push(("retry-after".into(), "5".into()));
-    } else if let Some(challenge) = challenge(realm, scopes, status) {
+    } else if let Some(challenge) = challenge {
         headers.push(("www-authenticate".into(), challenge));
     }
     Reply {

@@ -1,7 +1,7 @@
 //! One error enum with stable numbers, used by the Rust API, the C ABI, the CLI and every binding.
 //!
 //! Numbers are grouped in blocks: 1xx request and token shape, 2xx keys and signature, 3xx
-//! claims, 4xx scope, 5xx key availability, 9xx misuse of the API. A number, once published, is
+//! claims, 4xx scope, 5xx key availability, 6xx DPoP (RFC 9449), 9xx misuse of the API. A number, once published, is
 //! never reused for another meaning; retired numbers stay here as comments.
 
 use std::ffi::CStr;
@@ -71,6 +71,50 @@ pub enum Status {
     /// The issuer's keys could not be fetched and none are cached.
     KeysUnavailable = 500,
 
+    // 6xx: sender-constrained tokens (DPoP, RFC 9449).
+    /// `Authorization: DPoP` without a `DPoP` proof header.
+    DpopProofMissing = 600,
+    /// More than one `DPoP` header (or a value holding several proofs).
+    DpopProofMultiple = 601,
+    /// The proof is not a compact JWS with JSON object header and payload (or is too large).
+    DpopProofMalformed = 602,
+    /// The proof's `typ` is not `dpop+jwt`.
+    DpopProofTypeInvalid = 603,
+    /// The proof's `alg` is not an asymmetric algorithm in the DPoP allow-list.
+    DpopProofAlgorithmNotAllowed = 604,
+    /// The proof's `jwk` is missing, not a supported public key, or does not fit `alg`.
+    DpopProofKeyInvalid = 605,
+    /// The proof's `jwk` holds private key material.
+    DpopProofKeyPrivate = 606,
+    /// The proof's signature does not verify with its `jwk`.
+    DpopProofSignatureInvalid = 607,
+    /// The proof lacks `jti`, `htm`, `htu` or `iat`, or one has the wrong type.
+    DpopProofClaimsInvalid = 608,
+    /// The proof's `htm` is not the request's method.
+    DpopProofMethodMismatch = 609,
+    /// The proof's `htu` is not the request's URL (query and fragment ignored).
+    DpopProofUrlMismatch = 610,
+    /// The proof's `iat` is older than the proof window (beyond the leeway).
+    DpopProofExpired = 611,
+    /// The proof's `iat` is in the future (beyond the leeway).
+    DpopProofIssuedInFuture = 612,
+    /// A proof with this `jti` was already used within the proof window.
+    DpopProofReplayed = 613,
+    /// The proof's `ath` is missing or is not the hash of the access token presented.
+    DpopProofTokenHashMismatch = 614,
+    /// The proof's key is not the key the token is bound to (`cnf.jkt`).
+    DpopProofKeyMismatch = 615,
+    /// A token bound to a key (`cnf`) was presented as a bearer token.
+    DpopBoundTokenAsBearer = 620,
+    /// `Authorization: DPoP` with a token that is not bound to a key (no `cnf.jkt`).
+    DpopTokenNotBound = 621,
+    /// The verifier requires DPoP-bound tokens and this one is a bearer token.
+    DpopRequired = 622,
+    /// `Authorization: DPoP` reached a verifier whose DPoP policy is off.
+    DpopSchemeDisabled = 623,
+    /// The DPoP replay cache is full of live proofs: refused rather than forgetting one.
+    DpopReplayCacheFull = 630,
+
     // 9xx: misuse of the API.
     /// A required pointer argument was NULL.
     NullArgument = 900,
@@ -130,6 +174,27 @@ impl Status {
         Status::RequiredClaimMissing,
         Status::InsufficientScope,
         Status::KeysUnavailable,
+        Status::DpopProofMissing,
+        Status::DpopProofMultiple,
+        Status::DpopProofMalformed,
+        Status::DpopProofTypeInvalid,
+        Status::DpopProofAlgorithmNotAllowed,
+        Status::DpopProofKeyInvalid,
+        Status::DpopProofKeyPrivate,
+        Status::DpopProofSignatureInvalid,
+        Status::DpopProofClaimsInvalid,
+        Status::DpopProofMethodMismatch,
+        Status::DpopProofUrlMismatch,
+        Status::DpopProofExpired,
+        Status::DpopProofIssuedInFuture,
+        Status::DpopProofReplayed,
+        Status::DpopProofTokenHashMismatch,
+        Status::DpopProofKeyMismatch,
+        Status::DpopBoundTokenAsBearer,
+        Status::DpopTokenNotBound,
+        Status::DpopRequired,
+        Status::DpopSchemeDisabled,
+        Status::DpopReplayCacheFull,
         Status::NullArgument,
         Status::InvalidArgument,
         Status::ConfigInvalid,
@@ -308,6 +373,153 @@ impl Status {
                 c"temporarily_unavailable",
                 c"jwks_unavailable",
                 c"The issuer's signing keys are unavailable",
+            ),
+            DpopProofMissing => m(
+                c"dpop_proof_missing",
+                401,
+                c"invalid_dpop_proof",
+                c"invalid_dpop_proof",
+                c"DPoP proof is expected",
+            ),
+            DpopProofMultiple => m(
+                c"dpop_proof_multiple",
+                401,
+                c"invalid_dpop_proof",
+                c"invalid_dpop_proof",
+                c"Only one DPoP proof is allowed",
+            ),
+            DpopProofMalformed => m(
+                c"dpop_proof_malformed",
+                401,
+                c"invalid_dpop_proof",
+                c"invalid_dpop_proof",
+                c"DPoP proof is not a valid JWT",
+            ),
+            DpopProofTypeInvalid => m(
+                c"dpop_proof_type_invalid",
+                401,
+                c"invalid_dpop_proof",
+                c"invalid_dpop_proof",
+                c"DPoP proof type (typ) must be dpop+jwt",
+            ),
+            DpopProofAlgorithmNotAllowed => m(
+                c"dpop_proof_algorithm_not_allowed",
+                401,
+                c"invalid_dpop_proof",
+                c"invalid_dpop_proof",
+                c"DPoP proof algorithm is not allowed",
+            ),
+            DpopProofKeyInvalid => m(
+                c"dpop_proof_key_invalid",
+                401,
+                c"invalid_dpop_proof",
+                c"invalid_dpop_proof",
+                c"DPoP proof key (jwk) is not a usable public key",
+            ),
+            DpopProofKeyPrivate => m(
+                c"dpop_proof_key_private",
+                401,
+                c"invalid_dpop_proof",
+                c"invalid_dpop_proof",
+                c"DPoP proof key (jwk) holds private key material",
+            ),
+            DpopProofSignatureInvalid => m(
+                c"dpop_proof_signature_invalid",
+                401,
+                c"invalid_dpop_proof",
+                c"invalid_dpop_proof",
+                c"DPoP proof signature is invalid",
+            ),
+            DpopProofClaimsInvalid => m(
+                c"dpop_proof_claims_invalid",
+                401,
+                c"invalid_dpop_proof",
+                c"invalid_dpop_proof",
+                c"DPoP proof claims are missing or invalid (jti, htm, htu, iat)",
+            ),
+            DpopProofMethodMismatch => m(
+                c"dpop_proof_method_mismatch",
+                401,
+                c"invalid_dpop_proof",
+                c"invalid_dpop_proof",
+                c"DPoP proof is for another HTTP method (htm)",
+            ),
+            DpopProofUrlMismatch => m(
+                c"dpop_proof_url_mismatch",
+                401,
+                c"invalid_dpop_proof",
+                c"invalid_dpop_proof",
+                c"DPoP proof is for another URL (htu)",
+            ),
+            DpopProofExpired => m(
+                c"dpop_proof_expired",
+                401,
+                c"invalid_dpop_proof",
+                c"invalid_dpop_proof",
+                c"DPoP proof is too old (iat)",
+            ),
+            DpopProofIssuedInFuture => m(
+                c"dpop_proof_issued_in_future",
+                401,
+                c"invalid_dpop_proof",
+                c"invalid_dpop_proof",
+                c"DPoP proof was issued in the future (iat)",
+            ),
+            DpopProofReplayed => m(
+                c"dpop_proof_replayed",
+                401,
+                c"invalid_dpop_proof",
+                c"invalid_dpop_proof",
+                c"DPoP proof was already used (jti)",
+            ),
+            DpopProofTokenHashMismatch => m(
+                c"dpop_proof_token_hash_mismatch",
+                401,
+                c"invalid_dpop_proof",
+                c"invalid_dpop_proof",
+                c"DPoP proof is for another access token (ath)",
+            ),
+            DpopProofKeyMismatch => m(
+                c"dpop_proof_key_mismatch",
+                401,
+                c"invalid_dpop_proof",
+                c"invalid_dpop_proof",
+                c"DPoP proof key is not the key the token is bound to",
+            ),
+            DpopBoundTokenAsBearer => m(
+                c"dpop_bound_token_as_bearer",
+                401,
+                c"invalid_token",
+                c"invalid_token",
+                c"Token is bound to a key and needs a DPoP proof",
+            ),
+            DpopTokenNotBound => m(
+                c"dpop_token_not_bound",
+                401,
+                c"invalid_token",
+                c"invalid_token",
+                c"Token is not bound to a DPoP key",
+            ),
+            DpopRequired => m(
+                c"dpop_required",
+                401,
+                c"invalid_token",
+                c"invalid_token",
+                c"A DPoP-bound token is required",
+            ),
+            DpopSchemeDisabled => m(
+                c"dpop_scheme_disabled",
+                400,
+                c"invalid_request",
+                c"invalid_header",
+                c"DPoP is not accepted here",
+            ),
+            DpopReplayCacheFull => m(
+                c"dpop_replay_cache_full",
+                503,
+                c"temporarily_unavailable",
+                c"dpop_unavailable",
+                c"Too many DPoP proofs to check right now",
             ),
             NullArgument => m(
                 c"null_argument",

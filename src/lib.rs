@@ -18,6 +18,7 @@ pub mod answer;
 pub mod claims;
 pub mod clock;
 mod counters;
+pub mod dpop;
 pub mod error;
 pub mod ffi;
 pub mod jwks;
@@ -29,7 +30,10 @@ pub mod verify;
 
 pub use claims::{Claims, has_scope};
 pub use clock::Clock;
+pub use dpop::{DpopMode, DpopPolicy};
 pub use error::{Error, Result, Status};
 pub use jwks::{CacheOptions, FetchOptions, KeySet};
 pub use policy::{Algorithm, Policy};
-pub use verify::{Config, Keys, Verifier, bearer_token, verify_jws};
+pub use verify::{
+    Config, Keys, Request, Scheme, Verifier, authorization_token, bearer_token, verify_jws,
+};

@@ -4,6 +4,7 @@
 use crate::claims::{self, Claims};
 use crate::clock::Clock;
 use crate::counters::Striped;
+use crate::dpop::{self, DpopMode, DpopPolicy, ProofRequest, ReplayCache};
 use crate::error::{Error, Result, Status};
 use crate::jwks::cache::{self, CacheOptions, JwksSource, SourceStats};
 use crate::jwks::discovery::Discovery;
@@ -44,6 +45,9 @@ pub struct Config {
     pub token_cache: usize,
     /// Further issuers, each with its own keys and policy (see [`Config::with_issuer`]).
     pub more_issuers: Vec<IssuerConfig>,
+    /// What DPoP proofs are accepted, and whether DPoP is off, allowed or required (one
+    /// policy for every issuer of the verifier).
+    pub dpop: DpopPolicy,
 }
 
 /// One issuer of a verifier that holds several: what its tokens must satisfy and where its
@@ -86,6 +90,7 @@ impl Config {
             clock: Clock::System,
             token_cache: DEFAULT_TOKEN_CACHE,
             more_issuers: Vec::new(),
+            dpop: DpopPolicy::default(),
         }
     }
 
@@ -126,6 +131,33 @@ pub struct Verifier {
     /// line on the hot path).
     outcomes: Striped,
     tokens: Option<TokenCache>,
+    dpop: DpopPolicy,
+    /// Proofs accepted within their window (made on the first proof).
+    replay: std::sync::OnceLock<ReplayCache>,
+}
+
+/// The authentication scheme of an `Authorization` header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    /// `Bearer` (RFC 6750).
+    Bearer,
+    /// `DPoP` (RFC 9449).
+    Dpop,
+}
+
+/// What a host knows of a request, for [`Verifier::verify_request`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Request<'a> {
+    /// The `Authorization` header's value (`None` when absent).
+    pub authorization: Option<&'a str>,
+    /// The `DPoP` header's value (`None` when absent). Several `DPoP` lines: pass them joined
+    /// with `", "`, as HTTP combines repeated fields; that is refused (`dpop_proof_multiple`).
+    pub dpop: Option<&'a str>,
+    /// The request method (`GET`, ...), needed when a proof is checked.
+    pub method: Option<&'a str>,
+    /// The URL the client addressed, `scheme://host[:port]/path[?query]`, needed when a proof
+    /// is checked (query and fragment are ignored).
+    pub url: Option<&'a str>,
 }
 
 /// A JWS whose signature verified.
@@ -230,6 +262,18 @@ fn check_typ(typ: Option<&str>, strict: bool) -> Result<()> {
 /// is malformed, and so is a request's several `Authorization` lines joined with ", " (RFC 9110
 /// field combination; hosts pass them joined).
 pub fn bearer_token(header: Option<&str>) -> Result<&str> {
+    match authorization_token(header)? {
+        (Scheme::Bearer, token) => Ok(token),
+        (Scheme::Dpop, _) => Err(Error::with_detail(
+            Status::AuthorizationHeaderMalformed,
+            "Authorization header must start with Bearer",
+        )),
+    }
+}
+
+/// Extract the scheme and token from an `Authorization` header value: `Bearer <token>` or
+/// `DPoP <token>` (scheme in any case), by the rules of [`bearer_token`].
+pub fn authorization_token(header: Option<&str>) -> Result<(Scheme, &str)> {
     let blank = |c: char| c == ' ' || c == '\t';
     let value = header.map(|h| h.trim_matches(blank)).unwrap_or("");
     if value.is_empty() {
@@ -252,12 +296,16 @@ pub fn bearer_token(header: Option<&str>) -> Result<&str> {
             "the Authorization header holds a control or non-ASCII character",
         ));
     }
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+        Scheme::Bearer
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        Scheme::Dpop
+    } else {
         return Err(Error::with_detail(
             Status::AuthorizationHeaderMalformed,
-            "Authorization header must start with Bearer",
+            "Authorization header must start with Bearer or DPoP",
         ));
-    }
+    };
     if rest.is_empty() {
         return Err(Error::with_detail(
             Status::AuthorizationHeaderMalformed,
@@ -270,7 +318,7 @@ pub fn bearer_token(header: Option<&str>) -> Result<&str> {
             "Authorization header must be Bearer token",
         ));
     }
-    Ok(rest)
+    Ok((scheme, rest))
 }
 
 impl Issuer {
@@ -433,6 +481,7 @@ impl Verifier {
     /// Build a verifier. A fixed JWKS is parsed now; a JWKS URL is checked now and fetched on
     /// first use (so building never touches the network).
     pub fn new(config: Config) -> Result<Verifier> {
+        config.dpop.validate()?;
         if config.token_cache > MAX_TOKEN_CACHE {
             return Err(Error::with_detail(
                 Status::ConfigInvalid,
@@ -481,6 +530,8 @@ impl Verifier {
             clock: config.clock,
             outcomes: Striped::new(Status::ALL.len()),
             tokens: (config.token_cache > 0).then(|| TokenCache::new(config.token_cache)),
+            dpop: config.dpop,
+            replay: std::sync::OnceLock::new(),
         })
     }
 
@@ -618,10 +669,101 @@ impl Verifier {
 
     /// Verify a token given as bytes (a token that is not UTF-8 is malformed). A token the
     /// token cache holds is answered before its bytes are even checked for UTF-8.
+    ///
+    /// A token verified alone is a bearer token: one bound to a key (`cnf`) is refused
+    /// (`dpop_bound_token_as_bearer`), and so is every token when DPoP is required. Check
+    /// DPoP-bound tokens with [`verify_request`](Self::verify_request).
     pub fn verify_bytes(&self, token: &[u8]) -> Result<Claims> {
-        let result = self.verify_inner(token);
+        let result = self.bearer(|| self.verify_inner(token).map(|(claims, _)| claims));
         self.record(result.as_ref().map_or_else(|e| e.status(), |_| Status::Ok));
         result
+    }
+
+    /// A bearer token's verification (`verify`), under the DPoP policy.
+    fn bearer(&self, verify: impl FnOnce() -> Result<Claims>) -> Result<Claims> {
+        if self.dpop.mode == DpopMode::Required {
+            return Err(Status::DpopRequired.into());
+        }
+        let claims = verify()?;
+        if dpop::bound_key(claims.as_map()).is_some() {
+            return Err(Status::DpopBoundTokenAsBearer.into());
+        }
+        Ok(claims)
+    }
+
+    /// The DPoP policy.
+    pub fn dpop(&self) -> &DpopPolicy {
+        &self.dpop
+    }
+
+    /// Verify a request's credentials: `Authorization: Bearer <token>`, or `Authorization:
+    /// DPoP <token>` with its `DPoP` proof checked against the method and URL (RFC 9449
+    /// section 4.3), under the DPoP policy ([`DpopMode`]). A token bound to a key (`cnf`) is
+    /// accepted only with the `DPoP` scheme and a valid proof by that key; a proof's `jti` is
+    /// accepted once within its window.
+    pub fn verify_request(&self, request: &Request<'_>) -> Result<Claims> {
+        let result = self.verify_request_inner(request);
+        self.record(result.as_ref().map_or_else(|e| e.status(), |_| Status::Ok));
+        result
+    }
+
+    fn verify_request_inner(&self, request: &Request<'_>) -> Result<Claims> {
+        let (scheme, token) = authorization_token(request.authorization)?;
+        if scheme == Scheme::Bearer {
+            return self.bearer(|| self.verify_inner(token.as_bytes()).map(|(c, _)| c));
+        }
+        if self.dpop.mode == DpopMode::Off {
+            return Err(Status::DpopSchemeDisabled.into());
+        }
+        let proof = request
+            .dpop
+            .map(|p| p.trim_matches([' ', '\t']))
+            .filter(|p| !p.is_empty())
+            .ok_or(Status::DpopProofMissing)?;
+        if proof.contains(',') {
+            return Err(Error::with_detail(
+                Status::DpopProofMultiple,
+                "several DPoP proofs",
+            ));
+        }
+        let (claims, index) = self.verify_inner(token.as_bytes())?;
+        let jkt = match dpop::bound_key(claims.as_map()) {
+            Some(Ok(jkt)) => jkt,
+            Some(Err(())) => {
+                return Err(Error::with_detail(
+                    Status::DpopTokenNotBound,
+                    "cnf holds no jkt",
+                ));
+            }
+            None => return Err(Status::DpopTokenNotBound.into()),
+        };
+        let (Some(method), Some(url)) = (request.method, request.url) else {
+            return Err(Error::with_detail(
+                Status::InvalidArgument,
+                "a DPoP proof needs the request's method and URL",
+            ));
+        };
+        let leeway = self.issuers[index].policy.leeway_secs;
+        let now = self.clock.now();
+        let checked = dpop::check_proof(
+            proof,
+            &self.dpop,
+            &ProofRequest {
+                method,
+                url,
+                access_token: Some(token),
+            },
+            now,
+            leeway,
+        )?;
+        if checked.thumbprint != jkt {
+            return Err(Status::DpopProofKeyMismatch.into());
+        }
+        let ends = (checked.iat + (self.dpop.window_secs + leeway) as f64).ceil();
+        self.replay
+            .get_or_init(|| ReplayCache::new(self.dpop.replay_cache))
+            .insert(&checked, ends.max(0.0) as u64, now)?;
+        Ok(claims)
     }
 
     /// The issuer a token belongs to, by its unverified `iss` (with one issuer, that one: its
@@ -646,13 +788,16 @@ impl Verifier {
         }
     }
 
-    fn verify_inner(&self, token: &[u8]) -> Result<Claims> {
+    /// The token checks, and which issuer's they were.
+    fn verify_inner(&self, token: &[u8]) -> Result<(Claims, usize)> {
         let text =
             |bytes| std::str::from_utf8(bytes).map_err(|_| Error::from(Status::TokenMalformed));
         let Some(tokens) = &self.tokens else {
             let token = text(token)?;
-            let issuer = &self.issuers[self.issuer_of(token)?];
-            return issuer.verify(token, &self.clock).map(|(claims, _)| claims);
+            let index = self.issuer_of(token)?;
+            return self.issuers[index]
+                .verify(token, &self.clock)
+                .map(|(claims, _)| (claims, index));
         };
         let lookup = tokens.lookup(token, |index| {
             self.issuers[index].current_keys_id(&self.clock)
@@ -660,7 +805,7 @@ impl Verifier {
         if let Lookup::Hit(claims, times, index) = lookup {
             // What time changes is checked again on every hit.
             return match times.check(&self.issuers[index].policy, self.clock.now()) {
-                Ok(()) => Ok(claims),
+                Ok(()) => Ok((claims, index)),
                 Err(e) => {
                     tokens.remove(token);
                     Err(e)
@@ -671,7 +816,7 @@ impl Verifier {
         let index = self.issuer_of(text)?;
         let (claims, keys) = self.issuers[index].verify(text, &self.clock)?;
         tokens.insert(token, &claims, index, keys.id());
-        Ok(claims)
+        Ok((claims, index))
     }
 
     /// The token cache's counters (all zero when it is off).
@@ -682,15 +827,14 @@ impl Verifier {
             .unwrap_or_default()
     }
 
-    /// Verify the token in an `Authorization` header value (`None` when the header is absent).
+    /// Verify the token in an `Authorization` header value (`None` when the header is
+    /// absent): [`verify_request`](Self::verify_request) without a `DPoP` proof (so a `DPoP`
+    /// scheme is refused for want of one).
     pub fn verify_authorization(&self, header: Option<&str>) -> Result<Claims> {
-        match bearer_token(header) {
-            Ok(token) => self.verify(token),
-            Err(e) => {
-                self.record(e.status());
-                Err(e)
-            }
-        }
+        self.verify_request(&Request {
+            authorization: header,
+            ..Request::default()
+        })
     }
 }
 

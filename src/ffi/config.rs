@@ -1,6 +1,7 @@
 //! `jwt_config`: what a verifier is built from.
 
 use super::{ffi_panic_boundary, free_handle, into_handle, mut_arg, ref_arg, str_arg, to_status};
+use crate::dpop::{DpopMode, DpopPolicy, MAX_DPOP_REPLAY_CACHE, MAX_DPOP_WINDOW_SECS};
 use crate::error::Status;
 use crate::jwks::CacheOptions;
 use crate::jwks::cache::{
@@ -27,6 +28,8 @@ pub(crate) struct ConfigBuilder {
     pub(crate) token_cache: usize,
     /// Issuers added with `jwt_config_add_issuer_config`.
     pub(crate) more_issuers: Vec<IssuerConfig>,
+    pub(crate) dpop: DpopPolicy,
+    pub(crate) dpop_algorithms_chosen: bool,
 }
 
 impl ConfigBuilder {
@@ -84,6 +87,8 @@ pub extern "C" fn jwt_config_new() -> *mut jwt_config {
             cache: CacheOptions::default(),
             token_cache: crate::verify::DEFAULT_TOKEN_CACHE,
             more_issuers: Vec::new(),
+            dpop: DpopPolicy::default(),
+            dpop_algorithms_chosen: false,
         })
     }
 }
@@ -493,6 +498,93 @@ pub extern "C" fn jwt_config_set_ttl_bounds(
             }
             c.cache.min_ttl = Duration::from_secs(min_seconds);
             c.cache.max_ttl = Duration::from_secs(max_seconds);
+            Ok(())
+        })
+    }
+}
+
+/// What a verifier does with DPoP (RFC 9449), for `jwt_config_set_dpop`.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum jwt_dpop_mode {
+    /// The `DPoP` scheme is refused (`JWT_STATUS_DPOP_SCHEME_DISABLED`), and so is every
+    /// token bound to a key (`cnf`): a binding that cannot be checked is never ignored.
+    Off = 0,
+    /// The default: bearer tokens without `cnf` work as before; a token bound with `cnf.jkt`
+    /// is accepted only as `Authorization: DPoP` with a valid proof.
+    Allowed = 1,
+    /// Only DPoP-bound tokens with a valid proof are accepted.
+    Required = 2,
+}
+
+/// DPoP policy: `JWT_DPOP_MODE_OFF`, `JWT_DPOP_MODE_ALLOWED` (default) or
+/// `JWT_DPOP_MODE_REQUIRED` (`jwt_dpop_mode`, passed as its number; another number returns
+/// `JWT_STATUS_INVALID_ARGUMENT`). One policy serves every issuer of the verifier.
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_config_set_dpop(config: *mut jwt_config, mode: u32) -> Status {
+    ffi_panic_boundary! {
+        with_config(config, |c| {
+            c.dpop.mode = DpopMode::from_u32(mode).ok_or(Status::InvalidArgument)?;
+            Ok(())
+        })
+    }
+}
+
+/// Allow a DPoP proof signature algorithm by its JOSE name (as `jwt_config_add_algorithm`).
+/// The first call replaces the default list (every asymmetric algorithm jwtguard knows);
+/// later calls add. `none` and `HS*` return `JWT_STATUS_INVALID_ARGUMENT`.
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_config_add_dpop_algorithm(
+    config: *mut jwt_config,
+    name: *const c_char,
+    name_len: usize,
+) -> Status {
+    ffi_panic_boundary! {
+        text_setter(config, name, name_len, |c, s| {
+            let alg: Algorithm = s.parse().map_err(|_| Status::InvalidArgument)?;
+            if !c.dpop_algorithms_chosen {
+                c.dpop.algorithms.clear();
+                c.dpop_algorithms_chosen = true;
+            }
+            if !c.dpop.algorithms.contains(&alg) {
+                c.dpop.algorithms.push(alg);
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Seconds a DPoP proof is accepted after its `iat` (default 60, 1 to 3600; the leeway
+/// applies on top, and to an `iat` in the future). Outside the range:
+/// `JWT_STATUS_INVALID_ARGUMENT`.
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_config_set_dpop_window(config: *mut jwt_config, seconds: u64) -> Status {
+    ffi_panic_boundary! {
+        with_config(config, |c| {
+            if seconds == 0 {
+                return Err(Status::InvalidArgument);
+            }
+            c.dpop.window_secs = bounded(seconds, MAX_DPOP_WINDOW_SECS)?;
+            Ok(())
+        })
+    }
+}
+
+/// How many DPoP proofs the verifier remembers against replay (default 250000, 1 to
+/// 10000000). A proof is remembered until its window ends; when the cache is full of proofs
+/// still inside their window, new proofs are refused with `JWT_STATUS_DPOP_REPLAY_CACHE_FULL`
+/// (HTTP 503) rather than forgetting one that could then be replayed.
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_config_set_dpop_replay_cache(
+    config: *mut jwt_config,
+    max_entries: u64,
+) -> Status {
+    ffi_panic_boundary! {
+        with_config(config, |c| {
+            if max_entries == 0 {
+                return Err(Status::InvalidArgument);
+            }
+            c.dpop.replay_cache = bounded(max_entries, MAX_DPOP_REPLAY_CACHE as u64)? as usize;
             Ok(())
         })
     }

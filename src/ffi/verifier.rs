@@ -3,12 +3,14 @@
 use super::claims::jwt_claims;
 use super::config::{ConfigBuilder, jwt_config};
 use super::{
-    bytes_arg, ffi_panic_boundary, free_handle, into_handle, ref_arg, str_arg, to_status, write_out,
+    bytes_arg, copy_out, ffi_panic_boundary, free_handle, into_handle, ref_arg, str_arg, to_status,
+    write_out,
 };
+use crate::answer;
 use crate::claims::Claims;
 use crate::clock::Clock;
 use crate::error::Status;
-use crate::verify::{Config, Verifier};
+use crate::verify::{Config, Request, Verifier};
 use std::os::raw::c_char;
 
 /// A configured verifier. Thread-safe: one handle may be used by many threads at once.
@@ -43,6 +45,7 @@ pub extern "C" fn jwt_verifier_new(
                 clock: Clock::System,
                 token_cache: c.token_cache,
                 more_issuers: c.more_issuers.clone(),
+                dpop: c.dpop.clone(),
             })
             .map_err(|e| e.status())?;
             write_out(verifier_out, into_handle::<_, jwt_verifier>(verifier))
@@ -163,6 +166,167 @@ pub extern "C" fn jwt_verify_authorization_status(
                 .map(drop),
         )
     }
+}
+
+/// An optional text argument: `(NULL, 0)` is absent.
+fn optional_str<'a>(ptr: *const c_char, len: usize) -> Result<Option<&'a str>, Status> {
+    if ptr.is_null() && len == 0 {
+        Ok(None)
+    } else {
+        str_arg(ptr, len).map(Some)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn verify_request(
+    v: &Verifier,
+    authorization: *const c_char,
+    authorization_len: usize,
+    dpop: *const c_char,
+    dpop_len: usize,
+    method: *const c_char,
+    method_len: usize,
+    url: *const c_char,
+    url_len: usize,
+) -> Result<Claims, Status> {
+    let header = |ptr, len, malformed| {
+        optional_str(ptr, len).map_err(|s| match s {
+            Status::NullArgument => s,
+            _ => malformed,
+        })
+    };
+    let request = Request {
+        authorization: header(
+            authorization,
+            authorization_len,
+            Status::AuthorizationHeaderMalformed,
+        )?,
+        dpop: header(dpop, dpop_len, Status::DpopProofMalformed)?,
+        method: optional_str(method, method_len)?,
+        url: optional_str(url, url_len)?,
+    };
+    v.verify_request(&request).map_err(|e| e.status())
+}
+
+/// Verify a request's credentials, DPoP (RFC 9449) included: `authorization` is the
+/// `Authorization` header's value (`Bearer <token>` or `DPoP <token>`), `dpop` the `DPoP`
+/// header's value, `method` the request method as sent (`GET`), `url` the URL the client
+/// addressed (`https://api.example/api/private`; a query is ignored). Each is a (pointer,
+/// length) pair; `(NULL, 0)` means absent (a request without that header; method and URL
+/// are only needed when a proof is checked, else `JWT_STATUS_INVALID_ARGUMENT`). Several
+/// `DPoP` lines: pass them joined with `", "`, which is refused
+/// (`JWT_STATUS_DPOP_PROOF_MULTIPLE`). Under the verifier's DPoP policy
+/// (`jwt_config_set_dpop`): a token bound to a key (`cnf`) is accepted only with the `DPoP`
+/// scheme and a valid proof by that key, over this method and URL and this token (`ath`),
+/// inside the proof window, seen for the first time (`jti`); each failed check returns its
+/// own `JWT_STATUS_DPOP_*` status. A bearer token as `jwt_verify_authorization`. On success
+/// `*claims_out` receives the token's claims (free with `jwt_claims_free`).
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_verify_request(
+    verifier: *const jwt_verifier,
+    authorization: *const c_char,
+    authorization_len: usize,
+    dpop: *const c_char,
+    dpop_len: usize,
+    method: *const c_char,
+    method_len: usize,
+    url: *const c_char,
+    url_len: usize,
+    claims_out: *mut *mut jwt_claims,
+) -> Status {
+    ffi_panic_boundary! {
+        verify_into(verifier, claims_out, |v| {
+            verify_request(
+                v, authorization, authorization_len, dpop, dpop_len, method, method_len, url,
+                url_len,
+            )
+        })
+    }
+}
+
+/// The verdict alone: `jwt_verify_request` without the claims.
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_verify_request_status(
+    verifier: *const jwt_verifier,
+    authorization: *const c_char,
+    authorization_len: usize,
+    dpop: *const c_char,
+    dpop_len: usize,
+    method: *const c_char,
+    method_len: usize,
+    url: *const c_char,
+    url_len: usize,
+) -> Status {
+    ffi_panic_boundary! {
+        to_status(ref_arg(verifier.cast::<Verifier>()).and_then(|v| {
+            verify_request(
+                v, authorization, authorization_len, dpop, dpop_len, method, method_len, url,
+                url_len,
+            )
+            .map(drop)
+        }))
+    }
+}
+
+/// The `WWW-Authenticate` value for a refusal with `status` by this verifier, as every
+/// jwtguard host sends it: RFC 6750's Bearer challenge and, unless DPoP is off, RFC 9449's
+/// DPoP challenge with the allowed `algs` (DPoP required: that one alone); the error goes on
+/// the challenge of the scheme the refusal is about. `authorization` is the request's
+/// `Authorization` value (`(NULL, 0)` when absent), `realm` the realm, `scope` the route's
+/// required scopes, space-separated (named in an `insufficient_scope` challenge; `(NULL, 0)`
+/// for none). A status that carries no challenge (503, 500, success) gives the empty text.
+/// The text is copied NUL-terminated into `buffer`; `*needed_out` receives its length
+/// without the NUL (0 when the call fails for another reason). A buffer too small returns
+/// `JWT_STATUS_INVALID_ARGUMENT` with nothing copied: call again with `*needed_out + 1`
+/// bytes (512 is always enough for a realm and scopes of up to 128 bytes each).
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub extern "C" fn jwt_verifier_challenge(
+    verifier: *const jwt_verifier,
+    status: u32,
+    authorization: *const c_char,
+    authorization_len: usize,
+    realm: *const c_char,
+    realm_len: usize,
+    scope: *const c_char,
+    scope_len: usize,
+    buffer: *mut c_char,
+    buffer_len: usize,
+    needed_out: *mut usize,
+) -> Status {
+    ffi_panic_boundary! {
+        to_status((|| {
+            write_out(needed_out, 0)?;
+            let v = ref_arg(verifier.cast::<Verifier>())?;
+            let status = Status::from_u32(status).ok_or(Status::InvalidArgument)?;
+            let authorization = bytes_or_none(authorization, authorization_len)?;
+            let realm = str_arg(realm, realm_len)?;
+            let scopes: Vec<String> = optional_str(scope, scope_len)?
+                .unwrap_or("")
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+            let text = answer::challenge_for(
+                realm,
+                &scopes,
+                status,
+                v.dpop(),
+                answer::scheme_of(authorization),
+            )
+            .unwrap_or_default();
+            write_out(needed_out, text.len())?;
+            copy_out(text.as_bytes(), buffer, buffer_len)
+        })())
+    }
+}
+
+/// An `Authorization` value read only for its scheme: bytes that are not UTF-8 name none.
+fn bytes_or_none<'a>(ptr: *const c_char, len: usize) -> Result<Option<&'a str>, Status> {
+    if ptr.is_null() && len == 0 {
+        return Ok(None);
+    }
+    Ok(std::str::from_utf8(bytes_arg(ptr, len)?).ok())
 }
 
 /// Fetch the verifier's keys now and wait (discovering the JWKS URL first if needed): for

@@ -247,6 +247,17 @@ fn b64(field: &str, value: &str) -> std::result::Result<Vec<u8>, String> {
 
 /// Check one JWK and parse it for every algorithm it may verify.
 fn parse_key(raw: &Value) -> std::result::Result<Key, String> {
+    parse_key_for(raw, None)
+}
+
+/// Check one public JWK (a DPoP proof's `jwk`) and parse it for `alg` only: the same rules as
+/// a JWKS member (`use`, `key_ops`, its own `alg`, sizes). Private members are the caller's to
+/// refuse first.
+pub(crate) fn parse_public_key(raw: &Value, alg: Algorithm) -> std::result::Result<Key, String> {
+    parse_key_for(raw, Some(alg))
+}
+
+fn parse_key_for(raw: &Value, only: Option<Algorithm>) -> std::result::Result<Key, String> {
     if !raw.is_object() {
         return Err("not a JSON object".into());
     }
@@ -317,7 +328,9 @@ fn parse_key(raw: &Value) -> std::result::Result<Key, String> {
     let algorithms: Vec<Algorithm> = Algorithm::ALL
         .iter()
         .copied()
-        .filter(|a| a.family() == family && declared.is_none_or(|d| d == *a))
+        .filter(|a| {
+            a.family() == family && declared.is_none_or(|d| d == *a) && only.is_none_or(|o| o == *a)
+        })
         .collect();
     if algorithms.is_empty() {
         return Err("its alg does not fit its key type".into());

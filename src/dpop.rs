@@ -1,0 +1,717 @@
+//! Sender-constrained tokens: DPoP (RFC 9449).
+//!
+//! A DPoP-bound access token carries `cnf.jkt`, the RFC 7638 thumbprint of a key the client
+//! holds, and every request carries a `DPoP` header: a proof JWT signed by that key over the
+//! request's method and URL and the access token's hash. [`check_proof`] runs the checks of RFC
+//! 9449 section 4.3, each with its own [`Status`]; [`ReplayCache`] remembers the `jti` of every
+//! proof accepted within the proof window. The verifier ([`crate::Verifier::verify_request`])
+//! joins the two with the token checks and the policy ([`DpopMode`]).
+
+use crate::error::{Error, Result, Status};
+use crate::jwks::keyset;
+use crate::policy::Algorithm;
+use crate::token;
+use aws_lc_rs::digest;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Mutex;
+
+/// What a verifier does with DPoP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum DpopMode {
+    /// The `DPoP` scheme is refused, and so is every token bound to a key (a binding that
+    /// cannot be checked is never ignored).
+    Off,
+    /// Bearer tokens without `cnf` work as before; a token bound with `cnf.jkt` is accepted
+    /// only as `Authorization: DPoP` with a valid proof.
+    #[default]
+    Allowed,
+    /// Only DPoP-bound tokens with a valid proof are accepted.
+    Required,
+}
+
+impl DpopMode {
+    /// The name used in configuration: `off`, `allowed`, `required`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DpopMode::Off => "off",
+            DpopMode::Allowed => "allowed",
+            DpopMode::Required => "required",
+        }
+    }
+
+    /// The mode with this number in the C ABI (0 off, 1 allowed, 2 required).
+    pub fn from_u32(n: u32) -> Option<DpopMode> {
+        match n {
+            0 => Some(DpopMode::Off),
+            1 => Some(DpopMode::Allowed),
+            2 => Some(DpopMode::Required),
+            _ => None,
+        }
+    }
+}
+
+impl FromStr for DpopMode {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "off" => Ok(DpopMode::Off),
+            "allowed" => Ok(DpopMode::Allowed),
+            "required" => Ok(DpopMode::Required),
+            _ => Err(Error::with_detail(
+                Status::ConfigInvalid,
+                format!("dpop must be off, allowed or required, not {s:?}"),
+            )),
+        }
+    }
+}
+
+impl fmt::Display for DpopMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How long a proof is good for after its `iat`, by default (the leeway comes on top).
+pub const DEFAULT_DPOP_WINDOW_SECS: u64 = 60;
+/// Longest proof window accepted.
+pub const MAX_DPOP_WINDOW_SECS: u64 = 3600;
+/// Proofs remembered per verifier by default: at the default window and leeway a proof is
+/// remembered for two minutes, so this holds about 2,000 DPoP requests a second, in about 12 MB
+/// when full.
+pub const DEFAULT_DPOP_REPLAY_CACHE: usize = 250_000;
+/// Most proofs a verifier may remember.
+pub const MAX_DPOP_REPLAY_CACHE: usize = 10_000_000;
+/// Largest proof accepted, before any decoding (an RSA-8192 `jwk` fits).
+pub const MAX_PROOF_BYTES: usize = 8 * 1024;
+/// Longest `jti` accepted.
+pub const MAX_JTI_BYTES: usize = 512;
+
+/// What a verifier accepts from DPoP proofs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DpopPolicy {
+    /// Off, allowed (the default) or required.
+    pub mode: DpopMode,
+    /// Algorithms a proof may be signed with (every asymmetric one jwtguard knows, by default;
+    /// `none` and `HS*` are not algorithms here at all).
+    pub algorithms: Vec<Algorithm>,
+    /// How long after its `iat` a proof is accepted, in seconds; the verifier's leeway applies
+    /// on top (and to an `iat` in the future).
+    pub window_secs: u64,
+    /// How many proofs are remembered against replay. When it is full of proofs still inside
+    /// their window, new proofs are refused (`dpop_replay_cache_full`, 503): forgetting one
+    /// would let it be replayed.
+    pub replay_cache: usize,
+}
+
+impl Default for DpopPolicy {
+    fn default() -> Self {
+        DpopPolicy {
+            mode: DpopMode::Allowed,
+            algorithms: Algorithm::ALL.to_vec(),
+            window_secs: DEFAULT_DPOP_WINDOW_SECS,
+            replay_cache: DEFAULT_DPOP_REPLAY_CACHE,
+        }
+    }
+}
+
+impl DpopPolicy {
+    /// Check the policy is usable.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |what: &str| Err(Error::with_detail(Status::ConfigInvalid, what.to_string()));
+        if self.algorithms.is_empty() {
+            return bad("the DPoP algorithm allow-list is empty");
+        }
+        if self.window_secs == 0 || self.window_secs > MAX_DPOP_WINDOW_SECS {
+            return bad("the DPoP proof window must be 1 to 3600 seconds");
+        }
+        if self.replay_cache == 0 || self.replay_cache > MAX_DPOP_REPLAY_CACHE {
+            return bad("the DPoP replay cache must hold 1 to 10,000,000 proofs");
+        }
+        Ok(())
+    }
+
+    /// The `algs` of a DPoP challenge: the allowed algorithms, space-separated.
+    pub fn algs(&self) -> String {
+        let names: Vec<&str> = self.algorithms.iter().map(|a| a.name()).collect();
+        names.join(" ")
+    }
+}
+
+/// What a proof is checked against: the request it came with.
+#[derive(Clone, Copy, Debug)]
+pub struct ProofRequest<'a> {
+    /// The request method, exactly as sent (`GET`, `POST`; compared case-sensitively).
+    pub method: &'a str,
+    /// The request URL as the client addressed it: `scheme://host[:port]/path`, a query and
+    /// fragment being ignored.
+    pub url: &'a str,
+    /// The access token presented with the proof (`ath` is checked against it); `None` at a
+    /// token endpoint, where there is none yet.
+    pub access_token: Option<&'a str>,
+}
+
+/// A proof that passed every check but replay.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Proof {
+    /// RFC 7638 SHA-256 thumbprint of the proof's key, base64url: what `cnf.jkt` must equal.
+    pub thumbprint: String,
+    /// The proof's `jti`.
+    pub jti: String,
+    /// The proof's `iat`.
+    pub iat: f64,
+}
+
+fn refuse(status: Status, detail: impl Into<String>) -> Error {
+    Error::with_detail(status, detail)
+}
+
+/// Members of a JWK that only a private (or symmetric) key has.
+const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+/// The RFC 7638 thumbprint of a public JWK: SHA-256 over its required members in
+/// lexicographic order, no whitespace, base64url. `None` for a key type without one here.
+pub fn thumbprint(jwk: &Map<String, Value>) -> Option<String> {
+    let kty = jwk.get("kty")?.as_str()?;
+    let members: &[&str] = match kty {
+        "RSA" => &["e", "kty", "n"],
+        "EC" => &["crv", "kty", "x", "y"],
+        "OKP" => &["crv", "kty", "x"],
+        _ => return None,
+    };
+    let mut canonical = String::from("{");
+    for (i, name) in members.iter().enumerate() {
+        let value = jwk.get(*name)?.as_str()?;
+        if i > 0 {
+            canonical.push(',');
+        }
+        canonical.push_str(&Value::from(*name).to_string());
+        canonical.push(':');
+        canonical.push_str(&Value::from(value).to_string());
+    }
+    canonical.push('}');
+    Some(token::b64_encode(
+        digest::digest(&digest::SHA256, canonical.as_bytes()).as_ref(),
+    ))
+}
+
+/// `ath`: base64url of the SHA-256 of the access token's ASCII bytes.
+pub fn token_hash(access_token: &str) -> String {
+    token::b64_encode(digest::digest(&digest::SHA256, access_token.as_bytes()).as_ref())
+}
+
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+/// Characters a path keeps as they are: unreserved, sub-delims, `:`, `@` and `/`.
+fn is_path_char(b: u8) -> bool {
+    is_unreserved(b)
+        || matches!(
+            b,
+            b'!' | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+                | b':'
+                | b'@'
+                | b'/'
+        )
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+/// RFC 3986 section 5.2.4, for an absolute path.
+fn remove_dot_segments(path: &str) -> String {
+    let segments: Vec<&str> = path[1..].split('/').collect();
+    let mut out: Vec<&str> = Vec::with_capacity(segments.len());
+    for (i, segment) in segments.iter().enumerate() {
+        let last = i + 1 == segments.len();
+        match *segment {
+            "." => {
+                if last {
+                    out.push("");
+                }
+            }
+            ".." => {
+                out.pop();
+                if last {
+                    out.push("");
+                }
+            }
+            s => out.push(s),
+        }
+    }
+    format!("/{}", out.join("/"))
+}
+
+/// An `http` or `https` URL normalised for comparing `htu` (RFC 9449 section 4.3, RFC 3986
+/// sections 6.2.2 and 6.2.3): query and fragment dropped; scheme and host in lower case; the
+/// default port (and an empty one) dropped, a port's leading zeros too; percent-encoded
+/// unreserved characters decoded, every other percent-encoding in upper case, and a byte a
+/// path may not hold as it is percent-encoded (so a host's decoded path and the client's
+/// encoded one compare equal); dot segments removed; an empty path is `/`. `None` for what is
+/// not such a URL (another scheme, user info, a bad port or percent-encoding).
+pub fn normalize_url(url: &str) -> Option<String> {
+    let url = url.split(['#', '?']).next().unwrap_or("");
+    let (scheme, rest) = url.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "http" => 80,
+        "https" => 443,
+        _ => return None,
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    if authority.contains('@') {
+        return None;
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (inside, after) = v6.split_once(']')?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':')?),
+        };
+        (&authority[..inside.len() + 2], port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    let host_ok = |b: u8| is_unreserved(b) || b"!$&'()*+,;=:[]".contains(&b);
+    if host.is_empty() || !host.bytes().all(host_ok) {
+        return None;
+    }
+    let mut out = format!("{scheme}://{}", host.to_ascii_lowercase());
+    match port {
+        None | Some("") => {}
+        Some(p) => {
+            if p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let number: u32 = p.parse().ok()?;
+            if number > 65535 {
+                return None;
+            }
+            if number != default_port {
+                out.push_str(&format!(":{number}"));
+            }
+        }
+    }
+    let mut normal = String::with_capacity(path.len() + 1);
+    let bytes = path.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            let (Some(hi), Some(lo)) = (
+                bytes.get(i + 1).copied().and_then(hex_value),
+                bytes.get(i + 2).copied().and_then(hex_value),
+            ) else {
+                return None;
+            };
+            let decoded = hi * 16 + lo;
+            if is_unreserved(decoded) {
+                normal.push(decoded as char);
+            } else {
+                normal.push_str(&format!("%{decoded:02X}"));
+            }
+            i += 3;
+        } else {
+            if is_path_char(b) {
+                normal.push(b as char);
+            } else {
+                normal.push_str(&format!("%{b:02X}"));
+            }
+            i += 1;
+        }
+    }
+    if normal.is_empty() {
+        normal.push('/');
+    }
+    out.push_str(&remove_dot_segments(&normal));
+    Some(out)
+}
+
+fn member<'a>(map: &'a Map<String, Value>, name: &str) -> Result<&'a str> {
+    match map.get(name) {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s),
+        Some(_) => Err(refuse(
+            Status::DpopProofClaimsInvalid,
+            format!("{name} is not a non-empty string"),
+        )),
+        None => Err(refuse(
+            Status::DpopProofClaimsInvalid,
+            format!("{name} is missing"),
+        )),
+    }
+}
+
+/// Check one DPoP proof (the `DPoP` header's value) against the request it came with: every
+/// check of RFC 9449 section 4.3 but replay (see [`ReplayCache`]) and the key binding (the
+/// caller compares [`Proof::thumbprint`] with the token's `cnf.jkt`). `now` is the verifier's
+/// clock, `leeway` its clock skew allowance in seconds.
+pub fn check_proof(
+    proof: &str,
+    policy: &DpopPolicy,
+    request: &ProofRequest<'_>,
+    now: f64,
+    leeway: u64,
+) -> Result<Proof> {
+    let proof = proof.trim_matches([' ', '\t']);
+    if proof.is_empty() {
+        return Err(Status::DpopProofMissing.into());
+    }
+    // A compact JWS holds no comma: one is where a host joined several DPoP headers.
+    if proof.contains(',') {
+        return Err(refuse(Status::DpopProofMultiple, "several DPoP proofs"));
+    }
+    let malformed = |e: Error| refuse(Status::DpopProofMalformed, e.to_string());
+    let compact = token::split(proof, MAX_PROOF_BYTES).map_err(malformed)?;
+    let header_bytes = token::b64_decode(compact.header).map_err(malformed)?;
+    let header = token::parse_object(&header_bytes)
+        .map_err(|e| refuse(Status::DpopProofMalformed, format!("header: {e}")))?;
+    let payload_bytes = token::b64_decode(compact.payload).map_err(malformed)?;
+    let claims = token::parse_object(&payload_bytes)
+        .map_err(|e| refuse(Status::DpopProofMalformed, format!("payload: {e}")))?;
+    let signature = token::b64_decode(compact.signature).map_err(malformed)?;
+    if header.contains_key("crit") {
+        return Err(refuse(Status::DpopProofMalformed, "crit is not understood"));
+    }
+
+    match header.get("typ").and_then(Value::as_str) {
+        Some(t) if t.eq_ignore_ascii_case("dpop+jwt") => {}
+        Some(t) if t.eq_ignore_ascii_case("application/dpop+jwt") => {}
+        _ => return Err(Status::DpopProofTypeInvalid.into()),
+    }
+    let alg = match header.get("alg").and_then(Value::as_str) {
+        Some(name) => name.parse::<Algorithm>().map_err(|_| {
+            refuse(
+                Status::DpopProofAlgorithmNotAllowed,
+                format!("alg {name:?} is not an asymmetric algorithm"),
+            )
+        })?,
+        None => {
+            return Err(refuse(
+                Status::DpopProofAlgorithmNotAllowed,
+                "alg is missing or not a string",
+            ));
+        }
+    };
+    if !policy.algorithms.contains(&alg) {
+        return Err(refuse(
+            Status::DpopProofAlgorithmNotAllowed,
+            format!("{alg} is not in the DPoP allow-list"),
+        ));
+    }
+    let Some(Value::Object(jwk)) = header.get("jwk") else {
+        return Err(refuse(
+            Status::DpopProofKeyInvalid,
+            "jwk is missing or not an object",
+        ));
+    };
+    if let Some(name) = PRIVATE_MEMBERS.iter().find(|m| jwk.contains_key(**m)) {
+        return Err(refuse(
+            Status::DpopProofKeyPrivate,
+            format!("jwk has the private member {name:?}"),
+        ));
+    }
+    let key = keyset::parse_public_key(&Value::Object(jwk.clone()), alg)
+        .map_err(|e| refuse(Status::DpopProofKeyInvalid, e))?;
+    let thumbprint = thumbprint(jwk).ok_or_else(|| {
+        refuse(
+            Status::DpopProofKeyInvalid,
+            "no thumbprint for this key type",
+        )
+    })?;
+    key.verify(alg, compact.signing_input.as_bytes(), &signature)
+        .map_err(|_| Error::from(Status::DpopProofSignatureInvalid))?;
+
+    let jti = member(&claims, "jti")?;
+    if jti.len() > MAX_JTI_BYTES {
+        return Err(refuse(Status::DpopProofClaimsInvalid, "jti is too long"));
+    }
+    let htm = member(&claims, "htm")?;
+    let htu = member(&claims, "htu")?;
+    let iat = match claims.get("iat") {
+        Some(Value::Number(n)) => n.as_f64().filter(|t| t.is_finite()),
+        _ => None,
+    }
+    .ok_or_else(|| refuse(Status::DpopProofClaimsInvalid, "iat is not a number"))?;
+
+    if htm != request.method {
+        return Err(refuse(
+            Status::DpopProofMethodMismatch,
+            format!("htm {htm:?}, request {:?}", request.method),
+        ));
+    }
+    let expected = normalize_url(request.url).ok_or_else(|| {
+        refuse(
+            Status::DpopProofUrlMismatch,
+            format!("the request URL {:?} is not an http(s) URL", request.url),
+        )
+    })?;
+    if normalize_url(htu).as_deref() != Some(expected.as_str()) {
+        return Err(refuse(
+            Status::DpopProofUrlMismatch,
+            format!("htu {htu:?}, request {expected:?}"),
+        ));
+    }
+    let leeway = leeway as f64;
+    if iat > now + leeway {
+        return Err(refuse(
+            Status::DpopProofIssuedInFuture,
+            format!("iat {iat}, now {now}"),
+        ));
+    }
+    if iat + policy.window_secs as f64 + leeway < now {
+        return Err(refuse(
+            Status::DpopProofExpired,
+            format!("iat {iat}, now {now}"),
+        ));
+    }
+    if let Some(access_token) = request.access_token {
+        match claims.get("ath") {
+            Some(Value::String(ath)) if *ath == token_hash(access_token) => {}
+            Some(_) => return Err(Status::DpopProofTokenHashMismatch.into()),
+            None => {
+                return Err(refuse(Status::DpopProofTokenHashMismatch, "ath is missing"));
+            }
+        }
+    }
+    Ok(Proof {
+        thumbprint,
+        jti: jti.to_owned(),
+        iat,
+    })
+}
+
+/// The key a token is bound to: its `cnf.jkt`. `Err(())` when `cnf` is present but holds no
+/// usable `jkt` (another kind of binding, or a malformed one): such a token is bound, yet not
+/// to a DPoP key.
+pub fn bound_key(claims: &Map<String, Value>) -> Option<std::result::Result<&str, ()>> {
+    let cnf = claims.get("cnf")?;
+    Some(match cnf.get("jkt") {
+        Some(Value::String(jkt)) if !jkt.is_empty() => Ok(jkt),
+        _ => Err(()),
+    })
+}
+
+const SHARDS: usize = 16;
+
+struct Shard {
+    /// Proof id → the last second its proof is inside the window.
+    seen: HashMap<[u8; 16], u64>,
+    /// The soonest any entry ends (`u64::MAX` when empty): a full shard with nothing ended is
+    /// answered at once, without a scan.
+    earliest: u64,
+}
+
+/// The `jti` of every proof accepted within its window, per verifier, bounded. Entries are
+/// keyed by a SHA-256 of the proof key's thumbprint and the `jti` (so two clients cannot
+/// collide) and live until the proof's window ends. When full of live entries it refuses new
+/// proofs rather than forget a live one.
+pub struct ReplayCache {
+    shards: Box<[Mutex<Shard>]>,
+    per_shard: usize,
+}
+
+impl ReplayCache {
+    /// A cache of about `capacity` proofs (at least one).
+    pub fn new(capacity: usize) -> ReplayCache {
+        let capacity = capacity.max(1);
+        let count = capacity.min(SHARDS);
+        ReplayCache {
+            shards: (0..count)
+                .map(|_| {
+                    Mutex::new(Shard {
+                        seen: HashMap::new(),
+                        earliest: u64::MAX,
+                    })
+                })
+                .collect(),
+            per_shard: capacity.div_ceil(count),
+        }
+    }
+
+    /// Record `proof`, good until `ends` (unix seconds), at `now`: `DpopProofReplayed` when
+    /// its `jti` was seen and is still live, `DpopReplayCacheFull` when there is no room.
+    pub fn insert(&self, proof: &Proof, ends: u64, now: f64) -> Result<()> {
+        let mut input = Vec::with_capacity(proof.thumbprint.len() + 1 + proof.jti.len());
+        input.extend_from_slice(proof.thumbprint.as_bytes());
+        input.push(b'\n');
+        input.extend_from_slice(proof.jti.as_bytes());
+        let hash = digest::digest(&digest::SHA256, &input);
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&hash.as_ref()[..16]);
+        let live = |end: u64| end as f64 >= now;
+        let shard = &self.shards[usize::from(id[0]) % self.shards.len()];
+        let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(end) = shard.seen.get(&id)
+            && live(*end)
+        {
+            return Err(refuse(
+                Status::DpopProofReplayed,
+                format!("jti {:?}", proof.jti),
+            ));
+        }
+        if shard.seen.len() >= self.per_shard && !shard.seen.contains_key(&id) {
+            if !live(shard.earliest) {
+                shard.seen.retain(|_, end| live(*end));
+                shard.earliest = shard.seen.values().copied().min().unwrap_or(u64::MAX);
+            }
+            if shard.seen.len() >= self.per_shard {
+                return Err(Status::DpopReplayCacheFull.into());
+            }
+        }
+        shard.seen.insert(id, ends);
+        shard.earliest = shard.earliest.min(ends);
+        Ok(())
+    }
+
+    /// How many proofs are remembered now.
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).seen.len())
+            .sum()
+    }
+
+    /// Whether no proof is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_normalise_as_rfc_3986_says() {
+        let n = |u: &str| normalize_url(u);
+        let same = [
+            ("https://api.example/a/b", "HTTPS://API.Example:443/a/b"),
+            ("https://api.example/a/b", "https://api.example/a/b?x=1#f"),
+            ("https://api.example/", "https://api.example"),
+            ("https://api.example/", "https://api.example:/"),
+            ("http://h:8080/p", "http://h:08080/p"),
+            ("http://h/p", "http://h:80/p"),
+            ("http://h/~a", "http://h/%7Ea"),
+            ("http://h/%2F", "http://h/%2f"),
+            ("http://h/a%20b", "http://h/a b"),
+            ("http://h/a/c", "http://h/a/b/../c"),
+            ("http://h/a/", "http://h/a/./"),
+            ("http://h/", "http://h/../.."),
+            ("http://[::1]:8080/p", "http://[::1]:8080/p"),
+            ("http://[::1]/p", "http://[::1]:80/p"),
+        ];
+        for (a, b) in same {
+            assert_eq!(n(a), n(b), "{a} vs {b}");
+            assert!(n(a).is_some(), "{a}");
+        }
+        let different = [
+            ("https://api.example/a", "http://api.example/a"),
+            ("https://api.example/a", "https://api.example:8443/a"),
+            ("https://api.example/a", "https://other.example/a"),
+            ("https://api.example/a", "https://api.example/A"),
+            ("https://api.example/a", "https://api.example/a/"),
+            ("http://h/a%2Fb", "http://h/a/b"),
+        ];
+        for (a, b) in different {
+            assert_ne!(n(a), n(b), "{a} vs {b}");
+        }
+        for bad in [
+            "",
+            "/a",
+            "ftp://h/",
+            "https://u@h/",
+            "https:///a",
+            "https://h:99999/",
+            "https://h:x/",
+            "https://h/%zz",
+            "https://h/%4",
+            "https://h h/",
+            "https://[::1/",
+        ] {
+            assert_eq!(n(bad), None, "{bad:?}");
+        }
+        assert_eq!(n("HTTP://H/%7e/a%2f").unwrap(), "http://h/~/a%2F");
+    }
+
+    #[test]
+    fn thumbprint_matches_rfc_7638() {
+        // RFC 7638 section 3.1's example key and thumbprint.
+        let jwk: Map<String, Value> = serde_json::from_str(
+            r#"{"kty":"RSA","n":"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw","e":"AQAB","alg":"RS256","kid":"2011-04-29"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            thumbprint(&jwk).unwrap(),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
+        let oct: Map<String, Value> = serde_json::from_str(r#"{"kty":"oct","k":"AA"}"#).unwrap();
+        assert_eq!(thumbprint(&oct), None);
+    }
+
+    fn proof(jti: &str) -> Proof {
+        Proof {
+            thumbprint: "t".into(),
+            jti: jti.into(),
+            iat: 0.0,
+        }
+    }
+
+    #[test]
+    fn the_replay_cache_refuses_when_full_and_forgets_only_ended_proofs() {
+        let cache = ReplayCache::new(2);
+        cache.insert(&proof("a"), 100, 10.0).unwrap();
+        assert_eq!(
+            cache.insert(&proof("a"), 100, 11.0).unwrap_err().status(),
+            Status::DpopProofReplayed
+        );
+        // Two shards of one entry: fill both, then a third proof finds no room.
+        let mut accepted = 1;
+        for i in 0..64 {
+            if cache.insert(&proof(&format!("b{i}")), 200, 12.0).is_ok() {
+                accepted += 1;
+            }
+        }
+        assert_eq!(accepted, 2);
+        assert_eq!(cache.len(), 2);
+        assert_eq!(
+            cache.insert(&proof("c0"), 200, 12.0).unwrap_err().status(),
+            Status::DpopReplayCacheFull
+        );
+        // Once "a" ended (100), its shard has room again; the live one still refuses.
+        let mut accepted_later = 0;
+        for i in 0..64 {
+            if cache.insert(&proof(&format!("d{i}")), 300, 150.0).is_ok() {
+                accepted_later += 1;
+            }
+        }
+        assert_eq!(accepted_later, 1);
+        // A proof id seen under another key is another proof.
+        let other = Proof {
+            thumbprint: "u".into(),
+            ..proof("x")
+        };
+        let cache = ReplayCache::new(10);
+        cache.insert(&proof("x"), 100, 0.0).unwrap();
+        cache.insert(&other, 100, 0.0).unwrap();
+    }
+}
