@@ -43,6 +43,8 @@ typedef struct {
     ngx_array_t               *scopes;         /* ngx_str_t */
     ngx_http_complex_value_t  *token;
     ngx_str_t                  realm;
+    ngx_uint_t                 dpop;           /* jwt_dpop_mode */
+    ngx_http_complex_value_t  *dpop_url;       /* the URL a DPoP proof must be for */
     ngx_array_t               *more_issuers;   /* ngx_array_t * of ngx_str_t: one line each */
     jwt_verifier              *verifier;
 } ngx_http_jwtguard_loc_conf_t;
@@ -114,6 +116,15 @@ static char *ngx_http_jwtguard_issuers_block(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_jwtguard_issuer_line(ngx_conf_t *cf, ngx_command_t *dummy,
     void *conf);
+
+
+/* jwtguard_dpop off | allowed | required: jwt_dpop_mode's numbers */
+static ngx_conf_enum_t  ngx_http_jwtguard_dpop_modes[] = {
+    { ngx_string("off"), JWT_DPOP_MODE_OFF },
+    { ngx_string("allowed"), JWT_DPOP_MODE_ALLOWED },
+    { ngx_string("required"), JWT_DPOP_MODE_REQUIRED },
+    { ngx_null_string, 0 }
+};
 
 
 static ngx_command_t  ngx_http_jwtguard_commands[] = {
@@ -194,6 +205,30 @@ static ngx_command_t  ngx_http_jwtguard_commands[] = {
       ngx_http_set_complex_value_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_jwtguard_loc_conf_t, token),
+      NULL },
+
+    /*
+     * DPoP (RFC 9449): "allowed" (the default) accepts bearer tokens without cnf and a token
+     * bound to a key only as "Authorization: DPoP" with a valid proof; "required" only bound
+     * tokens; "off" refuses the DPoP scheme and every bound token.
+     */
+    { ngx_string("jwtguard_dpop"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_jwtguard_loc_conf_t, dpop),
+      &ngx_http_jwtguard_dpop_modes },
+
+    /*
+     * The URL a DPoP proof's htu must name: by default $scheme://$http_host$request_uri (the
+     * client's Host header with its port, the path as the client sent it; the query is
+     * ignored). Behind another proxy: e.g. $http_x_forwarded_proto://$http_x_forwarded_host$request_uri.
+     */
+    { ngx_string("jwtguard_dpop_url"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_jwtguard_loc_conf_t, dpop_url),
       NULL },
 
     { ngx_string("jwtguard_realm"),
@@ -387,13 +422,104 @@ ngx_http_jwtguard_subrequest_handler(ngx_http_request_t *r)
 }
 
 
+/*
+ * The request's DPoP header: { NULL, 0 } when absent, the one value, or several lines joined
+ * with ", " (as HTTP combines repeated fields), which the library refuses as several proofs.
+ */
+static ngx_int_t
+ngx_http_jwtguard_dpop_header(ngx_http_request_t *r, ngx_str_t *value)
+{
+    u_char           *p;
+    size_t            len;
+    ngx_uint_t        i, n;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h, *one;
+
+    value->len = 0;
+    value->data = NULL;
+    n = 0;
+    len = 0;
+    one = NULL;
+
+    part = &r->main->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == sizeof("DPoP") - 1
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "DPoP", sizeof("DPoP") - 1) == 0)
+        {
+            n++;
+            len += h[i].value.len + 2;
+            one = &h[i];
+        }
+    }
+
+    if (n == 0) {
+        return NGX_OK;
+    }
+
+    if (n == 1) {
+        value->data = one->value.data ? one->value.data : (u_char *) "";
+        value->len = one->value.len;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    value->data = p;
+
+    part = &r->main->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == sizeof("DPoP") - 1
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "DPoP", sizeof("DPoP") - 1) == 0)
+        {
+            if (p != value->data) {
+                *p++ = ',';
+                *p++ = ' ';
+            }
+
+            p = ngx_cpymem(p, h[i].value.data, h[i].value.len);
+        }
+    }
+
+    value->len = p - value->data;
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_jwtguard_check(ngx_http_request_t *r)
 {
     jwt_status                     status;
     jwt_claims                    *claims;
     uint64_t                       epoch;
-    ngx_str_t                      token, *scope;
+    ngx_str_t                      token, dpop, url, *scope;
     ngx_uint_t                     i;
     ngx_table_elt_t               *authorization;
     ngx_pool_cleanup_t            *cln;
@@ -484,16 +610,26 @@ ngx_http_jwtguard_check(ngx_http_request_t *r)
         }
 
     } else {
+        /*
+         * The client's request (a subrequest's own method is GET): its Authorization, its
+         * DPoP lines, its method, and the URL it addressed.
+         */
         authorization = r->headers_in.authorization;
 
-        if (authorization == NULL) {
-            status = jwt_verify_authorization(lcf->verifier, NULL, 0, &claims);
-
-        } else {
-            status = jwt_verify_authorization(lcf->verifier,
-                                              (const char *) authorization->value.data,
-                                              authorization->value.len, &claims);
+        if (ngx_http_jwtguard_dpop_header(r, &dpop) != NGX_OK
+            || ngx_http_complex_value(r, lcf->dpop_url, &url) != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
+
+        status = jwt_verify_request(lcf->verifier,
+                                    authorization ? (const char *) authorization->value.data
+                                                  : NULL,
+                                    authorization ? authorization->value.len : 0,
+                                    (const char *) dpop.data, dpop.len,
+                                    (const char *) r->main->method_name.data,
+                                    r->main->method_name.len,
+                                    (const char *) url.data, url.len, &claims);
     }
 
     if ((status == JWT_STATUS_KEY_NOT_FOUND || status == JWT_STATUS_KEYS_UNAVAILABLE)
@@ -611,22 +747,6 @@ ngx_http_jwtguard_quoted(u_char *p, const char *text)
 }
 
 
-static u_char *
-ngx_http_jwtguard_quoted_str(u_char *p, ngx_str_t *text)
-{
-    ngx_uint_t  i;
-
-    for (i = 0; i < text->len; i++) {
-        if (text->data[i] == '"' || text->data[i] == '\\') {
-            *p++ = '\\';
-        }
-        *p++ = text->data[i];
-    }
-
-    return p;
-}
-
-
 static ngx_int_t
 ngx_http_jwtguard_challenge(ngx_http_request_t *r,
     ngx_http_jwtguard_loc_conf_t *lcf, jwt_status status)
@@ -681,65 +801,80 @@ ngx_http_jwtguard_challenge(ngx_http_request_t *r,
 }
 
 
-/* The RFC 6750 challenge for a refusal: realm, error, description and the required scopes. */
+/*
+ * The challenge for a refusal, from the library (what every host sends): RFC 6750's Bearer
+ * challenge with realm, error, description and the required scopes and, unless DPoP is off,
+ * RFC 9449's DPoP challenge with the allowed algorithms.
+ */
 static ngx_int_t
 ngx_http_jwtguard_challenge_text(ngx_http_request_t *r, ngx_http_jwtguard_loc_conf_t *lcf,
     jwt_status status, ngx_str_t *text)
 {
-    size_t       len;
-    u_char      *p;
-    ngx_str_t   *scope;
-    ngx_uint_t   i;
-    const char  *error, *description;
+    size_t            len, needed;
+    u_char           *p, *scopes;
+    ngx_str_t        *scope;
+    ngx_uint_t        i;
+    jwt_status        rc;
+    ngx_table_elt_t  *authorization;
 
-    error = jwt_status_rfc6750_error(status);
-    description = jwt_status_description(status);
+    len = 0;
+    scopes = NULL;
 
-    len = sizeof("Bearer realm=\"\"") - 1 + 2 * lcf->realm.len
-          + sizeof(", error=\"\", error_description=\"\"") - 1
-          + ngx_strlen(error) + 2 * ngx_strlen(description)
-          + sizeof(", scope=\"\"") - 1;
-
-    if (status == JWT_STATUS_INSUFFICIENT_SCOPE && lcf->scopes) {
+    if (lcf->scopes) {
         scope = lcf->scopes->elts;
         for (i = 0; i < lcf->scopes->nelts; i++) {
-            len += 2 * scope[i].len + 1;
+            len += scope[i].len + 1;
         }
-    }
 
-    p = ngx_pnalloc(r->pool, len + 1);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
+        scopes = ngx_pnalloc(r->pool, len);
+        if (scopes == NULL) {
+            return NGX_ERROR;
+        }
 
-    text->data = p;
-
-    p = ngx_cpymem(p, "Bearer realm=\"", sizeof("Bearer realm=\"") - 1);
-    p = ngx_http_jwtguard_quoted_str(p, &lcf->realm);
-    *p++ = '"';
-
-    if (error[0] != '\0') {
-        p = ngx_cpymem(p, ", error=\"", sizeof(", error=\"") - 1);
-        p = ngx_cpymem(p, error, ngx_strlen(error));
-        p = ngx_cpymem(p, "\", error_description=\"",
-                       sizeof("\", error_description=\"") - 1);
-        p = ngx_http_jwtguard_quoted(p, description);
-        *p++ = '"';
-    }
-
-    if (status == JWT_STATUS_INSUFFICIENT_SCOPE && lcf->scopes) {
-        p = ngx_cpymem(p, ", scope=\"", sizeof(", scope=\"") - 1);
-        scope = lcf->scopes->elts;
+        p = scopes;
         for (i = 0; i < lcf->scopes->nelts; i++) {
             if (i > 0) {
                 *p++ = ' ';
             }
-            p = ngx_http_jwtguard_quoted_str(p, &scope[i]);
+            p = ngx_cpymem(p, scope[i].data, scope[i].len);
         }
-        *p++ = '"';
+
+        len = p - scopes;
     }
 
-    text->len = p - text->data;
+    /* a token from elsewhere (jwtguard_token) names no scheme */
+    authorization = lcf->token ? NULL : r->main->headers_in.authorization;
+    needed = 0;
+
+    rc = jwt_verifier_challenge(lcf->verifier, status,
+                                authorization ? (const char *) authorization->value.data
+                                              : NULL,
+                                authorization ? authorization->value.len : 0,
+                                (const char *) lcf->realm.data, lcf->realm.len,
+                                (const char *) scopes, len, NULL, 0, &needed);
+
+    if (rc != JWT_STATUS_OK && rc != JWT_STATUS_INVALID_ARGUMENT) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_pnalloc(r->pool, needed + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = jwt_verifier_challenge(lcf->verifier, status,
+                                authorization ? (const char *) authorization->value.data
+                                              : NULL,
+                                authorization ? authorization->value.len : 0,
+                                (const char *) lcf->realm.data, lcf->realm.len,
+                                (const char *) scopes, len, (char *) p, needed + 1, &needed);
+
+    if (rc != JWT_STATUS_OK) {
+        return NGX_ERROR;
+    }
+
+    text->data = p;
+    text->len = needed;
 
     return NGX_OK;
 }
@@ -1051,6 +1186,7 @@ ngx_http_jwtguard_create_loc_conf(ngx_conf_t *cf)
     conf->enable = NGX_CONF_UNSET;
     conf->leeway = NGX_CONF_UNSET;
     conf->strict = NGX_CONF_UNSET;
+    conf->dpop = NGX_CONF_UNSET_UINT;
 
     return conf;
 }
@@ -1495,6 +1631,8 @@ ngx_http_jwtguard_make_verifier(ngx_conf_t *cf, ngx_http_jwtguard_loc_conf_t *co
         }
     }
 
+    jwt_config_set_dpop(config, (uint32_t) conf->dpop);
+
     status = jwt_verifier_new(config, &verifier);
     if (status != JWT_STATUS_OK) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "jwtguard: %s",
@@ -1549,7 +1687,8 @@ ngx_http_jwtguard_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     own = conf->issuers != NULL || conf->audiences != NULL || conf->more_issuers != NULL
           || conf->jwks_uri.data != NULL || conf->algorithms != NULL
-          || conf->leeway != NGX_CONF_UNSET || conf->strict != NGX_CONF_UNSET;
+          || conf->leeway != NGX_CONF_UNSET || conf->strict != NGX_CONF_UNSET
+          || conf->dpop != NGX_CONF_UNSET_UINT;
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
     if (conf->issuers == NULL) {
@@ -1576,6 +1715,30 @@ ngx_http_jwtguard_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_sec_value(conf->leeway, prev->leeway, 60);
     ngx_conf_merge_value(conf->strict, prev->strict, 0);
     ngx_conf_merge_str_value(conf->realm, prev->realm, "api");
+    ngx_conf_merge_uint_value(conf->dpop, prev->dpop, JWT_DPOP_MODE_ALLOWED);
+
+    if (conf->dpop_url == NULL) {
+        conf->dpop_url = prev->dpop_url;
+    }
+
+    if (conf->dpop_url == NULL) {
+        ngx_http_compile_complex_value_t   ccv;
+        static ngx_str_t                   url = ngx_string("$scheme://$http_host$request_uri");
+
+        conf->dpop_url = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
+        if (conf->dpop_url == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+        ccv.cf = cf;
+        ccv.value = &url;
+        ccv.complex_value = conf->dpop_url;
+
+        if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+    }
 
     if (conf->token == NULL) {
         conf->token = prev->token;

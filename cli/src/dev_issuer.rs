@@ -93,6 +93,8 @@ struct Issuer {
     discovery_requests: AtomicU64,
     token_requests: AtomicU64,
     generation: AtomicU64,
+    /// The `jti` of DPoP proofs the token endpoint accepted (RFC 9449 section 11.1).
+    proofs: jwtguard::dpop::ReplayCache,
 }
 
 fn now() -> i64 {
@@ -203,6 +205,23 @@ fn token_params(request: &mut Request) -> Result<Map<String, Value>, String> {
 }
 
 impl Issuer {
+    /// Check a token request's DPoP proof; the key's thumbprint, for `cnf.jkt`.
+    fn check_proof(&self, proof: &str) -> jwtguard::Result<String> {
+        let policy = jwtguard::DpopPolicy::default();
+        let endpoint = format!("{}oauth/token", self.url);
+        let request = jwtguard::dpop::ProofRequest {
+            method: "POST",
+            url: &endpoint,
+            access_token: None,
+        };
+        let now = now() as f64;
+        let leeway = jwtguard::policy::DEFAULT_LEEWAY_SECS;
+        let proof = jwtguard::dpop::check_proof(proof, &policy, &request, now, leeway)?;
+        let ends = proof.iat + (policy.window_secs + leeway) as f64;
+        self.proofs.insert(&proof, ends.max(0.0) as u64, now)?;
+        Ok(proof.thumbprint)
+    }
+
     fn jwks_body(&self) -> String {
         let keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
         json!({"keys": keys.keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()}).to_string()
@@ -218,6 +237,11 @@ impl Issuer {
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": [self.alg],
             "token_endpoint_auth_methods_supported": ["client_secret_post", "none"],
+            "dpop_signing_alg_values_supported": jwtguard::DpopPolicy::default()
+                .algorithms
+                .iter()
+                .map(|a| a.name())
+                .collect::<Vec<_>>(),
         })
     }
 
@@ -333,11 +357,35 @@ impl Issuer {
                 return;
             }
         };
+        // A DPoP proof binds the token to the client's key, as a real issuer does (RFC 9449
+        // section 5): the proof is checked like a resource server checks one, over POST and this
+        // endpoint's URL, without `ath` (there is no token yet).
+        let proofs: Vec<&str> = request
+            .headers()
+            .iter()
+            .filter(|h| h.field.as_str().as_str().eq_ignore_ascii_case("DPoP"))
+            .map(|h| h.value.as_str())
+            .collect();
+        let binding = if proofs.is_empty() {
+            None
+        } else {
+            match self.check_proof(&proofs.join(", ")) {
+                Ok(jkt) => Some(jkt),
+                Err(e) => {
+                    let _ = request.respond(error(
+                        400,
+                        "invalid_dpop_proof",
+                        &format!("{} ({})", e.status().description(), e.status().reason()),
+                    ));
+                    return;
+                }
+            }
+        };
         let client_id = text("client_id").unwrap_or_else(|| "dev-client".into());
         let audience = text("audience").unwrap_or_else(|| self.audience.clone());
         let scope = text("scope").unwrap_or_default();
         let iat = now();
-        let claims = json!({
+        let mut claims = json!({
             "iss": self.url,
             "sub": format!("{client_id}@clients"),
             "aud": audience,
@@ -348,6 +396,10 @@ impl Issuer {
             "client_id": client_id,
             "gty": "client-credentials",
         });
+        if let Some(jkt) = &binding {
+            claims["cnf"] = json!({ "jkt": jkt });
+        }
+        let token_type = if binding.is_some() { "DPoP" } else { "Bearer" };
         let signed = {
             let keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
             let Some(key) = keys.signer() else {
@@ -366,7 +418,7 @@ impl Issuer {
         let _ = match signed {
             Ok(token) => request.respond(json_response(
                 200,
-                &json!({"access_token": token, "token_type": "Bearer", "expires_in": expires_in, "scope": scope}),
+                &json!({"access_token": token, "token_type": token_type, "expires_in": expires_in, "scope": scope}),
             )),
             Err(e) => request.respond(error(500, "server_error", &e.to_string())),
         };
@@ -561,6 +613,7 @@ pub fn run(args: DevIssuerArgs) -> ExitCode {
         discovery_requests: AtomicU64::new(0),
         token_requests: AtomicU64::new(0),
         generation: AtomicU64::new(0),
+        proofs: jwtguard::dpop::ReplayCache::new(100_000),
     });
     if let Some(path) = &args.port_file {
         let tmp = path.with_extension("tmp");

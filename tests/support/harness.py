@@ -197,11 +197,13 @@ def request_bytes(path: bytes, *header_lines: bytes) -> bytes:
             + b"Connection: close\r\n\r\n")
 
 
-def host_cases(token: bytes, plain: bytes) -> dict[str, tuple[bytes, int]]:
+def host_cases(token: bytes, plain: bytes, bound: tuple | None = None) -> dict[str, tuple[bytes, int]]:
     """Requests every host must answer alike (name: (raw request, status)), malformed ones
-    included; `token` has read:messages, `plain` does not."""
+    included; `token` has read:messages, `plain` does not; `bound` is (a dpop.DpopClient, a
+    token bound to its key with read:messages): DPoP calls, fresh proofs on every call (each
+    proof is good once per host: the replayed case sends the valid case's proof again)."""
     get = request_bytes
-    return {
+    cases = {
         "two Authorization lines": (get(b"/api/private", b"Authorization: Bearer " + token, b"Authorization: Bearer x.y.z"), 400),
         "the same token twice": (get(b"/api/private", b"Authorization: Bearer " + token, b"Authorization: Bearer " + token), 400),
         "a 0xff byte": (get(b"/api/private", b"Authorization: Bearer " + token + b"\xff"), 400),
@@ -217,6 +219,36 @@ def host_cases(token: bytes, plain: bytes) -> dict[str, tuple[bytes, int]]:
         "public": (get(b"/api/public"), 200),
         "no such route": (get(b"/nope"), 404),
     }
+    if bound is not None:
+        from dpop import SCOPED_URL, URL  # noqa: PLC0415 (tests/support, beside this file)
+
+        client, bound_token = bound
+        text = bound_token.decode()
+        dpop_scheme = b"Authorization: DPoP " + bound_token
+        valid = client.proof(token=text).encode()
+        cases.update({
+            "DPoP valid": (get(b"/api/private", dpop_scheme, b"DPoP: " + valid), 200),
+            "DPoP replayed": (get(b"/api/private", dpop_scheme, b"DPoP: " + valid), 401),
+            "DPoP bound token as Bearer": (get(b"/api/private", b"Authorization: Bearer " + bound_token), 401),
+            "DPoP scoped": (get(b"/api/private-scoped", dpop_scheme,
+                                b"DPoP: " + client.proof(url=SCOPED_URL, token=text).encode()), 200),
+            "DPoP query ignored": (get(b"/api/private?page=2", dpop_scheme,
+                                       b"DPoP: " + client.proof(token=text).encode()), 200),
+            "DPoP other path": (get(b"/api/private", dpop_scheme,
+                                    b"DPoP: " + client.proof(url="http://api/api/public", token=text).encode()), 401),
+            "DPoP other host": (get(b"/api/private", dpop_scheme,
+                                    b"DPoP: " + client.proof(url="http://evil/api/private", token=text).encode()), 401),
+            "DPoP other method": (get(b"/api/private", dpop_scheme,
+                                      b"DPoP: " + client.proof(method="POST", token=text).encode()), 401),
+            "DPoP no proof": (get(b"/api/private", dpop_scheme), 401),
+            "DPoP two proofs": (get(b"/api/private", dpop_scheme, b"DPoP: " + client.proof(token=text).encode(),
+                                    b"DPoP: " + client.proof(token=text).encode()), 401),
+            "DPoP proof for another token": (get(b"/api/private", dpop_scheme,
+                                                 b"DPoP: " + client.proof(token=plain.decode()).encode()), 401),
+            "DPoP unbound token": (get(b"/api/private", b"Authorization: DPoP " + token,
+                                       b"DPoP: " + client.proof(token=token.decode()).encode()), 401),
+        })
+    return cases
 
 
 MALFORMED = {"invalid_header", "Authorization header must be 'Bearer <token>'"}

@@ -77,15 +77,16 @@ append_escaped(char *out, size_t at, size_t cap, const char *text)
   return at;
 }
 
-/* Joins a request's Authorization values with ", " (as HTTP combines repeated fields). */
+/* Joins a request's values of one header with ", " (as HTTP combines repeated fields). */
 struct joined {
+  const char *name;
   char *text;
   size_t len;
   int failed;
 };
 
 static enum MHD_Result
-join_authorization(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+join_header(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
                    const char *value, size_t value_size)
 {
   struct joined *j = cls;
@@ -94,8 +95,8 @@ join_authorization(void *cls, enum MHD_ValueKind kind, const char *key, size_t k
 
   (void)kind;
   /* lengths as received: a NUL inside a value is the verifier's to refuse, not a cut */
-  if (key == NULL || value == NULL || key_size != strlen("Authorization") ||
-      strncasecmp(key, "Authorization", key_size) != 0)
+  if (key == NULL || value == NULL || key_size != strlen(j->name) ||
+      strncasecmp(key, j->name, key_size) != 0)
     return MHD_YES;
   add = value_size + (j->text != NULL ? 2 : 0);
   grown = realloc(j->text, j->len + add + 1);
@@ -114,31 +115,31 @@ join_authorization(void *cls, enum MHD_ValueKind kind, const char *key, size_t k
   return MHD_YES;
 }
 
-/* Answer a refusal: the quickstart's JSON body, the status, and the RFC 6750 challenge. */
+/*
+ * Answer a refusal: the quickstart's JSON body, the status, and the challenge the library
+ * builds for this verifier (RFC 6750's Bearer and RFC 9449's DPoP beside it), whose error goes
+ * on the scheme the request's Authorization named.
+ */
 static enum MHD_Result
-refuse(struct MHD_Connection *connection, jwt_status status, const char *scope)
+refuse(struct MHD_Connection *connection, const jwt_verifier *verifier, jwt_status status,
+       const struct joined *authorization, const char *scope)
 {
   char body[512];
-  char challenge[512];
-  size_t n;
-  const char *error = jwt_status_rfc6750_error(status);
+  char challenge[1024];
+  size_t n, needed = 0;
   const char *description = jwt_status_description(status);
 
   n = (size_t)snprintf(body, sizeof body, "{\"code\":\"%s\",\"description\":\"", jwt_status_code(status));
   n = append_escaped(body, n, sizeof body, description);
   snprintf(body + n, sizeof body - n, "\"}\n");
 
-  n = (size_t)snprintf(challenge, sizeof challenge, "Bearer realm=\"api\"");
-  if (error[0] != '\0') {
-    n += (size_t)snprintf(challenge + n, sizeof challenge - n, ", error=\"%s\", error_description=\"", error);
-    n = append_escaped(challenge, n, sizeof challenge, description);
-    n += (size_t)snprintf(challenge + n, sizeof challenge - n, "\"");
-  }
-  if (scope != NULL && n < sizeof challenge)
-    snprintf(challenge + n, sizeof challenge - n, ", scope=\"%s\"", scope);
+  if (jwt_verifier_challenge(verifier, status, authorization->text, authorization->len, S("api"),
+                             scope, scope != NULL ? strlen(scope) : 0, challenge,
+                             sizeof challenge, &needed) != JWT_STATUS_OK)
+    challenge[0] = '\0';
 
   return send_json(connection, jwt_status_http_status(status), body,
-                   jwt_status_http_status(status) == 503 ? NULL : challenge);
+                   challenge[0] != '\0' ? challenge : NULL);
 }
 
 static enum MHD_Result
@@ -146,7 +147,11 @@ handle(void *cls, struct MHD_Connection *connection, const char *url, const char
        const char *version, const char *upload_data, size_t *upload_data_size, void **request_state)
 {
   const jwt_verifier *verifier = cls;
-  struct joined authorization = {NULL, 0, 0};
+  struct joined authorization = {"Authorization", NULL, 0, 0};
+  struct joined dpop = {"DPoP", NULL, 0, 0};
+  char address[1024];
+  const char *host;
+  int address_len;
   jwt_claims *claims = NULL;
   jwt_status status;
   enum MHD_Result result;
@@ -166,22 +171,32 @@ handle(void *cls, struct MHD_Connection *connection, const char *url, const char
   if (!scoped && strcmp(url, "/api/private") != 0)
     return send_json(connection, 404, NOT_FOUND, NULL);
 
-  /* Every Authorization line, joined: two of them are refused like the other hosts do. */
-  MHD_get_connection_values_n(connection, MHD_HEADER_KIND, join_authorization, &authorization);
-  if (authorization.failed) {
+  /* Every Authorization and DPoP line, joined: two of either are refused as every host does. */
+  MHD_get_connection_values_n(connection, MHD_HEADER_KIND, join_header, &authorization);
+  MHD_get_connection_values_n(connection, MHD_HEADER_KIND, join_header, &dpop);
+  if (authorization.failed || dpop.failed) {
     free(authorization.text);
+    free(dpop.text);
     return MHD_NO;
   }
-  status = jwt_verify_authorization(verifier, authorization.text, authorization.len, &claims);
-  free(authorization.text);
+  /* The URL the client addressed, for a DPoP proof's htu: this server speaks plain HTTP. */
+  host = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "Host");
+  address_len = snprintf(address, sizeof address, "http://%s%s", host != NULL ? host : "", url);
+  if (address_len < 0 || (size_t)address_len >= sizeof address)
+    address_len = 0;
+  status = jwt_verify_request(verifier, authorization.text, authorization.len, dpop.text, dpop.len,
+                              S(method), address, (size_t)address_len, &claims);
+  free(dpop.text);
   if (status == JWT_STATUS_OK && scoped && !jwt_has_scope(claims, S("read:messages")))
     status = JWT_STATUS_INSUFFICIENT_SCOPE;
 
   if (status != JWT_STATUS_OK)
-    result = refuse(connection, status, status == JWT_STATUS_INSUFFICIENT_SCOPE ? "read:messages" : NULL);
+    result = refuse(connection, verifier, status, &authorization,
+                    status == JWT_STATUS_INSUFFICIENT_SCOPE ? "read:messages" : NULL);
   else
     result = send_json(connection, 200, scoped ? SCOPED_MESSAGE : PRIVATE_MESSAGE, NULL);
 
+  free(authorization.text);
   jwt_claims_free(claims);
   return result;
 }
@@ -192,6 +207,7 @@ make_verifier(void)
   const char *issuer = getenv("JWTGUARD_ISSUER");
   const char *audience = getenv("JWTGUARD_AUDIENCE");
   const char *jwks_uri = getenv("JWTGUARD_JWKS_URI");
+  const char *dpop = getenv("JWTGUARD_DPOP");
   jwt_config *config = NULL;
   jwt_verifier *verifier = NULL;
   jwt_status status;
@@ -206,7 +222,12 @@ make_verifier(void)
   if (jwt_config_add_issuer(config, S(issuer)) != JWT_STATUS_OK ||
       jwt_config_add_audience(config, S(audience)) != JWT_STATUS_OK ||
       (jwks_uri != NULL && jwks_uri[0] != '\0' &&
-       jwt_config_set_jwks_uri(config, S(jwks_uri)) != JWT_STATUS_OK)) {
+       jwt_config_set_jwks_uri(config, S(jwks_uri)) != JWT_STATUS_OK) ||
+      (dpop != NULL && dpop[0] != '\0' &&
+       jwt_config_set_dpop(config, strcmp(dpop, "off") == 0        ? JWT_DPOP_MODE_OFF
+                                   : strcmp(dpop, "required") == 0 ? JWT_DPOP_MODE_REQUIRED
+                                   : strcmp(dpop, "allowed") == 0  ? JWT_DPOP_MODE_ALLOWED
+                                                                   : 99) != JWT_STATUS_OK)) {
     fprintf(stderr, "ping_server: invalid configuration\n");
     goto cleanup;
   }

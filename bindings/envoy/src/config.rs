@@ -206,6 +206,7 @@ pub fn filter_config(bytes: &[u8]) -> Result<FilterConfig, String> {
     let mut forward_claims = Vec::new();
     let mut token = TokenSource::Authorization;
     let mut token_cache = jwtguard::verify::DEFAULT_TOKEN_CACHE;
+    let mut dpop = jwtguard::DpopPolicy::default();
     let mut cache = CacheOptions {
         non_blocking: true,
         ..CacheOptions::default()
@@ -277,6 +278,21 @@ pub fn filter_config(bytes: &[u8]) -> Result<FilterConfig, String> {
                     .ok_or_else(|| format!("{key}: must be a number of entries, 0 or more"))?
                     as usize
             }
+            "dpop" => {
+                dpop.mode = string(key, value)?
+                    .parse()
+                    .map_err(|_| format!("{key}: off, allowed or required"))?
+            }
+            "dpop_algorithms" => {
+                dpop.algorithms = strings(key, value)?
+                    .iter()
+                    .map(|name| {
+                        name.parse()
+                            .map_err(|_| format!("{key}: {name:?} is not an algorithm"))
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+            "dpop_window" => dpop.window_secs = seconds(key, value)?,
             "max_stale" => cache.max_stale = Duration::from_secs(seconds(key, value)?),
             "snapshot" => cache.snapshot = Some(PathBuf::from(string(key, value)?)),
             "ca_file" => cache.fetch.ca_file = Some(PathBuf::from(string(key, value)?)),
@@ -318,6 +334,7 @@ pub fn filter_config(bytes: &[u8]) -> Result<FilterConfig, String> {
         config = config.with_issuer(more);
     }
     config.token_cache = token_cache;
+    config.dpop = dpop;
     let verifier = Verifier::new(config).map_err(|e| e.to_string())?;
     Ok(FilterConfig {
         verifier,

@@ -3,8 +3,9 @@
 //! challenge and JSON body as every other jwtguard host).
 
 use crate::config::FilterConfig;
-use jwtguard::answer::{Judgement, judge};
-use jwtguard::{Claims, Status};
+use jwtguard::answer::{Judgement, judge, scheme_of};
+use jwtguard::verify::Scheme;
+use jwtguard::{Claims, Request, Status};
 
 /// The outcome for one request.
 pub enum Verdict {
@@ -22,9 +23,10 @@ pub use jwtguard::answer::Reply;
 /// The token this request carries, from the configured source: `values` are the request's
 /// values of that header (every line, in order), `cookies` its Cookie lines.
 pub enum Presented<'a> {
-    /// The `Authorization` lines, joined with ", " as HTTP combines repeated fields (two of
-    /// them are refused as malformed, as on every host).
-    Authorization(Option<&'a str>),
+    /// The request's credentials: its `Authorization` lines, joined with ", " as HTTP
+    /// combines repeated fields (two of them are refused as malformed, as on every host),
+    /// its `DPoP` lines joined the same way, its method and the URL the client addressed.
+    Authorization(Request<'a>),
     /// A bare token (a configured header or cookie), absent when missing or empty.
     Bare(Option<&'a str>),
 }
@@ -52,8 +54,12 @@ pub fn decide(
     presented: Presented<'_>,
     may_wait: bool,
 ) -> Verdict {
+    let scheme = match &presented {
+        Presented::Authorization(request) => scheme_of(request.authorization),
+        Presented::Bare(_) => None,
+    };
     let verify = || match presented {
-        Presented::Authorization(value) => config.verifier.verify_authorization(value),
+        Presented::Authorization(request) => config.verifier.verify_request(&request),
         Presented::Bare(None) => Err(Status::TokenMissing.into()),
         Presented::Bare(Some(token)) => config.verifier.verify(token),
     };
@@ -62,7 +68,9 @@ pub fn decide(
             let headers = forwarded(config, &claims);
             Verdict::Allow(claims, headers)
         }
-        Judgement::Refuse(status) => Verdict::Refuse(status, refusal(config, scopes, status)),
+        Judgement::Refuse(status) => {
+            Verdict::Refuse(status, refusal(config, scopes, status, scheme))
+        }
         Judgement::Wait => Verdict::Wait,
     }
 }
@@ -81,9 +89,21 @@ fn forwarded(config: &FilterConfig, claims: &Claims) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The reply for a refusal (the core's, as on every host), with this filter's realm.
-pub fn refusal(config: &FilterConfig, scopes: &[String], status: Status) -> Reply {
-    jwtguard::answer::refusal(&config.realm, scopes, status)
+/// The reply for a refusal (the core's, as on every host), with this filter's realm and its
+/// verifier's DPoP policy, for a request whose `Authorization` named `scheme`.
+pub fn refusal(
+    config: &FilterConfig,
+    scopes: &[String],
+    status: Status,
+    scheme: Option<Scheme>,
+) -> Reply {
+    jwtguard::answer::refusal_for(
+        &config.realm,
+        scopes,
+        status,
+        config.verifier.dpop(),
+        scheme,
+    )
 }
 
 #[cfg(test)]

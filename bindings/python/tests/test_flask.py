@@ -8,6 +8,7 @@ from flask import Flask, g, jsonify
 
 import jwtguard
 from conftest import AUDIENCE, MINTED_ISSUER
+from dpop import challenge, error
 from jwtguard.flask import JWTGuard, current_claims, requires_auth, requires_scope
 
 
@@ -60,14 +61,14 @@ def test_missing_token(client):
     r = client.get("/private")
     assert r.status_code == 401
     assert r.get_json() == {"code": "authorization_header_missing", "description": "Authorization header is expected"}
-    assert r.headers["WWW-Authenticate"] == 'Bearer realm="api"'
+    assert r.headers["WWW-Authenticate"] == challenge()
 
 
 def test_invalid_and_expired_tokens(client, minter):
     r = client.get("/private", headers=bearer(minter.token(exp=1000)))
     assert r.status_code == 401
     assert r.get_json()["code"] == "token_expired"
-    assert r.headers["WWW-Authenticate"].startswith('Bearer realm="api", error="invalid_token", error_description="')
+    assert r.headers["WWW-Authenticate"] == challenge(bearer=error("invalid_token", "Token is expired"))
     token = minter.token()
     r = client.get("/private", headers=bearer(token[:-6] + "AAAAAA"))
     assert (r.status_code, r.get_json()["code"]) == (401, "invalid_token")
@@ -83,9 +84,8 @@ def test_missing_scope(client, minter):
         r = client.get(path, headers=bearer(minter.token(scope="openid")))
         assert r.status_code == 403
         assert r.get_json() == {"code": "Unauthorized", "description": "You don't have access to this resource"}
-        assert r.headers["WWW-Authenticate"] == (
-            'Bearer realm="api", error="insufficient_scope", '
-            'error_description="You don\'t have access to this resource", scope="read:messages"'
+        assert r.headers["WWW-Authenticate"] == challenge(
+            bearer=error("insufficient_scope", "You don't have access to this resource") + ', scope="read:messages"'
         )
 
 

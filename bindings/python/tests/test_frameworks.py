@@ -244,6 +244,8 @@ class FakeRequest:
     def __init__(self, authorization: str | None):
         self.headers = _Headers({"authorization": [authorization]} if authorization else {})
         self.state = type("State", (), {})()
+        self.method = "GET"
+        self.url = "http://api/api/private"
 
 
 class _Headers:
@@ -252,6 +254,10 @@ class _Headers:
 
     def getlist(self, name):
         return self.values.get(name, [])
+
+    def get(self, name, default=None):
+        values = self.values.get(name)
+        return ", ".join(values) if values else default
 
 
 def test_django_decorator_without_the_middleware_is_a_configuration_error(tmp_path):

@@ -48,17 +48,17 @@ def test_the_knob(minter):
 def test_kept_claims_are_copied_all_the_way_down(minter):
     with jwtguard.Verifier(MINTED_ISSUER, [AUDIENCE, "other"], jwks_uri=minter.jwks_uri,
                            allow_insecure_http=True) as v:
-        token = minter.token(aud=[AUDIENCE, "other"], cnf={"x5t#S256": "abc", "list": [1, {"a": 2}]})
+        token = minter.token(aud=[AUDIENCE, "other"], ext={"x5t#S256": "abc", "list": [1, {"a": 2}]})
         for _ in range(3):
             claims = v.verify(token)
             assert claims["aud"] == [AUDIENCE, "other"]
-            assert claims["cnf"] == {"x5t#S256": "abc", "list": [1, {"a": 2}]}
+            assert claims["ext"] == {"x5t#S256": "abc", "list": [1, {"a": 2}]}
             claims["aud"].append("mallory")
-            claims["cnf"]["list"][1]["a"] = 3
-            claims["cnf"]["admin"] = True
+            claims["ext"]["list"][1]["a"] = 3
+            claims["ext"]["admin"] = True
             claims["sub"] = "mallory"
         header = v.verify_authorization("Bearer " + token)
-        assert header["sub"] == "client-1@clients" and header["cnf"]["list"] == [1, {"a": 2}]
+        assert header["sub"] == "client-1@clients" and header["ext"]["list"] == [1, {"a": 2}]
         assert v.counters()["token_cache_hit"] == 3
 
 

@@ -3,7 +3,8 @@
 
 use super::config::{Route, Rule, ServeConfig};
 use jwtguard::answer::{self, Judgement, Reply};
-use jwtguard::{Claims, Status};
+use jwtguard::verify::Scheme;
+use jwtguard::{Claims, Request, Status};
 
 /// Where the original request's path and method come from, in order: the nginx
 /// `auth_request` convention, then Traefik's and Caddy's, then the check request itself
@@ -225,6 +226,7 @@ pub fn decide(
     config: &ServeConfig,
     rule: &Rule,
     authorization: Result<Option<&str>, ()>,
+    dpop: &Dpop<'_>,
     may_wait: bool,
 ) -> Verdict {
     let scopes = match rule {
@@ -238,20 +240,53 @@ pub fn decide(
         }
         Rule::Token(scopes) => scopes,
     };
-    let verify = || match authorization {
-        Ok(value) => config.verifier.verify_authorization(value),
-        Err(()) => Err(Status::AuthorizationHeaderMalformed.into()),
+    let scheme = authorization.ok().and_then(answer::scheme_of);
+    let verify = || match (authorization, dpop.proofs) {
+        (Ok(value), Ok(proofs)) => config.verifier.verify_request(&Request {
+            authorization: value,
+            dpop: proofs,
+            method: Some(dpop.method),
+            url: Some(dpop.url),
+        }),
+        (Err(()), _) => Err(Status::AuthorizationHeaderMalformed.into()),
+        (_, Err(())) => Err(Status::DpopProofMalformed.into()),
     };
     match answer::judge(&config.verifier, verify, scopes, may_wait) {
         Judgement::Allow(claims) => Verdict::Allow(claim_headers(config, &claims), Reason::Token),
-        Judgement::Refuse(status) => refuse(config, scopes, status),
+        Judgement::Refuse(status) => refuse(config, scopes, status, scheme),
         Judgement::Wait => Verdict::Wait,
     }
 }
 
-/// The refusal for `status`.
-pub fn refuse(config: &ServeConfig, scopes: &[String], status: Status) -> Verdict {
-    Verdict::Refuse(status, answer::refusal(&config.realm, scopes, status))
+/// What a DPoP proof is checked against: the original request's `DPoP` lines (joined as HTTP
+/// joins repeated fields; `Err` when not text), its method and the URL the client addressed.
+pub struct Dpop<'a> {
+    /// The `DPoP` lines.
+    pub proofs: Result<Option<&'a str>, ()>,
+    /// The original method.
+    pub method: &'a str,
+    /// The original URL: `X-Forwarded-Proto`, `X-Forwarded-Host` (else `Host`) and the
+    /// original URI.
+    pub url: &'a str,
+}
+
+/// The refusal for `status`, for a request whose `Authorization` named `scheme`.
+pub fn refuse(
+    config: &ServeConfig,
+    scopes: &[String],
+    status: Status,
+    scheme: Option<Scheme>,
+) -> Verdict {
+    Verdict::Refuse(
+        status,
+        answer::refusal_for(
+            &config.realm,
+            scopes,
+            status,
+            config.verifier.dpop(),
+            scheme,
+        ),
+    )
 }
 
 /// The rule's scopes (none for a public route).

@@ -18,6 +18,8 @@ struct FileToml {
     workers: Option<Spanned<usize>>,
     realm: Option<Spanned<String>>,
     token_cache: Option<Spanned<u64>>,
+    /// DPoP (RFC 9449): off, allowed (the default) or required.
+    dpop: Option<Spanned<String>>,
     snapshot: Option<PathBuf>,
     ca_file: Option<PathBuf>,
     #[serde(default)]
@@ -298,6 +300,14 @@ pub fn parse(text: &str, path: &Path, listen: Option<&str>) -> Result<ServeConfi
             ));
         }
         config.token_cache = *n.get_ref() as usize;
+    }
+    if let Some(mode) = &file.dpop {
+        config.dpop.mode = mode.get_ref().parse().map_err(|_| {
+            at(
+                mode.span(),
+                "dpop must be \"off\", \"allowed\" or \"required\"".into(),
+            )
+        })?;
     }
     let verifier = Verifier::new(config).map_err(|e| format!("{}: {e}", path.display()))?;
 

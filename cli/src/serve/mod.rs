@@ -239,6 +239,48 @@ fn original_path(req: &Request<Incoming>) -> Result<Vec<u8>, BadRequest> {
     check::normalize(own.as_bytes())
 }
 
+/// The URL the client addressed, for a DPoP proof's `htu`: `X-Forwarded-Proto` (else
+/// `http`), `X-Forwarded-Host` (else the check request's `Host`) and the original URI as the
+/// proxy passed it (its query is ignored by the check).
+fn original_url(req: &Request<Incoming>) -> Result<String, BadRequest> {
+    let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
+    let scheme = single(req, "x-forwarded-proto")?.map_or("http".into(), text);
+    let host = match single(req, "x-forwarded-host")? {
+        Some(host) => text(host),
+        None => single(req, "host")?.map_or_else(String::new, text),
+    };
+    let mut uri = None;
+    for name in check::URI_HEADERS {
+        if let Some(value) = single(req, name)? {
+            uri = Some(text(value));
+            break;
+        }
+    }
+    let uri = uri.unwrap_or_else(|| {
+        req.uri()
+            .path_and_query()
+            .map_or(req.uri().path(), |p| p.as_str())
+            .to_string()
+    });
+    Ok(format!("{scheme}://{host}{uri}"))
+}
+
+/// A header's lines joined with ", " (as HTTP combines repeated fields): `None` when absent,
+/// `Err` when a line is not text.
+fn joined_lines(req: &Request<Incoming>, name: &str) -> Result<Option<String>, ()> {
+    let lines: Vec<&HeaderValue> = req.headers().get_all(name).iter().collect();
+    match lines.as_slice() {
+        [] => Ok(None),
+        [one] => one.to_str().map(|s| Some(s.to_string())).map_err(|_| ()),
+        many => many
+            .iter()
+            .map(|v| v.to_str())
+            .collect::<Result<Vec<_>, _>>()
+            .map(|v| Some(v.join(", ")))
+            .map_err(|_| ()),
+    }
+}
+
 /// The original request's method.
 fn original_method(req: &Request<Incoming>) -> Result<String, BadRequest> {
     for name in check::METHOD_HEADERS {
@@ -252,8 +294,10 @@ fn original_method(req: &Request<Incoming>) -> Result<String, BadRequest> {
 async fn check_answer(state: &State, req: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
     let config = &state.config;
-    let path = match original_method(&req).and_then(|_| original_path(&req)) {
-        Ok(path) => path,
+    let parts = original_method(&req)
+        .and_then(|method| Ok((method, original_path(&req)?, original_url(&req)?)));
+    let (method, path, url) = match parts {
+        Ok(parts) => parts,
         Err(bad) => {
             state
                 .metrics
@@ -266,18 +310,14 @@ async fn check_answer(state: &State, req: Request<Incoming>) -> Response<Body> {
         }
     };
     let rule = &check::rule_for(&config.routes, &path);
-    let lines: Vec<&HeaderValue> = req.headers().get_all("authorization").iter().collect();
-    let joined = match lines.as_slice() {
-        [] => Ok(None),
-        [one] => one.to_str().map(|s| Some(s.to_string())).map_err(|_| ()),
-        many => many
-            .iter()
-            .map(|v| v.to_str())
-            .collect::<Result<Vec<_>, _>>()
-            .map(|v| Some(v.join(", ")))
-            .map_err(|_| ()),
-    };
+    let joined = joined_lines(&req, "authorization");
     let authorization = joined.as_ref().map(Option::as_deref).map_err(|_| ());
+    let proofs = joined_lines(&req, "dpop");
+    let dpop = check::Dpop {
+        proofs: proofs.as_ref().map(Option::as_deref).map_err(|_| ()),
+        method: &method,
+        url: &url,
+    };
     let refusal_page = req
         .headers()
         .get(check::REFUSAL_HEADER)
@@ -286,7 +326,7 @@ async fn check_answer(state: &State, req: Request<Incoming>) -> Response<Body> {
     loop {
         let may_wait = Instant::now() < deadline;
         let verdict = match (
-            check::decide(config, rule, authorization, may_wait),
+            check::decide(config, rule, authorization, &dpop, may_wait),
             refusal_page,
         ) {
             (Verdict::Allow(..), Some(malformed)) => check::refuse(
@@ -297,6 +337,7 @@ async fn check_answer(state: &State, req: Request<Incoming>) -> Response<Body> {
                 } else {
                     Status::KeysUnavailable
                 },
+                jwtguard::answer::scheme_of(authorization.ok().flatten()),
             ),
             (verdict, _) => verdict,
         };

@@ -421,10 +421,26 @@ fn check(envoy: filter_envoy_ptr, filter: &mut Filter) -> bool {
     let route = route_config(envoy);
     let scopes = route_scopes(config, route);
     let values;
+    let (proofs, method, url);
     let presented = match &config.token {
         TokenSource::Authorization => {
             values = header_text(envoy, "authorization");
-            Presented::Authorization(values.as_deref())
+            // DPoP (RFC 9449): the proof is checked against the request as the client sent
+            // it: :method, and :scheme://:authority:path (the query is ignored).
+            proofs = header_text(envoy, "dpop");
+            method = header_text(envoy, ":method");
+            url = format!(
+                "{}://{}{}",
+                header_text(envoy, ":scheme").as_deref().unwrap_or("http"),
+                header_text(envoy, ":authority").as_deref().unwrap_or(""),
+                header_text(envoy, ":path").as_deref().unwrap_or("/"),
+            );
+            Presented::Authorization(jwtguard::Request {
+                authorization: values.as_deref(),
+                dpop: proofs.as_deref(),
+                method: method.as_deref(),
+                url: Some(&url),
+            })
         }
         TokenSource::Header(name) => {
             values = header_text(envoy, name);
@@ -457,7 +473,13 @@ fn check(envoy: filter_envoy_ptr, filter: &mut Filter) -> bool {
                         let status = jwtguard::Status::InsufficientScope;
                         count(envoy, state.counters.denied, Some(status.reason()));
                         filter.state = State::Refused;
-                        send(envoy, &decide::refusal(config, scopes, status));
+                        let scheme = match &config.token {
+                            TokenSource::Authorization => jwtguard::answer::scheme_of(
+                                header_text(envoy, "authorization").as_deref(),
+                            ),
+                            _ => None,
+                        };
+                        send(envoy, &decide::refusal(config, scopes, status, scheme));
                         return false;
                     }
                 }

@@ -23,7 +23,7 @@ from jwtguard.flask import JWTGuard, requires_auth, requires_scope
 
 load_dotenv(Path(__file__).with_name(".env"))
 
-CONFIG_KEYS = ("AUTH0_DOMAIN", "API_IDENTIFIER", "JWTGUARD_ISSUER", "JWTGUARD_AUDIENCE", "JWTGUARD_JWKS_URI")
+CONFIG_KEYS = ("AUTH0_DOMAIN", "API_IDENTIFIER", "JWTGUARD_ISSUER", "JWTGUARD_AUDIENCE", "JWTGUARD_JWKS_URI", "JWTGUARD_DPOP")
 
 
 def create_app() -> Flask:

@@ -33,6 +33,7 @@ __all__ = [
     "STATUS_INSUFFICIENT_SCOPE",
     "STATUS_TOKEN_MISSING",
     "STATUS_KEYS_UNAVAILABLE",
+    "DPOP_MODES",
 ]
 
 
@@ -46,6 +47,9 @@ STATUS_KEYS_UNAVAILABLE = 500
 STATUS_NULL_ARGUMENT = 900
 STATUS_INVALID_ARGUMENT = 901
 STATUS_CONFIG_INVALID = 902
+
+# What a verifier does with DPoP (RFC 9449): jwt_dpop_mode's numbers.
+DPOP_MODES = {"off": 0, "allowed": 1, "required": 2}
 
 _COUNTERS = (
     "verify_ok",
@@ -181,6 +185,8 @@ _verify = lib.jwt_verify
 _verify_status = lib.jwt_verify_status
 _verify_authorization = lib.jwt_verify_authorization
 _verify_authorization_status = lib.jwt_verify_authorization_status
+_verify_request = lib.jwt_verify_request
+_verify_request_status = lib.jwt_verify_request_status
 
 
 def _copy(value: Any) -> Any:
@@ -236,6 +242,15 @@ class Verifier:
         strict: RFC 9068 mode (``typ`` ``at+jwt`` and the RFC's claims required).
         jwks: a fixed JWKS (dict or JSON text) instead of a URL.
         jwks_file: a fixed JWKS file instead of a URL.
+        dpop: what DPoP (RFC 9449) may do: ``"allowed"`` (the default: bearer tokens without
+            ``cnf`` work; a token bound to a key is accepted only as ``Authorization: DPoP``
+            with a valid proof), ``"required"`` (only DPoP-bound tokens) or ``"off"`` (the
+            ``DPoP`` scheme is refused, and so is every bound token).
+        dpop_algorithms: algorithms a DPoP proof may use (default every asymmetric one).
+        dpop_window: seconds a proof is good for after its ``iat`` (default 60; the leeway
+            applies on top).
+        dpop_replay_cache: proofs remembered against replay (default 250000); when it is
+            full of live proofs, new ones are refused (``dpop_replay_cache_full``, 503).
         issuers: several issuers in one verifier, instead of ``issuer``, ``audience`` and the
             keys arguments: a list of mappings, each with ``issuer`` and ``audience`` and
             optionally ``jwks_uri`` / ``jwks`` / ``jwks_file``, ``algorithms``, ``leeway``,
@@ -268,6 +283,10 @@ class Verifier:
         jwks: Union[None, str, Mapping[str, Any]] = None,
         jwks_file: Optional[Union[str, "os.PathLike[str]"]] = None,
         issuers: Optional[Iterable[Mapping[str, Any]]] = None,
+        dpop: str = "allowed",
+        dpop_algorithms: Optional[Iterable[str]] = None,
+        dpop_window: int = 60,
+        dpop_replay_cache: int = 250_000,
         **cache_options: Any,
     ):
         self._handle: Optional[int] = None
@@ -311,6 +330,18 @@ class Verifier:
             raise MemoryError("jwt_config_new failed")
         try:
             self._configure(config, options=cache_options, **tables[0])
+            if dpop not in DPOP_MODES:
+                raise ValueError(f"jwtguard: dpop must be off, allowed or required, not {dpop!r}")
+            self.dpop = dpop
+            _check(lib.jwt_config_set_dpop(config, DPOP_MODES[dpop]), "dpop")
+            for value in _as_list(dpop_algorithms or ()):
+                data = _text(str(value))
+                _check(lib.jwt_config_add_dpop_algorithm(config, data, len(data)), f"dpop algorithm {value!r}")
+            _check(lib.jwt_config_set_dpop_window(config, _seconds(dpop_window, "dpop_window")), "dpop_window")
+            _check(
+                lib.jwt_config_set_dpop_replay_cache(config, _seconds(dpop_replay_cache, "dpop_replay_cache")),
+                "dpop_replay_cache",
+            )
             for table in tables[1:]:
                 more = lib.jwt_config_new()
                 if not more:
@@ -476,9 +507,24 @@ class Verifier:
             raise AuthError(111, "Token must be a string")
         return self._verified(data, data, _verify_status, _verify)
 
-    def verify_authorization(self, header_value: Optional[str]) -> Dict[str, Any]:
+    def verify_authorization(
+        self,
+        header_value: Optional[str],
+        *,
+        dpop: Union[None, str, Iterable[str]] = None,
+        method: Optional[str] = None,
+        url: Optional[str] = None,
+    ) -> Dict[str, Any]:
         """Verify the token of an ``Authorization`` header value (``None`` when the header is
-        absent): ``Bearer <token>``, scheme in any case, exactly one token."""
+        absent): ``Bearer <token>`` or ``DPoP <token>``, scheme in any case, exactly one token.
+
+        A DPoP-bound token (RFC 9449) needs ``DPoP <token>`` and its proof: ``dpop`` is the
+        request's ``DPoP`` header (a list when it came more than once: that is refused), and
+        ``method`` (``"GET"``) and ``url`` (the URL the client addressed, e.g.
+        ``"https://api.example/api/private"``; a query is ignored) are what the proof must be
+        for. A bound token as a bearer token is refused (``dpop_bound_token_as_bearer``)."""
+        if dpop is not None or method is not None or url is not None:
+            return self._verify_request(header_value, dpop, method, url)
         if header_value is None:
             return self._verified(None, None, _verify_authorization_status, _verify_authorization)
         data = header_value.encode("utf-8", "surrogatepass")
@@ -489,6 +535,84 @@ class Verifier:
         fields = data.split()
         token = fields[1] if len(fields) == 2 else None
         return self._verified(data, token, _verify_authorization_status, _verify_authorization)
+
+    def _verify_request(
+        self,
+        header_value: Optional[str],
+        dpop: Union[None, str, Iterable[str]],
+        method: Optional[str],
+        url: Optional[str],
+    ) -> Dict[str, Any]:
+        def encoded(value: Optional[str]) -> Optional[bytes]:
+            return None if value is None else value.encode("utf-8", "surrogatepass")
+
+        if dpop is not None and not isinstance(dpop, str):
+            dpop = ", ".join(dpop)  # several DPoP lines, joined as HTTP joins them: refused
+        proof, verb, where = encoded(dpop), encoded(method), encoded(url)
+        rest = (
+            proof,
+            0 if proof is None else len(proof),
+            verb,
+            0 if verb is None else len(verb),
+            where,
+            0 if where is None else len(where),
+        )
+
+        def check(handle: int, data: Optional[bytes], length: int) -> int:
+            return int(_verify_request_status(handle, data, length, *rest))
+
+        def full(handle: int, data: Optional[bytes], length: int, claims: Any) -> int:
+            return int(_verify_request(handle, data, length, *rest, claims))
+
+        data = encoded(header_value)
+        fields = data.split() if data is not None else []
+        token = fields[1] if len(fields) == 2 else None
+        return self._verified(data, token, check, full)
+
+    def challenge(
+        self,
+        status: int,
+        authorization: Optional[str] = None,
+        realm: str = "api",
+        scope: Optional[str] = None,
+    ) -> Optional[str]:
+        """The ``WWW-Authenticate`` value for a refusal with ``status`` (an
+        :attr:`AuthError.status`), as every jwtguard host sends it: the Bearer challenge (RFC
+        6750) and, unless DPoP is off, the DPoP challenge with the allowed ``algs`` (RFC 9449
+        section 7.1), the error on the scheme the refusal is about. ``authorization`` is the
+        request's header (its scheme decides that), ``scope`` the route's required scopes,
+        space-separated. ``None`` for a status that carries no challenge (503)."""
+        auth = None if authorization is None else authorization.encode("utf-8", "surrogatepass")
+        place = _text(realm)
+        wanted = None if not scope else _text(scope)
+        needed = ctypes.c_size_t()
+        size = 512
+        handle = self._enter()
+        try:
+            while True:
+                buffer = ctypes.create_string_buffer(size)
+                result = lib.jwt_verifier_challenge(
+                    handle,
+                    status,
+                    auth,
+                    0 if auth is None else len(auth),
+                    place,
+                    len(place),
+                    wanted,
+                    0 if wanted is None else len(wanted),
+                    buffer,
+                    size,
+                    ctypes.byref(needed),
+                )
+                if result == STATUS_INVALID_ARGUMENT and needed.value >= size:
+                    size = needed.value + 1
+                    continue
+                _check(result, "challenge")
+                break
+        finally:
+            self._leave()
+        text = buffer.value.decode("ascii", "replace")
+        return text or None
 
     def refresh(self) -> None:
         """Fetch the keys now and wait (raises :class:`AuthError` when they cannot be had)."""

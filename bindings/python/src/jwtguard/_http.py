@@ -37,11 +37,24 @@ def challenge(error: AuthError, realm: str, scope: Optional[str] = None) -> str:
     return "Bearer " + ", ".join(parts)
 
 
-def refusal(error: AuthError, realm: str) -> Tuple[int, Dict[str, str], Dict[str, str]]:
-    """(HTTP status, JSON body, headers) for a refused request, the same in every host."""
+def refusal(
+    error: AuthError,
+    realm: str,
+    verifier: Optional[Verifier] = None,
+    authorization: Optional[str] = None,
+) -> Tuple[int, Dict[str, str], Dict[str, str]]:
+    """(HTTP status, JSON body, headers) for a refused request, the same in every host. With
+    the ``verifier`` that refused it and the request's ``authorization`` header, the challenge
+    is that verifier's (DPoP's beside Bearer's, RFC 9449 section 7.1); without, Bearer's."""
     headers: Dict[str, str] = {}
     if error.status_code in (400, 401, 403):
-        headers["WWW-Authenticate"] = challenge(error, realm, getattr(error, "scope", None))
+        scope = getattr(error, "scope", None)
+        if verifier is not None:
+            text = verifier.challenge(error.status, authorization, realm, scope)
+            if text:
+                headers["WWW-Authenticate"] = text
+        else:
+            headers["WWW-Authenticate"] = challenge(error, realm, scope)
     if error.status == STATUS_KEYS_UNAVAILABLE:
         headers["Retry-After"] = "5"
     return error.status_code, error.to_dict(), headers
@@ -70,6 +83,9 @@ def build_verifier(get: Callable[[str], Any], extra: Optional[Mapping[str, Any]]
     if isinstance(algorithms, str):
         algorithms = algorithms.replace(",", " ").split()
     leeway = get("JWTGUARD_LEEWAY")
+    dpop = get("JWTGUARD_DPOP")
+    if dpop:
+        options.setdefault("dpop", str(dpop))
     return Verifier(
         issuer,
         audience,

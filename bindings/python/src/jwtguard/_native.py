@@ -127,6 +127,35 @@ _declare("jwt_verify_authorization", c_uint32, verifier_p, c_char_p, c_size_t, P
 # jwt_status jwt_verify_status(const jwt_verifier *, const char *, size_t);  (and _authorization_)
 _declare("jwt_verify_status", c_uint32, verifier_p, c_char_p, c_size_t)
 _declare("jwt_verify_authorization_status", c_uint32, verifier_p, c_char_p, c_size_t)
+# jwt_status jwt_verify_request(const jwt_verifier *, authorization, len, dpop, len, method, len,
+#                               url, len, jwt_claims **);  (and _status, without the claims)
+_REQUEST = (verifier_p, c_char_p, c_size_t, c_char_p, c_size_t, c_char_p, c_size_t, c_char_p, c_size_t)
+_declare("jwt_verify_request", c_uint32, *_REQUEST, POINTER(claims_p))
+_declare("jwt_verify_request_status", c_uint32, *_REQUEST)
+# jwt_status jwt_verifier_challenge(const jwt_verifier *, uint32_t status, authorization, len,
+#                                   realm, len, scope, len, char *buffer, size_t, size_t *needed);
+_declare(
+    "jwt_verifier_challenge",
+    c_uint32,
+    verifier_p,
+    c_uint32,
+    c_char_p,
+    c_size_t,
+    c_char_p,
+    c_size_t,
+    c_char_p,
+    c_size_t,
+    ctypes.c_char_p,
+    c_size_t,
+    POINTER(c_size_t),
+)
+# jwt_status jwt_config_set_dpop(jwt_config *, uint32_t mode);
+_declare("jwt_config_set_dpop", c_uint32, config_p, c_uint32)
+# jwt_status jwt_config_add_dpop_algorithm(jwt_config *, const char *, size_t);
+_declare("jwt_config_add_dpop_algorithm", c_uint32, config_p, c_char_p, c_size_t)
+# jwt_status jwt_config_set_dpop_window / _replay_cache(jwt_config *, uint64_t);
+_declare("jwt_config_set_dpop_window", c_uint32, config_p, c_uint64)
+_declare("jwt_config_set_dpop_replay_cache", c_uint32, config_p, c_uint64)
 # jwt_status jwt_verifier_refresh(const jwt_verifier *);  (and _prefetch)
 _declare("jwt_verifier_refresh", c_uint32, verifier_p)
 _declare("jwt_verifier_prefetch", c_uint32, verifier_p)

@@ -109,9 +109,9 @@ class JWTGuardMiddleware:
         request.jwt_claims = None  # type: ignore[attr-defined]
         request._jwtguard_claims = None  # type: ignore[attr-defined]
 
-    def answer(self, error: AuthError) -> HttpResponse:
-        """The HTTP answer to a refusal."""
-        status, body, headers = refusal(error, self.realm)
+    def answer(self, error: AuthError, authorization: Optional[str] = None) -> HttpResponse:
+        """The HTTP answer to a refusal of a request with this ``Authorization`` header."""
+        status, body, headers = refusal(error, self.realm, self.verifier, authorization)
         response = json_response(body, status)
         for name, value in headers.items():
             response[name] = value
@@ -128,20 +128,27 @@ def _guard(request: HttpRequest) -> JWTGuardMiddleware:
 def _check(request: HttpRequest, scope: Optional[str]) -> Optional[HttpResponse]:
     """None when the request may go on (claims set on it), else the refusal to answer."""
     guard = _guard(request)
+    lines = request.headers.get("Authorization")
     try:
         # Verified once per request, kept where only this module looks (`jwt_claims` is the
         # views' copy: something else setting it never stands in for a verification).
         claims: Optional[Dict[str, Any]] = getattr(request, "_jwtguard_claims", None)
         if claims is None:
-            lines = request.headers.get("Authorization")
-            # Django joins repeated header lines with "," (as HTTP does): refused as one value.
-            claims = guard.verifier.verify_authorization(lines)
+            # Django joins repeated header lines with "," (as HTTP does): refused as one value,
+            # DPoP lines too. The proof is checked against the URL the client addressed: behind
+            # a proxy, set SECURE_PROXY_SSL_HEADER (X-Forwarded-Proto) and USE_X_FORWARDED_HOST.
+            claims = guard.verifier.verify_authorization(
+                lines,
+                dpop=request.headers.get("DPoP"),
+                method=request.method or "GET",
+                url=request.build_absolute_uri(),
+            )
             request._jwtguard_claims = claims  # type: ignore[attr-defined]
         request.jwt_claims = claims  # type: ignore[attr-defined]
         if scope is not None and not has_scope(claims, scope):
             raise insufficient_scope(scope)
     except AuthError as error:
-        return guard.answer(error)
+        return guard.answer(error, lines)
     return None
 
 

@@ -54,7 +54,10 @@ __all__ = ["JWTGuard", "Refused", "JSONResponse", "AuthError"]
 bearer_scheme = HTTPBearer(
     bearerFormat="JWT",
     scheme_name="jwtguard",
-    description="An access token from the API's issuer: `Authorization: Bearer <token>`.",
+    description=(
+        "An access token from the API's issuer: `Authorization: Bearer <token>`, or for a "
+        "DPoP-bound token `Authorization: DPoP <token>` with its `DPoP` proof header."
+    ),
     auto_error=False,
 )
 
@@ -83,8 +86,14 @@ class JSONResponse(_StarletteJSONResponse):
 class Refused(HTTPException):
     """A refused request: an ``HTTPException`` carrying the :class:`AuthError` (``error``)."""
 
-    def __init__(self, error: AuthError, realm: str):
-        status, body, headers = refusal(error, realm)
+    def __init__(
+        self,
+        error: AuthError,
+        realm: str,
+        verifier: Optional[Verifier] = None,
+        authorization: Optional[str] = None,
+    ):
+        status, body, headers = refusal(error, realm, verifier, authorization)
         super().__init__(status_code=status, detail=body, headers=headers)
         self.error = error
         self.body = body
@@ -160,7 +169,12 @@ class JWTGuard:
         claims = await self.authenticate(request)
         for scope in security_scopes.scopes:
             if not has_scope(claims, scope):
-                raise Refused(insufficient_scope(security_scopes.scope_str), self.realm)
+                raise Refused(
+                    insufficient_scope(security_scopes.scope_str),
+                    self.realm,
+                    self.verifier,
+                    request.headers.get("authorization"),
+                )
         return claims
 
     async def authenticate(self, request: Request) -> Dict[str, Any]:
@@ -178,7 +192,15 @@ class JWTGuard:
         lines: List[str] = request.headers.getlist("authorization")
         # Several Authorization lines are refused as one value joined by ", ", as in every host.
         header = ", ".join(lines) if lines else None
+        # DPoP (RFC 9449): the proof is checked against the URL the client addressed. Behind a
+        # proxy, run uvicorn with --proxy-headers (X-Forwarded-Proto) and have the proxy pass
+        # the client's Host.
+        proofs: List[str] = request.headers.getlist("dpop")
         verifier = self.verifier
+
+        def refused(error: AuthError) -> Refused:
+            return Refused(error, self.realm, verifier, header)
+
         deadline = time.monotonic() + self.key_wait
         # A refusal for want of keys while no fetch runs is tried once more at once: a fetch
         # that ended between the verification and the look at `fetching()` brought keys the
@@ -187,18 +209,20 @@ class JWTGuard:
         checked_again = False
         while True:
             try:
-                claims = verifier.verify_authorization(header)
+                claims = verifier.verify_authorization(
+                    header, dpop=proofs or None, method=request.method, url=str(request.url)
+                )
                 break
             except AuthError as error:
                 if error.status not in (STATUS_KEY_NOT_FOUND, STATUS_KEYS_UNAVAILABLE):
-                    raise Refused(error, self.realm) from None
+                    raise refused(error) from None
                 if not verifier.fetching():
                     if checked_again:
-                        raise Refused(error, self.realm) from None
+                        raise refused(error) from None
                     checked_again = True
                     continue
                 if time.monotonic() >= deadline:
-                    raise Refused(error, self.realm) from None
+                    raise refused(error) from None
                 checked_again = False
             await anyio.sleep(_RETRY_STEP)
         mine[id(self)] = claims

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable, Dict, Optional, TypeVar, cast
 
-from flask import Flask, Response, current_app, g, jsonify, request
+from flask import Flask, Response, current_app, g, has_request_context, jsonify, request
 from werkzeug.local import LocalProxy
 
 from . import AuthError, Verifier, has_scope
@@ -58,7 +58,13 @@ class JWTGuard:
 
     @staticmethod
     def handle_error(error: AuthError) -> Response:
-        status, body, headers = refusal(error, current_app.config.get("JWTGUARD_REALM", "api"))
+        verifier: Optional[Verifier] = None
+        authorization: Optional[str] = None
+        if has_request_context():
+            verifier = current_app.extensions.get(_EXTENSION + ".verifier")
+            authorization = request.headers.get("Authorization")
+        realm = current_app.config.get("JWTGUARD_REALM", "api")
+        status, body, headers = refusal(error, realm, verifier, authorization)
         response = jsonify(body)
         response.status_code = status
         response.headers.update(headers)
@@ -82,7 +88,14 @@ def _authenticate() -> Dict[str, Any]:
     if claims is None:
         ext = _extension()
         app = current_app._get_current_object()  # type: ignore[attr-defined]
-        claims = ext.verifier(app).verify_authorization(request.headers.get("Authorization"))
+        # DPoP (RFC 9449): the proof is checked against the URL the client addressed. Behind a
+        # proxy, let werkzeug's ProxyFix apply X-Forwarded-Proto and X-Forwarded-Host first.
+        claims = ext.verifier(app).verify_authorization(
+            request.headers.get("Authorization"),
+            dpop=request.headers.getlist("DPoP") or None,
+            method=request.method,
+            url=request.base_url,
+        )
         g.jwt_claims = claims
     return claims
 
