@@ -163,8 +163,9 @@ rust-test:
 
 # Under Python's debug allocator and development mode; the suite checks the library's own
 # leak counters at exit (tests/conftest.py).
-python-test: build
-	$(PYENV) PYTHONMALLOC=debug $(PYTHON) -X dev -m pytest -q bindings/python/tests
+# The C ping server answers DPoP calls beside the Python hosts (test_dpop.py).
+python-test: build c-ping-server
+	JWTGUARD_PING_SERVER=$(PING_SERVER) $(PYENV) PYTHONMALLOC=debug $(PYTHON) -X dev -m pytest -q bindings/python/tests
 
 nginx-test: nginx-module c-ping-server
 	JWTGUARD_NGINX_MODULE=$(NGINX_MODULE) JWTGUARD_PING_SERVER=$(PING_SERVER) $(PYENV) $(PYTHON) -m pytest -q bindings/nginx/tests

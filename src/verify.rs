@@ -702,12 +702,22 @@ impl Verifier {
     /// accepted only with the `DPoP` scheme and a valid proof by that key; a proof's `jti` is
     /// accepted once within its window.
     pub fn verify_request(&self, request: &Request<'_>) -> Result<Claims> {
-        let result = self.verify_request_inner(request);
+        let result = self.verify_request_inner(request, true);
         self.record(result.as_ref().map_or_else(|e| e.status(), |_| Status::Ok));
         result
     }
 
-    fn verify_request_inner(&self, request: &Request<'_>) -> Result<Claims> {
+    /// [`Verifier::verify_request`] for a request that was already judged, to describe its
+    /// refusal once more (a forward-auth proxy asking again for a refusal's whole answer): the
+    /// same checks, except that a DPoP proof's `jti` is neither looked up nor recorded, so the
+    /// first judgement's use of it does not read as a replay. Never allow a request on this
+    /// answer: an `Ok` here means the first refusal was a replay (or the replay cache was full).
+    /// Not counted.
+    pub fn verify_request_again(&self, request: &Request<'_>) -> Result<Claims> {
+        self.verify_request_inner(request, false)
+    }
+
+    fn verify_request_inner(&self, request: &Request<'_>, replay_check: bool) -> Result<Claims> {
         let (scheme, token) = authorization_token(request.authorization)?;
         if scheme == Scheme::Bearer {
             return self.bearer(|| self.verify_inner(token.as_bytes()).map(|(c, _)| c));
@@ -759,10 +769,12 @@ impl Verifier {
         if checked.thumbprint != jkt {
             return Err(Status::DpopProofKeyMismatch.into());
         }
-        let ends = (checked.iat + (self.dpop.window_secs + leeway) as f64).ceil();
-        self.replay
-            .get_or_init(|| ReplayCache::new(self.dpop.replay_cache))
-            .insert(&checked, ends.max(0.0) as u64, now)?;
+        if replay_check {
+            let ends = (checked.iat + (self.dpop.window_secs + leeway) as f64).ceil();
+            self.replay
+                .get_or_init(|| ReplayCache::new(self.dpop.replay_cache))
+                .insert(&checked, ends.max(0.0) as u64, now)?;
+        }
         Ok(claims)
     }
 

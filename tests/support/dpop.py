@@ -37,6 +37,10 @@ def challenge(realm: str = "api", bearer: str = "", dpop: str = "") -> str:
     return f'Bearer realm="{realm}"{bearer}, DPoP realm="{realm}", algs="{ALGS}"{dpop}'
 
 
+# What a request without credentials is answered (DPoP allowed, the default): both schemes.
+NO_TOKEN_CHALLENGE = challenge()
+
+
 def error(code: str, description: str) -> str:
     return f', error="{code}", error_description="{description}"'
 

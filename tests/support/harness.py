@@ -200,8 +200,9 @@ def request_bytes(path: bytes, *header_lines: bytes) -> bytes:
 def host_cases(token: bytes, plain: bytes, bound: tuple | None = None) -> dict[str, tuple[bytes, int]]:
     """Requests every host must answer alike (name: (raw request, status)), malformed ones
     included; `token` has read:messages, `plain` does not; `bound` is (a dpop.DpopClient, a
-    token bound to its key with read:messages): DPoP calls, fresh proofs on every call (each
-    proof is good once per host: the replayed case sends the valid case's proof again)."""
+    token bound to its key with read:messages, one without): DPoP calls, fresh proofs on every
+    call (each proof is good once per host: the replayed case sends the valid case's proof
+    again)."""
     get = request_bytes
     cases = {
         "two Authorization lines": (get(b"/api/private", b"Authorization: Bearer " + token, b"Authorization: Bearer x.y.z"), 400),
@@ -222,7 +223,7 @@ def host_cases(token: bytes, plain: bytes, bound: tuple | None = None) -> dict[s
     if bound is not None:
         from dpop import SCOPED_URL, URL  # noqa: PLC0415 (tests/support, beside this file)
 
-        client, bound_token = bound
+        client, bound_token, bound_plain = bound
         text = bound_token.decode()
         dpop_scheme = b"Authorization: DPoP " + bound_token
         valid = client.proof(token=text).encode()
@@ -232,6 +233,9 @@ def host_cases(token: bytes, plain: bytes, bound: tuple | None = None) -> dict[s
             "DPoP bound token as Bearer": (get(b"/api/private", b"Authorization: Bearer " + bound_token), 401),
             "DPoP scoped": (get(b"/api/private-scoped", dpop_scheme,
                                 b"DPoP: " + client.proof(url=SCOPED_URL, token=text).encode()), 200),
+            "DPoP scope missing": (get(b"/api/private-scoped", b"Authorization: DPoP " + bound_plain,
+                                       b"DPoP: " + client.proof(url=SCOPED_URL, token=bound_plain.decode()).encode()),
+                                   403),
             "DPoP query ignored": (get(b"/api/private?page=2", dpop_scheme,
                                        b"DPoP: " + client.proof(token=text).encode()), 200),
             "DPoP other path": (get(b"/api/private", dpop_scheme,

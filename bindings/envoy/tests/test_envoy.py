@@ -18,6 +18,8 @@ from harness import (  # noqa: E402
     MINTED_ISSUER, PingServers, RecordingUpstream, assert_hosts_agree, host_cases, raw_request as raw,
 )
 from minter import Minter  # noqa: E402
+from dpop import NO_TOKEN_CHALLENGE, DpopClient, error  # noqa: E402
+from dpop import challenge as dpop_challenge  # noqa: E402
 
 PUBLIC = "{\"message\":\"Hello from a public endpoint! You don't need to be authenticated to see this.\"}\n"
 PRIVATE = "{\"message\":\"Hello from a private endpoint! You need to be authenticated to see this.\"}\n"
@@ -35,11 +37,11 @@ def test_the_example_answers_what_every_host_answers(issuer, ports):
         assert headers["content-type"] == ["application/json"]
         scoped, plain = issuer.token("read:messages"), issuer.token("openid")
         cases = [
-            ("/api/private", None, 401, "authorization_header_missing", 'Bearer realm="api"'),
+            ("/api/private", None, 401, "authorization_header_missing", NO_TOKEN_CHALLENGE),
             ("/api/private", plain, 200, None, None),
             ("/api/private-scoped", plain, 403, "Unauthorized",
-             'Bearer realm="api", error="insufficient_scope", error_description="You don\'t have access to this '
-             'resource", scope="read:messages"'),
+             dpop_challenge(bearer=error("insufficient_scope", "You don't have access to this resource")
+                            + ', scope="read:messages"')),
             ("/api/private-scoped", scoped, 200, None, None),
             ("/api/private", issuer.token(expires_in=-300), 401, "token_expired", None),
             ("/api/private", plain[:-4] + "AAAA", 401, "invalid_token", None),
@@ -82,7 +84,9 @@ def test_envoy_answers_every_request_like_flask_and_the_c_server(issuer, ports):
     port, admin = ports
     envoy = Envoy(example_config(issuer.url, port, admin), port, admin)
     try:
-        cases = host_cases(issuer.token("read:messages").encode(), issuer.token("openid").encode())
+        client = DpopClient("ES256")
+        bound = (client, client.token_from(issuer.url).encode(), client.token_from(issuer.url, "openid").encode())
+        cases = host_cases(issuer.token("read:messages").encode(), issuer.token("openid").encode(), bound)
         assert_hosts_agree({**servers.ports, "Envoy": port}, cases)
     finally:
         servers.close()

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import AUDIENCE, ROOT, DevIssuer, Nginx, example_config, free_port, fresh_prefix
+from dpop import NO_TOKEN_CHALLENGE, challenge, error
 
 TEST_CONFIG = """
 load_module modules/ngx_http_jwtguard_module.so;
@@ -85,7 +86,7 @@ def test_the_example_config_protects_every_route(issuer, prefix):
         for route in ("/api/private", "/api/private-scoped", "/api/private-cookie"):
             status, headers, _ = nginx.get(route)
             assert status == 401, route
-            assert headers["WWW-Authenticate"] == 'Bearer realm="api"', route
+            assert headers["WWW-Authenticate"] == NO_TOKEN_CHALLENGE, route
         scoped = issuer.token("read:messages")
         for route in ("/api/private", "/api/private-scoped"):
             status, headers, body = nginx.get(route, scoped)
@@ -112,22 +113,21 @@ def test_the_example_config_protects_every_route(issuer, prefix):
 def test_statuses_and_challenges(server, issuer):
     status, headers, _ = server.get("/vars")
     assert status == 401
-    assert headers["WWW-Authenticate"] == 'Bearer realm="api"'
+    assert headers["WWW-Authenticate"] == NO_TOKEN_CHALLENGE
     status, headers, _ = server.get("/vars", issuer.token(expires_in=-300))
     assert status == 401
-    assert headers["WWW-Authenticate"] == 'Bearer realm="api", error="invalid_token", error_description="Token is expired"'
+    assert headers["WWW-Authenticate"] == challenge(bearer=error("invalid_token", "Token is expired"))
     status, headers, _ = server.get("/two-scopes", issuer.token("read:messages"))
     assert status == 403
-    assert headers["WWW-Authenticate"] == (
-        'Bearer realm="api", error="insufficient_scope", '
-        'error_description="You don\'t have access to this resource", scope="read:messages write:messages"'
+    assert headers["WWW-Authenticate"] == challenge(
+        bearer=error("insufficient_scope", "You don't have access to this resource") + ', scope="read:messages write:messages"'
     )
     assert server.get("/two-scopes", issuer.token("read:messages write:messages"))[0] == 200
     status, headers, _ = server.get("/vars", headers={"Authorization": "Basic dXNlcjpwYXNz"})
     assert status == 400
     assert 'error="invalid_request"' in headers["WWW-Authenticate"]
     status, headers, _ = server.get("/realm")
-    assert headers["WWW-Authenticate"] == 'Bearer realm="my \\"api\\""'
+    assert headers["WWW-Authenticate"] == challenge(realm='my \\"api\\"')
     status, headers, _ = server.get("/other-audience", issuer.token())
     assert status == 401 and 'error="invalid_token"' in headers["WWW-Authenticate"]
 

@@ -23,6 +23,7 @@ from harness import (  # noqa: E402
     MINTED_ISSUER, PingServers, RecordingUpstream, assert_hosts_agree, host_cases, raw_request, request_bytes,
 )
 from minter import Minter  # noqa: E402
+from dpop import NO_TOKEN_CHALLENGE, DpopClient  # noqa: E402
 
 
 def accel_upstream() -> RecordingUpstream:
@@ -184,7 +185,7 @@ def test_item1_a_verdict_is_reused_only_under_the_same_policy(nginx, minter):
 def test_item1_an_error_page_for_a_refusal_is_served_with_one_challenge(nginx):
     status, headers, body = http("GET", nginx.base2 + "/anything")
     assert status == 401
-    assert headers.get_all("WWW-Authenticate") == ['Bearer realm="api"']
+    assert headers.get_all("WWW-Authenticate") == [NO_TOKEN_CHALLENGE]
     assert body == {"custom": "401 page"}
 
 
@@ -245,7 +246,7 @@ def test_item26_an_outage_is_not_one_warning_per_request(nginx, minter):
 def test_item27_subrequests_are_enforced(nginx, minter):
     status, headers, _ = nginx.get("/sub/x")
     assert status == 401
-    assert headers["WWW-Authenticate"] == 'Bearer realm="api"'
+    assert headers["WWW-Authenticate"] == NO_TOKEN_CHALLENGE
     none_alg = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0." + minter.token().split(".")[1] + "."
     assert nginx.get("/sub/x", none_alg)[0] == 401
     assert nginx.get("/sub/x", minter.token(scope="openid"))[0] == 403
@@ -501,7 +502,9 @@ def test_item24_the_hosts_answer_malformed_requests_alike(prefix):
     )
     nginx = Nginx(prefix, config, nginx_port)
     try:
-        cases = host_cases(issuer.token("read:messages").encode(), issuer.token("openid").encode())
+        client = DpopClient("ES256")
+        bound = (client, client.token_from(issuer.url).encode(), client.token_from(issuer.url, "openid").encode())
+        cases = host_cases(issuer.token("read:messages").encode(), issuer.token("openid").encode(), bound)
         assert_hosts_agree({**servers.ports, "nginx": nginx_port}, cases)
         # nginx's own refusals of a malformed request carry the project's JSON too.
         status, headers, body = raw_request(nginx_port, b"GET /api/private HTTP/1.1 x\r\nHost: api\r\n\r\n")

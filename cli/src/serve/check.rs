@@ -13,9 +13,11 @@ pub const URI_HEADERS: [&str; 2] = ["x-original-uri", "x-forwarded-uri"];
 pub const METHOD_HEADERS: [&str; 2] = ["x-original-method", "x-forwarded-method"];
 /// Sent by a proxy's error page (nginx `error_page` after `auth_request`, which keeps only the
 /// status of a refusal) to fetch the refusal's whole answer: its value is the status the proxy
-/// is answering. Such a request is never allowed: when the token passes now, the answer is the
-/// malformed-header 400 for a 400 (nginx refused the request itself: two `Authorization`
-/// lines) and 503 (try again) otherwise.
+/// is answering (`400` when nginx refused the request itself; after an `auth_request` refusal
+/// nginx says `000`). Such a request is never allowed: when the token passes now, the answer
+/// is the malformed-header 400 for a 400 (two `Authorization` lines), the replayed-proof 401
+/// for a DPoP call (the proof's `jti` is not looked at again, so a replay is what passes now)
+/// and 503 (try again) otherwise.
 pub const REFUSAL_HEADER: &str = "x-jwtguard-refusal";
 
 /// Why a check request itself is unusable (answered 400, never a verdict on a token).
@@ -242,12 +244,19 @@ pub fn decide(
     };
     let scheme = authorization.ok().and_then(answer::scheme_of);
     let verify = || match (authorization, dpop.proofs) {
-        (Ok(value), Ok(proofs)) => config.verifier.verify_request(&Request {
-            authorization: value,
-            dpop: proofs,
-            method: Some(dpop.method),
-            url: Some(dpop.url),
-        }),
+        (Ok(value), Ok(proofs)) => {
+            let request = Request {
+                authorization: value,
+                dpop: proofs,
+                method: Some(dpop.method),
+                url: Some(dpop.url),
+            };
+            if dpop.again {
+                config.verifier.verify_request_again(&request)
+            } else {
+                config.verifier.verify_request(&request)
+            }
+        }
         (Err(()), _) => Err(Status::AuthorizationHeaderMalformed.into()),
         (_, Err(())) => Err(Status::DpopProofMalformed.into()),
     };
@@ -268,6 +277,9 @@ pub struct Dpop<'a> {
     /// The original URL: `X-Forwarded-Proto`, `X-Forwarded-Host` (else `Host`) and the
     /// original URI.
     pub url: &'a str,
+    /// The request was judged before (a refusal page): the proof's `jti` is neither looked up
+    /// nor recorded, so the first judgement's use of it does not read as a replay.
+    pub again: bool,
 }
 
 /// The refusal for `status`, for a request whose `Authorization` named `scheme`.

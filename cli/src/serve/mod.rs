@@ -22,6 +22,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use jwtguard::Status;
+use jwtguard::verify::Scheme;
 use metrics::{Decision, Metrics};
 use std::convert::Infallible;
 use std::io::Write;
@@ -313,15 +314,17 @@ async fn check_answer(state: &State, req: Request<Incoming>) -> Response<Body> {
     let joined = joined_lines(&req, "authorization");
     let authorization = joined.as_ref().map(Option::as_deref).map_err(|_| ());
     let proofs = joined_lines(&req, "dpop");
+    let refusal_page = req
+        .headers()
+        .get(check::REFUSAL_HEADER)
+        .map(HeaderValue::as_bytes);
     let dpop = check::Dpop {
         proofs: proofs.as_ref().map(Option::as_deref).map_err(|_| ()),
         method: &method,
         url: &url,
+        again: refusal_page.is_some(),
     };
-    let refusal_page = req
-        .headers()
-        .get(check::REFUSAL_HEADER)
-        .map(|v| v.as_bytes() == b"400");
+    let scheme = jwtguard::answer::scheme_of(authorization.ok().flatten());
     let deadline = started + KEY_WAIT;
     loop {
         let may_wait = Instant::now() < deadline;
@@ -329,15 +332,15 @@ async fn check_answer(state: &State, req: Request<Incoming>) -> Response<Body> {
             check::decide(config, rule, authorization, &dpop, may_wait),
             refusal_page,
         ) {
-            (Verdict::Allow(..), Some(malformed)) => check::refuse(
+            (Verdict::Allow(..), Some(refused)) => check::refuse(
                 config,
                 check::scopes(rule),
-                if malformed {
-                    Status::AuthorizationHeaderMalformed
-                } else {
-                    Status::KeysUnavailable
+                match refused {
+                    b"400" => Status::AuthorizationHeaderMalformed,
+                    _ if scheme == Some(Scheme::Dpop) => Status::DpopProofReplayed,
+                    _ => Status::KeysUnavailable,
                 },
-                jwtguard::answer::scheme_of(authorization.ok().flatten()),
+                scheme,
             ),
             (verdict, _) => verdict,
         };
