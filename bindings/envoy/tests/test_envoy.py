@@ -168,6 +168,26 @@ def test_algorithms_per_route_scopes_and_token_sources(ports):
         assert envoy.get("/any", minter.token(scope="admin"))[0] == 403
     finally:
         assert envoy.stop() == 0
+    # DPoP required, EdDSA proofs only, a 5 s window.
+    port, admin = free_port(), free_port()
+    config = bootstrap(port, admin, {"issuer": MINTED_ISSUER, "audience": AUDIENCE, "jwks_uri": minter.jwks_uri,
+                                     "dpop": "required", "dpop_algorithms": ["EdDSA"], "dpop_window": 5,
+                                     "leeway": 0}, [direct("/any")])
+    envoy = Envoy(config, port, admin, suffix=".json")
+    try:
+        status, head, body = envoy.get("/any", minter.token())
+        assert (status, body["description"]) == (401, "A DPoP-bound token is required")
+        assert head["WWW-Authenticate"].startswith('DPoP realm="api", algs="EdDSA", error="invalid_token"'), head
+        url = f"{envoy.base}/any"
+        for alg, iat_ago, want in (("EdDSA", 0, 200), ("ES256", 0, "DPoP proof algorithm is not allowed"),
+                                   ("EdDSA", 30, "DPoP proof is too old (iat)")):
+            client = DpopClient(alg)
+            bound = minter.token(cnf={"jkt": client.jkt()})
+            proof = client.proof(url=url, token=bound, iat=int(time.time()) - iat_ago)
+            status, _, body = envoy.get("/any", headers={"Authorization": "DPoP " + bound, "DPoP": proof})
+            assert (status if want == 200 else body["description"]) == want, (alg, body)
+    finally:
+        assert envoy.stop() == 0
     # The token from a cookie instead of Authorization.
     port, admin = free_port(), free_port()
     config = bootstrap(port, admin, {"issuer": MINTED_ISSUER, "audience": AUDIENCE, "jwks_uri": minter.jwks_uri,
@@ -289,6 +309,9 @@ def test_a_bad_config_is_refused_at_load_with_a_message(ports):
         ({"issuers": [{"issuer": "https://i.example/", "audience": "a"}, {"issuer": "https://i.example/", "audience": "b"}]},
          "configured twice"),
         ({"issuers": []}, "issuers: an empty list"),
+        ({"issuer": "https://i.example/", "audience": "a", "dpop": "on"}, "dpop: off, allowed or required"),
+        ({"issuer": "https://i.example/", "audience": "a", "dpop_algorithms": ["HS256"]}, "dpop_algorithms"),
+        ({"issuer": "https://i.example/", "audience": "a", "dpop_window": 0}, "DPoP proof window"),
     ]:
         port, admin = free_port(), free_port()
         envoy = Envoy(bootstrap(port, admin, filter_config, [direct("/x")]), port, admin, suffix=".json", wait=False)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import AUDIENCE, ROOT, DevIssuer, Nginx, example_config, free_port, fresh_prefix
-from dpop import NO_TOKEN_CHALLENGE, challenge, error
+from dpop import ALGS, NO_TOKEN_CHALLENGE, DpopClient, challenge, error
 
 TEST_CONFIG = """
 load_module modules/ngx_http_jwtguard_module.so;
@@ -59,6 +59,21 @@ http {{
         location = /other-audience {{
             jwtguard on;
             jwtguard_audience https://other.example;
+            try_files /api/private.json =404;
+        }}
+        location = /dpop-required {{
+            jwtguard on;
+            jwtguard_dpop required;
+            try_files /api/private.json =404;
+        }}
+        location = /dpop-off {{
+            jwtguard on;
+            jwtguard_dpop off;
+            try_files /api/private.json =404;
+        }}
+        location = /dpop-pinned {{
+            jwtguard on;
+            jwtguard_dpop_url https://api.example$uri;
             try_files /api/private.json =404;
         }}
     }}
@@ -130,6 +145,34 @@ def test_statuses_and_challenges(server, issuer):
     assert headers["WWW-Authenticate"] == challenge(realm='my \\"api\\"')
     status, headers, _ = server.get("/other-audience", issuer.token())
     assert status == 401 and 'error="invalid_token"' in headers["WWW-Authenticate"]
+
+
+def test_dpop_policy_and_url_per_location(server, issuer):
+    """This server has no error pages: the reasons are read from the challenges."""
+    client = DpopClient("ES256")
+    bound, plain = client.token_from(issuer.url), issuer.token()
+
+    def dpop(path, url=None):
+        proof = client.proof(url=url or server.base + path, token=bound)
+        status, headers, _ = server.get(path, headers={"Authorization": "DPoP " + bound, "DPoP": proof})
+        return status, headers.get("WWW-Authenticate")
+
+    # required: bearer tokens refused with the DPoP challenge alone; a bound token passes.
+    status, headers, _ = server.get("/dpop-required", plain)
+    assert (status, headers["WWW-Authenticate"]) == (401, f'DPoP realm="api", algs="{ALGS}"' + error(
+        "invalid_token", "A DPoP-bound token is required"))
+    assert dpop("/dpop-required") == (200, None)
+    # off: the DPoP scheme refused, bound tokens refused either way, plain bearer tokens pass.
+    assert dpop("/dpop-off") == (400, 'Bearer realm="api"' + error("invalid_request", "DPoP is not accepted here"))
+    assert server.get("/dpop-off", bound)[0] == 401
+    assert server.get("/dpop-off", plain)[0] == 200
+    assert server.get("/dpop-off")[1]["WWW-Authenticate"] == 'Bearer realm="api"'
+    # A pinned URL: the proof must name it, whatever Host the request carried.
+    assert dpop("/dpop-pinned", "https://api.example/dpop-pinned") == (200, None)
+    assert dpop("/dpop-pinned") == (401, challenge(dpop=error("invalid_dpop_proof", "DPoP proof is for another URL (htu)")))
+    # The default URL is the client's: scheme, Host with its port, the path as sent.
+    assert dpop("/vars")[0] == 200
+    assert dpop("/vars", "http://localhost/vars")[0] == 401
 
 
 def test_keys_that_cannot_be_had_answer_503(server, issuer):

@@ -292,6 +292,7 @@ http {{
         ("", 'jwtguard_require_scope "read\\"x";', "invalid scope"),
         ("jwtguard_token_cache 99999999999;", "", "out of range"),
         ("jwtguard_token_cache lots;", "", "needs a number of entries"),
+        ("", "jwtguard_dpop on;", "invalid value"),
     ],
 )
 def test_item7_item20_out_of_range_settings_and_bad_scopes_are_refused(extra, location, message):

@@ -6,8 +6,10 @@ C server (bindings/c/examples/ping_server.c), Envoy 1.40 with the jwtguard dynam
 (bindings/envoy/examples/envoy.yaml), and a stock nginx asking `jwtguard serve` through
 auth_request (bindings/proxies: forward auth) — obtains tokens with and without
 `read:messages`, calls the three routes of each with no token, a valid token, a token with the
-scope, an expired token and a tampered token, prints what each answered side by side (the bodies must be the same bytes too), and stops
-everything it started (also on Ctrl-C or failure).
+scope, an expired token and a tampered token, then makes DPoP calls (a token bound to a
+client key with a valid proof, the proof replayed, the bound token as a bearer token), prints
+what each answered side by side (the bodies must be the same bytes too), and stops everything
+it started (also on Ctrl-C or failure).
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from dpop_client import DpopClient  # noqa: E402  (bindings/python/examples)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[3]
@@ -259,6 +264,27 @@ def main() -> int:
                     disagreements.append(f"{route} with {name}: the bodies differ: " + " / ".join(
                         f"{host} {answer!r}" for host, (_, answer) in zip(servers, answers)))
             print()
+        # DPoP (RFC 9449): a token bound to a client's key, sent with a fresh proof for each
+        # host's URL; the same token as a plain bearer token, and a proof sent twice, refused.
+        client = DpopClient()
+        bound = client.token(issuer, AUDIENCE)
+        print(f"{'DPoP (RFC 9449)':<21} {'':<23}{columns}")
+        print("-" * 150)
+        proofs = {name: client.proof("GET", base + "/api/private", bound) for name, base in servers.items()}
+        dpop_calls = [
+            ("bound token + proof", lambda name: {"Authorization": f"DPoP {bound}", "DPoP": proofs[name]}, 200),
+            ("same proof again", lambda name: {"Authorization": f"DPoP {bound}", "DPoP": proofs[name]}, 401),
+            ("bound token as Bearer", lambda name: {"Authorization": f"Bearer {bound}"}, 401),
+        ]
+        for label, headers_for, want in dpop_calls:
+            answers = [call("GET", base + "/api/private", headers=headers_for(name)) for name, base in servers.items()]
+            statuses = "".join(f"{status:>9}" for status, _ in answers)
+            body = answers[0][1]
+            print(f"{'/api/private':<21} {label:<23}{statuses}   {json.dumps(json.loads(body))[:50]}")
+            for host, (status, answer) in zip(servers, answers):
+                if status != want or answer != body:
+                    disagreements.append(f"DPoP {label}: {host} answered {status} {answer!r} (expected {want})")
+        print()
         missing = [host for host, built in (("nginx", NGINX_MODULE), ("C", PING_SERVER), ("Envoy", ENVOY_MODULE))
                    if not built.exists()]
         if envoy_binary is None:
