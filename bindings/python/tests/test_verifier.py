@@ -26,6 +26,23 @@ def test_pyjwt_tokens_verify(verifier, minter, alg):
     assert jwtguard.has_scope(claims, "read:messages")
 
 
+@pytest.mark.parametrize("token_cache", [0, 100])
+def test_the_claims_are_the_payload_exactly(minter, token_cache):
+    """Every way in (a token, a header, a DPoP request) returns the payload PyJWT decodes, odd
+    values included: integers beyond 64 bits, floats, escapes, nested objects, non-ASCII."""
+    odd = {"big": 2**70, "negative": -(2**65), "float": 1.5e300, "tiny": 5e-324, "escaped": "a\"\\\u2028\u0000b",
+           "unicode": "\u00e9\U0001f600", "nested": {"a": [1, {"b": None}], "c": True}, "empty": {}}
+    token = minter.token(**odd)
+    expected = pyjwt.decode(token, options={"verify_signature": False})
+    with jwtguard.Verifier(MINTED_ISSUER, AUDIENCE, jwks_uri=minter.jwks_uri, token_cache=token_cache) as v:
+        for _ in range(2):  # a new token, then (with the cache on) a kept one
+            assert v.verify(token) == expected
+            assert v.verify(token.encode()) == expected
+            assert v.verify_authorization(f"Bearer  {token}") == expected
+            assert v.verify_authorization(f"Bearer {token}", method="GET", url="https://api/x") == expected
+        assert v.verify(token)["big"] == 2**70 and isinstance(v.verify(token)["big"], int)
+
+
 def test_dev_issuer_tokens_verify_with_discovery(issuer):
     with jwtguard.Verifier(issuer.url, AUDIENCE) as v:
         claims = v.verify(issuer.token("read:messages"))
