@@ -299,6 +299,40 @@ fn a_replayed_proof_is_refused() {
 }
 
 #[test]
+fn answering_again_neither_reads_nor_records_the_jti() {
+    let v = verifier();
+    let client = Signer::es256();
+    let token = bound_token(&client);
+    let again = |proof: &str, url: &str| {
+        v.verify_request_again(&Request {
+            authorization: Some(&format!("DPoP {token}")),
+            dpop: Some(proof),
+            method: Some(METHOD),
+            url: Some(url),
+        })
+        .map(|_| ())
+        .map_err(|e| e.status())
+    };
+    // A proof used once still passes the second look (a refusal page describing a refusal
+    // for another reason must not call it a replay) ...
+    let used = proof(&client, &token);
+    assert_eq!(dpop_call(&v, &token, &used), Status::Ok);
+    assert_eq!(again(&used, URL), Ok(()));
+    // ... every other check still applies ...
+    assert_eq!(
+        again(&used, "https://other.example/api/private"),
+        Err(Status::DpopProofUrlMismatch)
+    );
+    // ... and a proof only looked at again is still unused.
+    let fresh = proof(&client, &token);
+    assert_eq!(again(&fresh, URL), Ok(()));
+    assert_eq!(dpop_call(&v, &token, &fresh), Status::Ok);
+    assert_eq!(dpop_call(&v, &token, &fresh), Status::DpopProofReplayed);
+    // Looks again are not counted.
+    assert_eq!(v.count(Status::Ok), 2);
+}
+
+#[test]
 fn a_proof_is_accepted_once_among_many_threads() {
     let v = Arc::new(verifier());
     let client = Signer::es256();
