@@ -460,7 +460,9 @@ jwt_status jwt_config_set_dpop_window(jwt_config *config, uint64_t seconds);
 // How many DPoP proofs the verifier remembers against replay (default 250000, 1 to
 // 10000000). A proof is remembered until its window ends; when the cache is full of proofs
 // still inside their window, new proofs are refused with `JWT_STATUS_DPOP_REPLAY_CACHE_FULL`
-// (HTTP 503) rather than forgetting one that could then be replayed.
+// (HTTP 503) rather than forgetting one that could then be replayed. One client key may hold
+// at most an eighth of it (beyond that, only that key's proofs are refused). Each process
+// keeps its own: worker processes forked from one parent each keep theirs from the fork on.
 jwt_status jwt_config_set_dpop_replay_cache(jwt_config *config, uint64_t max_entries);
 
 // Route the library's messages at `max_level` (a `jwt_log_level` value) and more severe to
@@ -565,6 +567,23 @@ jwt_status jwt_verify_request(const jwt_verifier *verifier,
                               const char *url,
                               size_t url_len,
                               jwt_claims **claims_out);
+
+// `jwt_verify_request` for a request whose DPoP proof this verifier, or another in the same
+// process, already accepted once (a host checking one client request again: nginx after an
+// internal redirect to a location with another policy, or in a subrequest): the same checks,
+// except that the proof's `jti` is neither looked up nor recorded, so the request's own first
+// check does not read as a replay. Only for the very headers of a request that passed
+// `jwt_verify_request` with its proof; never for a new request. Not counted.
+jwt_status jwt_verify_request_again(const jwt_verifier *verifier,
+                                    const char *authorization,
+                                    size_t authorization_len,
+                                    const char *dpop,
+                                    size_t dpop_len,
+                                    const char *method,
+                                    size_t method_len,
+                                    const char *url,
+                                    size_t url_len,
+                                    jwt_claims **claims_out);
 
 // The verdict alone: `jwt_verify_request` without the claims.
 jwt_status jwt_verify_request_status(const jwt_verifier *verifier,

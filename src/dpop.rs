@@ -347,6 +347,28 @@ pub fn normalize_url(url: &str) -> Option<String> {
     Some(out)
 }
 
+/// Whether `value` can be a request's authority (`host[:port]`, as in a `Host` or
+/// `X-Forwarded-Host` header): a host and port characters only, so no `/`, `?`, `#`, `@` or
+/// a backslash. Hosts that build a request URL from such a header check it first: glued into a URL,
+/// `Host: api.example/other/path?` would make a proof for another URL acceptable here.
+pub fn is_authority(value: &str) -> bool {
+    !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| is_unreserved(b) || b"!$&'()*+,;=:[]".contains(&b))
+}
+
+/// [`normalize_url`] for the URL of the request being answered (`scheme://authority` and an
+/// origin-form path): `None` also for a `#` anywhere or a `?` before the path, which no real
+/// request URL holds (they come from a hostile `Host` header pasted into it).
+fn normalize_request_url(url: &str) -> Option<String> {
+    let (_, rest) = url.split_once("://")?;
+    if url.contains('#') || rest.find(['/', '?']).map(|i| rest.as_bytes()[i]) != Some(b'/') {
+        return None;
+    }
+    normalize_url(url)
+}
+
 fn member<'a>(map: &'a Map<String, Value>, name: &str) -> Result<&'a str> {
     match map.get(name) {
         Some(Value::String(s)) if !s.is_empty() => Ok(s),
@@ -459,7 +481,7 @@ pub fn check_proof(
             format!("htm {htm:?}, request {:?}", request.method),
         ));
     }
-    let expected = normalize_url(request.url).ok_or_else(|| {
+    let expected = normalize_request_url(request.url).ok_or_else(|| {
         refuse(
             Status::DpopProofUrlMismatch,
             format!("the request URL {:?} is not an http(s) URL", request.url),
@@ -513,18 +535,46 @@ pub fn bound_key(claims: &Map<String, Value>) -> Option<std::result::Result<&str
 
 const SHARDS: usize = 16;
 
+/// The share of a shard one client key may fill with live proofs: one client alone cannot
+/// fill the cache and have every other client's proofs refused.
+const KEY_SHARE: usize = 8;
+
 struct Shard {
-    /// Proof id → the last second its proof is inside the window.
-    seen: HashMap<[u8; 16], u64>,
+    /// Proof id → the last second its proof is inside the window, and its key's tag.
+    seen: HashMap<[u8; 16], (u64, u64)>,
+    /// Key tag → how many entries of `seen` are that key's.
+    per_key: HashMap<u64, usize>,
     /// The soonest any entry ends (`u64::MAX` when empty): a full shard with nothing ended is
     /// answered at once, without a scan.
     earliest: u64,
 }
 
+impl Shard {
+    /// Forget the proofs that ended, if any did.
+    fn sweep(&mut self, live: impl Fn(u64) -> bool) {
+        if live(self.earliest) {
+            return;
+        }
+        self.seen.retain(|_, (end, _)| live(*end));
+        self.per_key.clear();
+        for (_, key) in self.seen.values() {
+            *self.per_key.entry(*key).or_default() += 1;
+        }
+        self.earliest = self
+            .seen
+            .values()
+            .map(|(end, _)| *end)
+            .min()
+            .unwrap_or(u64::MAX);
+    }
+}
+
 /// The `jti` of every proof accepted within its window, per verifier, bounded. Entries are
 /// keyed by a SHA-256 of the proof key's thumbprint and the `jti` (so two clients cannot
 /// collide) and live until the proof's window ends. When full of live entries it refuses new
-/// proofs rather than forget a live one.
+/// proofs rather than forget a live one; one key may hold at most an eighth of it, so a single
+/// client cannot fill it for everyone. Each process has its own: worker processes forked from
+/// one parent (nginx) each keep their own from the fork on.
 pub struct ReplayCache {
     shards: Box<[Mutex<Shard>]>,
     per_shard: usize,
@@ -540,6 +590,7 @@ impl ReplayCache {
                 .map(|_| {
                     Mutex::new(Shard {
                         seen: HashMap::new(),
+                        per_key: HashMap::new(),
                         earliest: u64::MAX,
                     })
                 })
@@ -549,7 +600,8 @@ impl ReplayCache {
     }
 
     /// Record `proof`, good until `ends` (unix seconds), at `now`: `DpopProofReplayed` when
-    /// its `jti` was seen and is still live, `DpopReplayCacheFull` when there is no room.
+    /// its `jti` was seen and is still live, `DpopReplayCacheFull` when there is no room (or
+    /// none left for this proof's key).
     pub fn insert(&self, proof: &Proof, ends: u64, now: f64) -> Result<()> {
         let mut input = Vec::with_capacity(proof.thumbprint.len() + 1 + proof.jti.len());
         input.extend_from_slice(proof.thumbprint.as_bytes());
@@ -558,10 +610,14 @@ impl ReplayCache {
         let hash = digest::digest(&digest::SHA256, &input);
         let mut id = [0u8; 16];
         id.copy_from_slice(&hash.as_ref()[..16]);
+        let key_hash = digest::digest(&digest::SHA256, proof.thumbprint.as_bytes());
+        let mut tag = [0u8; 8];
+        tag.copy_from_slice(&key_hash.as_ref()[..8]);
+        let key = u64::from_le_bytes(tag);
         let live = |end: u64| end as f64 >= now;
         let shard = &self.shards[usize::from(id[0]) % self.shards.len()];
         let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(end) = shard.seen.get(&id)
+        if let Some((end, _)) = shard.seen.get(&id)
             && live(*end)
         {
             return Err(refuse(
@@ -569,16 +625,28 @@ impl ReplayCache {
                 format!("jti {:?}", proof.jti),
             ));
         }
-        if shard.seen.len() >= self.per_shard && !shard.seen.contains_key(&id) {
-            if !live(shard.earliest) {
-                shard.seen.retain(|_, end| live(*end));
-                shard.earliest = shard.seen.values().copied().min().unwrap_or(u64::MAX);
-            }
-            if shard.seen.len() >= self.per_shard {
-                return Err(Status::DpopReplayCacheFull.into());
+        let key_share = (self.per_shard / KEY_SHARE).max(1);
+        let full = |shard: &Shard| {
+            !shard.seen.contains_key(&id)
+                && (shard.seen.len() >= self.per_shard
+                    || shard.per_key.get(&key).copied().unwrap_or(0) >= key_share)
+        };
+        if full(&shard) {
+            shard.sweep(live);
+            if full(&shard) {
+                return Err(refuse(
+                    Status::DpopReplayCacheFull,
+                    "no room for this key's proofs",
+                ));
             }
         }
-        shard.seen.insert(id, ends);
+        if let Some((_, old)) = shard.seen.insert(id, (ends, key)) {
+            // an ended entry of the same proof id, replaced
+            if let Some(count) = shard.per_key.get_mut(&old) {
+                *count = count.saturating_sub(1);
+            }
+        }
+        *shard.per_key.entry(key).or_default() += 1;
         shard.earliest = shard.earliest.min(ends);
         Ok(())
     }
@@ -654,6 +722,27 @@ mod tests {
     }
 
     #[test]
+    fn a_request_url_is_checked_for_what_a_hostile_host_header_adds() {
+        for bad in [
+            "http://api.example?/api/private",
+            "http://api.example#/api/private",
+            "http://rs2.example/x/y#/api/private",
+            "http://api.example",
+            "http://api.example/api/private#frag",
+        ] {
+            assert_eq!(normalize_request_url(bad), None, "{bad}");
+        }
+        assert_eq!(
+            normalize_request_url("HTTP://API.example:80/a/../api/private?x=1").as_deref(),
+            Some("http://api.example/api/private")
+        );
+        assert!(is_authority("api.example:8443") && is_authority("[::1]:80"));
+        for bad in ["", "a/b", "a?", "a#", "u@a", "a\\b", "a b", "a\r\nX: y"] {
+            assert!(!is_authority(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn thumbprint_matches_rfc_7638() {
         // RFC 7638 section 3.1's example key and thumbprint.
         let jwk: Map<String, Value> = serde_json::from_str(
@@ -713,5 +802,45 @@ mod tests {
         let cache = ReplayCache::new(10);
         cache.insert(&proof("x"), 100, 0.0).unwrap();
         cache.insert(&other, 100, 0.0).unwrap();
+    }
+
+    #[test]
+    fn one_key_cannot_fill_the_cache_for_the_others() {
+        let keyed = |key: &str, jti: &str| Proof {
+            thumbprint: key.into(),
+            ..proof(jti)
+        };
+        let cache = ReplayCache::new(16 * 80);
+        let mut flood = 0;
+        for i in 0..2000 {
+            if cache
+                .insert(&keyed("flood", &format!("f{i}")), 200, 10.0)
+                .is_ok()
+            {
+                flood += 1;
+            }
+        }
+        // An eighth of each shard: 10 of 80, in 16 shards.
+        assert_eq!(flood, 160);
+        assert_eq!(
+            cache
+                .insert(&keyed("flood", "one more"), 200, 10.0)
+                .unwrap_err()
+                .status(),
+            Status::DpopReplayCacheFull
+        );
+        // The others still get in: ten clients of five proofs each.
+        for i in 0..50 {
+            let client = format!("client {}", i % 10);
+            cache
+                .insert(&keyed(&client, &format!("v{i}")), 200, 10.0)
+                .unwrap();
+        }
+        // Once the flood's proofs ended, its key has room again, and its counts are right.
+        assert!(cache.insert(&keyed("flood", "later"), 300, 250.0).is_ok());
+        assert!(
+            cache.len() < 160 + 50 + 1,
+            "the ended proofs of that shard are gone"
+        );
     }
 }

@@ -362,6 +362,34 @@ ngx_http_jwtguard_cleanup(void *data)
 }
 
 
+/* A marker in the client request's pool: nothing to free. */
+static void
+ngx_http_jwtguard_proof_mark(void *data)
+{
+}
+
+
+/*
+ * Whether a DPoP proof passed once already in this client request (in a location before an
+ * internal redirect, or in the main request before a subrequest): its jti was recorded then,
+ * so a later check of the same request's headers must not count it again (it would read as
+ * a replay). Subrequests share the client request's pool.
+ */
+static ngx_uint_t
+ngx_http_jwtguard_proof_passed(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    for (cln = r->main->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == ngx_http_jwtguard_proof_mark && cln->data == r->main) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 /*
  * The request's own context (a subrequest has its own), also after an internal redirect
  * (error_page, named locations, X-Accel-Redirect), which clears module contexts: it is found
@@ -520,7 +548,7 @@ ngx_http_jwtguard_check(ngx_http_request_t *r)
     jwt_claims                    *claims;
     uint64_t                       epoch;
     ngx_str_t                      token, dpop, url, *scope;
-    ngx_uint_t                     i;
+    ngx_uint_t                     i, again;
     ngx_table_elt_t               *authorization;
     ngx_pool_cleanup_t            *cln;
     ngx_http_jwtguard_ctx_t       *ctx;
@@ -622,7 +650,14 @@ ngx_http_jwtguard_check(ngx_http_request_t *r)
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        status = jwt_verify_request(lcf->verifier,
+        /* an empty URL (a variable with no value) is a URL no proof names, not a missing one */
+        if (url.len == 0) {
+            url.data = (u_char *) "";
+        }
+
+        again = dpop.len > 0 && ngx_http_jwtguard_proof_passed(r);
+
+        status = (again ? jwt_verify_request_again : jwt_verify_request)(lcf->verifier,
                                     authorization ? (const char *) authorization->value.data
                                                   : NULL,
                                     authorization ? authorization->value.len : 0,
@@ -630,6 +665,17 @@ ngx_http_jwtguard_check(ngx_http_request_t *r)
                                     (const char *) r->main->method_name.data,
                                     r->main->method_name.len,
                                     (const char *) url.data, url.len, &claims);
+
+        if (status == JWT_STATUS_OK && dpop.len > 0 && !again) {
+            cln = ngx_pool_cleanup_add(r->main->pool, 0);
+            if (cln == NULL) {
+                jwt_claims_free(claims);
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            cln->handler = ngx_http_jwtguard_proof_mark;
+            cln->data = r->main;
+        }
     }
 
     if ((status == JWT_STATUS_KEY_NOT_FOUND || status == JWT_STATUS_KEYS_UNAVAILABLE)

@@ -573,7 +573,9 @@ pub extern "C" fn jwt_config_set_dpop_window(config: *mut jwt_config, seconds: u
 /// How many DPoP proofs the verifier remembers against replay (default 250000, 1 to
 /// 10000000). A proof is remembered until its window ends; when the cache is full of proofs
 /// still inside their window, new proofs are refused with `JWT_STATUS_DPOP_REPLAY_CACHE_FULL`
-/// (HTTP 503) rather than forgetting one that could then be replayed.
+/// (HTTP 503) rather than forgetting one that could then be replayed. One client key may hold
+/// at most an eighth of it (beyond that, only that key's proofs are refused). Each process
+/// keeps its own: worker processes forked from one parent each keep theirs from the fork on.
 #[unsafe(no_mangle)]
 pub extern "C" fn jwt_config_set_dpop_replay_cache(
     config: *mut jwt_config,

@@ -188,6 +188,7 @@ fn verify_request(
     method_len: usize,
     url: *const c_char,
     url_len: usize,
+    again: bool,
 ) -> Result<Claims, Status> {
     let header = |ptr, len, malformed| {
         optional_str(ptr, len).map_err(|s| match s {
@@ -205,7 +206,12 @@ fn verify_request(
         method: optional_str(method, method_len)?,
         url: optional_str(url, url_len)?,
     };
-    v.verify_request(&request).map_err(|e| e.status())
+    if again {
+        v.verify_request_again(&request)
+    } else {
+        v.verify_request(&request)
+    }
+    .map_err(|e| e.status())
 }
 
 /// Verify a request's credentials, DPoP (RFC 9449) included: `authorization` is the
@@ -238,7 +244,36 @@ pub extern "C" fn jwt_verify_request(
         verify_into(verifier, claims_out, |v| {
             verify_request(
                 v, authorization, authorization_len, dpop, dpop_len, method, method_len, url,
-                url_len,
+                url_len, false,
+            )
+        })
+    }
+}
+
+/// `jwt_verify_request` for a request whose DPoP proof this verifier, or another in the same
+/// process, already accepted once (a host checking one client request again: nginx after an
+/// internal redirect to a location with another policy, or in a subrequest): the same checks,
+/// except that the proof's `jti` is neither looked up nor recorded, so the request's own first
+/// check does not read as a replay. Only for the very headers of a request that passed
+/// `jwt_verify_request` with its proof; never for a new request. Not counted.
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_verify_request_again(
+    verifier: *const jwt_verifier,
+    authorization: *const c_char,
+    authorization_len: usize,
+    dpop: *const c_char,
+    dpop_len: usize,
+    method: *const c_char,
+    method_len: usize,
+    url: *const c_char,
+    url_len: usize,
+    claims_out: *mut *mut jwt_claims,
+) -> Status {
+    ffi_panic_boundary! {
+        verify_into(verifier, claims_out, |v| {
+            verify_request(
+                v, authorization, authorization_len, dpop, dpop_len, method, method_len, url,
+                url_len, true,
             )
         })
     }
@@ -261,7 +296,7 @@ pub extern "C" fn jwt_verify_request_status(
         to_status(ref_arg(verifier.cast::<Verifier>()).and_then(|v| {
             verify_request(
                 v, authorization, authorization_len, dpop, dpop_len, method, method_len, url,
-                url_len,
+                url_len, false,
             )
             .map(drop)
         }))

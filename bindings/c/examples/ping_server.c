@@ -115,6 +115,22 @@ join_header(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size
   return MHD_YES;
 }
 
+/* Whether a Host value is host[:port]: RFC 3986 host characters and a port only. */
+static int
+is_authority(const char *host)
+{
+  const char *p;
+
+  if (*host == '\0')
+    return 0;
+  for (p = host; *p != '\0'; p++) {
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+          strchr("-._~!$&'()*+,;=:[]", *p) != NULL))
+      return 0;
+  }
+  return 1;
+}
+
 /*
  * Answer a refusal: the quickstart's JSON body, the status, and the challenge the library
  * builds for this verifier (RFC 6750's Bearer and RFC 9449's DPoP beside it), whose error goes
@@ -179,11 +195,15 @@ handle(void *cls, struct MHD_Connection *connection, const char *url, const char
     free(dpop.text);
     return MHD_NO;
   }
-  /* The URL the client addressed, for a DPoP proof's htu: this server speaks plain HTTP. */
+  /* The URL the client addressed, for a DPoP proof's htu: this server speaks plain HTTP. A
+   * Host that is not host[:port] ("api.example/other?") gives no URL, which no proof matches. */
   host = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "Host");
-  address_len = snprintf(address, sizeof address, "http://%s%s", host != NULL ? host : "", url);
-  if (address_len < 0 || (size_t)address_len >= sizeof address)
-    address_len = 0;
+  address_len = 0;
+  if (host != NULL && is_authority(host)) {
+    address_len = snprintf(address, sizeof address, "http://%s%s", host, url);
+    if (address_len < 0 || (size_t)address_len >= sizeof address)
+      address_len = 0;
+  }
   status = jwt_verify_request(verifier, authorization.text, authorization.len, dpop.text, dpop.len,
                               S(method), address, (size_t)address_len, &claims);
   free(dpop.text);

@@ -19,7 +19,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "tests" / "support"))
 
-from harness import AUDIENCE, DevIssuer, free_port, http  # noqa: E402
+from dpop import DpopClient  # noqa: E402
+from harness import (  # noqa: E402
+    AUDIENCE, DevIssuer, assert_hosts_agree, free_port, host_cases, http, raw_request, request_bytes,
+)
 
 PING_SERVER = Path(os.environ.get("JWTGUARD_PING_SERVER", ROOT / "target" / "release" / "ping_server"))
 FLASK_SERVER = ROOT / "bindings" / "python" / "examples" / "flask_api" / "server.py"
@@ -137,6 +140,19 @@ def test_c_server_matches_the_flask_app_and_is_memory_clean(checker, request):
             if code is not None:
                 assert c_answer[2] == flask_answer[2], (route, kind)
                 assert c_answer[1]["WWW-Authenticate"] == flask_answer[1]["WWW-Authenticate"], (route, kind)
+        # DPoP (jwt_verify_request) and the malformed requests, under the checker too.
+        client = DpopClient("ES256")
+        bound = (client, client.token_from(issuer.url).encode(), client.token_from(issuer.url, "openid").encode())
+        assert_hosts_agree({"C": c_port, "Flask": flask_port},
+                           host_cases(tokens["scoped"].encode(), plain.encode(), bound))
+        # A Host that is not host[:port] never makes a proof for another URL acceptable.
+        token = bound[1].decode()
+        for host, htu in (("rs2.example/x/y#", "http://rs2.example/x/y"), ("api?", "http://api/"),
+                          ("api/api/private?", "http://api/api/private")):
+            request_line = request_bytes(b"/api/private", b"Authorization: DPoP " + bound[1],
+                                         b"DPoP: " + client.proof(url=htu, token=token).encode())
+            status, _, body = raw_request(c_port, request_line.replace(b"Host: api", b"Host: " + host.encode()))
+            assert (status, json.loads(body)["code"]) == (401, "invalid_dpop_proof"), (host, body)
     finally:
         flask.terminate()
         flask.wait(timeout=10)

@@ -15,6 +15,7 @@ import pytest
 
 from conftest import AUDIENCE, ROOT, DevIssuer, Nginx, example_config, free_port, fresh_prefix
 from dpop import ALGS, NO_TOKEN_CHALLENGE, DpopClient, challenge, error
+from harness import raw_request, request_bytes
 
 TEST_CONFIG = """
 load_module modules/ngx_http_jwtguard_module.so;
@@ -69,6 +70,20 @@ http {{
         location = /dpop-off {{
             jwtguard on;
             jwtguard_dpop off;
+            try_files /api/private.json =404;
+        }}
+        location = /scoped-only {{
+            jwtguard on;
+            jwtguard_require_scope read:messages;
+            try_files /api/private.json =404;
+        }}
+        location = /dpop-redirect {{
+            jwtguard on;
+            try_files /nonexistent /scoped-only;
+        }}
+        location = /dpop-auth-request {{
+            jwtguard on;
+            auth_request /scoped-only;
             try_files /api/private.json =404;
         }}
         location = /dpop-pinned {{
@@ -173,6 +188,38 @@ def test_dpop_policy_and_url_per_location(server, issuer):
     # The default URL is the client's: scheme, Host with its port, the path as sent.
     assert dpop("/vars")[0] == 200
     assert dpop("/vars", "http://localhost/vars")[0] == 401
+    # A Host nginx lets through but that is not host[:port] never widens what a proof may name.
+    for host, htu in (("api.example?", "http://api.example/"), ("rs2.example#", "http://rs2.example/")):
+        request = request_bytes(b"/vars", b"Authorization: DPoP " + bound.encode(),
+                                b"DPoP: " + client.proof(url=htu, token=bound).encode())
+        status, headers, _ = raw_request(server.port, request.replace(b"Host: api", b"Host: " + host.encode()))
+        assert status == 401 and "invalid_dpop_proof" in headers["www-authenticate"][0], (host, status)
+
+
+def test_one_client_request_checked_again_counts_its_proof_once(server, issuer):
+    """An internal redirect to a location with another policy, and an auth_request subrequest
+    to one, check the request again: its proof was used once, by this request, and is not a
+    replay then; sent again in new requests, it is. Each worker process keeps its own replay
+    cache (README, DPoP): of this server's two workers, the other may take it once more."""
+    client = DpopClient("ES256")
+    bound = client.token_from(issuer.url)
+    for path in ("/dpop-redirect", "/dpop-auth-request"):
+        proof = client.proof(url=server.base + path, token=bound)
+        headers = {"Authorization": "DPoP " + bound, "DPoP": proof}
+        status, _, body = server.get(path, headers=headers)
+        assert status == 200 and body["message"].startswith("Hello from a private"), (path, body)
+        again = [server.get(path, headers=headers) for _ in range(6)]
+        assert sum(status == 200 for status, _, _ in again) <= 1, path
+        for status, head, _ in again:
+            assert status == 200 or (status == 401 and "already used" in head["WWW-Authenticate"]), path
+        assert server.get(path, issuer.token("read:messages"))[0] == 200
+        # A token without the scope is still refused by the stricter location.
+        unscoped = client.token_from(issuer.url, "openid")
+        status, head, _ = server.get(path, headers={"Authorization": "DPoP " + unscoped,
+                                                    "DPoP": client.proof(url=server.base + path, token=unscoped)})
+        assert status == 403, (path, status)
+        if path == "/dpop-redirect":  # auth_request passes on the challenge of a 401 only
+            assert "insufficient_scope" in head["WWW-Authenticate"], (path, head)
 
 
 def test_keys_that_cannot_be_had_answer_503(server, issuer):

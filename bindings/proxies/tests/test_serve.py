@@ -181,6 +181,12 @@ def test_dpop_proofs_are_checked_against_the_forwarded_url(serve, issuer):
     for url in ("http://api.example/api/private", "https://other.example/api/private",
                 "https://api.example/api/public", "https://api.example:8443/api/private"):
         assert check(client.proof(url=url, token=token)) == (401, "DPoP proof is for another URL (htu)"), url
+    # A forwarded host or scheme that is not one never makes a proof for another URL good.
+    for host, proto, htu in (("rs2.example/other/path?", "https", "https://rs2.example/other/path"),
+                             ("api.example#", "https", "https://api.example/"),
+                             ("api.example", "ftp", "ftp://api.example/api/private")):
+        headers = {**forwarded, "X-Forwarded-Host": host, "X-Forwarded-Proto": proto}
+        assert check(client.proof(url=htu, token=token), headers) == (401, "DPoP proof is for another URL (htu)"), host
     # Without X-Forwarded-*: http and the check request's own Host.
     own = {"X-Original-URI": "/api/private"}
     assert check(client.proof(url=f"{serve.base}/api/private", token=token), own)[0] == 200

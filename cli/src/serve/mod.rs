@@ -242,7 +242,8 @@ fn original_path(req: &Request<Incoming>) -> Result<Vec<u8>, BadRequest> {
 
 /// The URL the client addressed, for a DPoP proof's `htu`: `X-Forwarded-Proto` (else
 /// `http`), `X-Forwarded-Host` (else the check request's `Host`) and the original URI as the
-/// proxy passed it (its query is ignored by the check).
+/// proxy passed it (its query is ignored by the check). A scheme other than http(s) or a
+/// host that is not one (`api.example/other?`) gives an empty URL, which no proof matches.
 fn original_url(req: &Request<Incoming>) -> Result<String, BadRequest> {
     let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
     let scheme = single(req, "x-forwarded-proto")?.map_or("http".into(), text);
@@ -250,6 +251,11 @@ fn original_url(req: &Request<Incoming>) -> Result<String, BadRequest> {
         Some(host) => text(host),
         None => single(req, "host")?.map_or_else(String::new, text),
     };
+    if !(scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https"))
+        || !jwtguard::dpop::is_authority(&host)
+    {
+        return Ok(String::new());
+    }
     let mut uri = None;
     for name in check::URI_HEADERS {
         if let Some(value) = single(req, name)? {

@@ -15,6 +15,7 @@ it started (also on Ctrl-C or failure).
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import os
 import shutil
@@ -276,8 +277,19 @@ def main() -> int:
             ("same proof again", lambda name: {"Authorization": f"DPoP {bound}", "DPoP": proofs[name]}, 401),
             ("bound token as Bearer", lambda name: {"Authorization": f"Bearer {bound}"}, 401),
         ]
+        # One connection per host: each nginx worker keeps its own replay cache (README, DPoP),
+        # and a kept-alive connection stays with one worker.
+        connections = {name: http.client.HTTPConnection(base.split("//")[1], timeout=10)
+                       for name, base in servers.items()}
+        cleanups.append(lambda: [c.close() for c in connections.values()])
+
+        def on_connection(name: str, headers: dict) -> tuple[int, str]:
+            connections[name].request("GET", "/api/private", headers=headers)
+            response = connections[name].getresponse()
+            return response.status, response.read().decode()
+
         for label, headers_for, want in dpop_calls:
-            answers = [call("GET", base + "/api/private", headers=headers_for(name)) for name, base in servers.items()]
+            answers = [on_connection(name, headers_for(name)) for name in servers]
             statuses = "".join(f"{status:>9}" for status, _ in answers)
             body = answers[0][1]
             print(f"{'/api/private':<21} {label:<23}{statuses}   {json.dumps(json.loads(body))[:50]}")

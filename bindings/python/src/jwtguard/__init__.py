@@ -250,7 +250,8 @@ class Verifier:
         dpop_window: seconds a proof is good for after its ``iat`` (default 60; the leeway
             applies on top).
         dpop_replay_cache: proofs remembered against replay (default 250000); when it is
-            full of live proofs, new ones are refused (``dpop_replay_cache_full``, 503).
+            full of live proofs, new ones are refused (``dpop_replay_cache_full``, 503); one
+            client key may hold at most an eighth of it. Each process keeps its own.
         issuers: several issuers in one verifier, instead of ``issuer``, ``audience`` and the
             keys arguments: a list of mappings, each with ``issuer`` and ``audience`` and
             optionally ``jwks_uri`` / ``jwks`` / ``jwks_file``, ``algorithms``, ``leeway``,
