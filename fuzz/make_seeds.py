@@ -1,10 +1,12 @@
 """Writes fuzz/jwks.json (the public keys of tests/fixtures) and the seed corpora under
 fuzz/seeds/ (tokens signed with those keys, headers, JWKS and discovery documents, C ABI
-inputs). Run from the repository root with the dev venv: .venv/bin/python fuzz/make_seeds.py
+inputs, DPoP proofs). Run from the repository root with the dev venv: .venv/bin/python fuzz/make_seeds.py
 The output is committed; rerun only to change the seeds."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from pathlib import Path
 
@@ -16,6 +18,29 @@ FIXTURES = ROOT / "tests" / "fixtures"
 SEEDS = ROOT / "fuzz" / "seeds"
 ISSUER = "https://issuer.example/"
 AUDIENCE = "https://api.example"
+
+
+def write(target: str, items: list[bytes]) -> None:
+    folder = SEEDS / target
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, item in enumerate(items):
+        (folder / f"seed-{i:02d}").write_bytes(item)
+
+
+def dpop_seeds(keys: dict) -> list[bytes]:
+    """The request URL, a newline, a DPoP proof for it (fuzz_targets/dpop.rs: now is
+    1,800,000,000, the access token "token")."""
+    url = "https://api.example/api/private"
+    ath = base64.urlsafe_b64encode(hashlib.sha256(b"token").digest()).rstrip(b"=").decode()
+    claims = {"jti": "seed", "htm": "GET", "htu": url, "iat": 1800000000, "ath": ath}
+    seeds = []
+    for kid, alg in (("ec", "ES256"), ("ed", "EdDSA"), ("rsa", "RS256")):
+        jwk = json.loads(jwt.get_algorithm_by_name(alg).to_jwk(keys[kid].public_key()))
+        proof = jwt.encode(claims, keys[kid], algorithm=alg, headers={"typ": "dpop+jwt", "jwk": jwk})
+        seeds.append(f"{url}\n{proof}".encode())
+    seeds += [b"HTTP://API.example:443/a/../api/%7eprivate?x#y\n", b"http://[::1]:8080/\nx.y.z",
+              b"https://api.example?/api/private\n"]
+    return seeds
 
 
 def key(name: str):
@@ -42,12 +67,6 @@ def main() -> None:
     tokens.append(jwt.encode(claims, "secret", algorithm="HS256", headers={"kid": "rsa"}))
     tokens.append("eyJhbGciOiJub25lIn0.e30.")
 
-    def write(target: str, items: list[bytes]) -> None:
-        folder = SEEDS / target
-        folder.mkdir(parents=True, exist_ok=True)
-        for i, item in enumerate(items):
-            (folder / f"seed-{i:02d}").write_bytes(item)
-
     write("verify", [t.encode() for t in tokens])
     write("authorization", [b"Bearer " + t.encode() for t in tokens[:3]]
           + [b"bearer  x.y.z", b"Basic abc", b"Bearer a, Bearer b", b"Bearer \t a.b.c \t", b"", b"Bearer"])
@@ -59,6 +78,7 @@ def main() -> None:
     write("token_cache", [bytes(range(64)), bytes([0, 1, 2, 3] * 16)])
     write("c_abi", [bytes([i]) + t.encode() for i, t in enumerate(tokens[:4])]
           + [bytes([5]) + b"Bearer " + tokens[0].encode(), bytes([7]) + b"RS256"])
+    write("dpop", dpop_seeds(keys))
 
 
 if __name__ == "__main__":

@@ -222,7 +222,8 @@ static ngx_command_t  ngx_http_jwtguard_commands[] = {
     /*
      * The URL a DPoP proof's htu must name: by default $scheme://$http_host$request_uri (the
      * client's Host header with its port, the path as the client sent it; the query is
-     * ignored). Behind another proxy: e.g. $http_x_forwarded_proto://$http_x_forwarded_host$request_uri.
+     * ignored). Behind another proxy, build it from X-Forwarded-Proto and -Host checked by a
+     * map first (README, DPoP): nginx does not check those headers as it checks Host.
      */
     { ngx_string("jwtguard_dpop_url"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -370,23 +371,37 @@ ngx_http_jwtguard_proof_mark(void *data)
 
 
 /*
- * Whether a DPoP proof passed once already in this client request (in a location before an
- * internal redirect, or in the main request before a subrequest): its jti was recorded then,
- * so a later check of the same request's headers must not count it again (it would read as
- * a replay). Subrequests share the client request's pool.
+ * Whether this verifier accepted this client request's DPoP proof already (in a location
+ * before an internal redirect, or in the main request before a subrequest): its jti is in
+ * this verifier's replay cache, so a later check of the same request's headers by the same
+ * verifier must not count it again (it would read as a replay). Another verifier (a location
+ * with its own settings) checks it in full, into its own cache. Subrequests share the client
+ * request's pool, and each client request (an HTTP/2 stream too) has its own.
  */
 static ngx_uint_t
-ngx_http_jwtguard_proof_passed(ngx_http_request_t *r)
+ngx_http_jwtguard_proof_passed(ngx_http_request_t *r, jwt_verifier *verifier)
 {
     ngx_pool_cleanup_t  *cln;
 
     for (cln = r->main->pool->cleanup; cln; cln = cln->next) {
-        if (cln->handler == ngx_http_jwtguard_proof_mark && cln->data == r->main) {
+        if (cln->handler == ngx_http_jwtguard_proof_mark && cln->data == verifier) {
             return 1;
         }
     }
 
     return 0;
+}
+
+
+/* Whether an Authorization value names the DPoP scheme (nginx trims leading blanks). */
+static ngx_uint_t
+ngx_http_jwtguard_is_dpop(ngx_table_elt_t *authorization)
+{
+    return authorization != NULL
+           && authorization->value.len > sizeof("DPoP") - 1
+           && ngx_strncasecmp(authorization->value.data, (u_char *) "DPoP",
+                              sizeof("DPoP") - 1) == 0
+           && (authorization->value.data[4] == ' ' || authorization->value.data[4] == '\t');
 }
 
 
@@ -548,7 +563,7 @@ ngx_http_jwtguard_check(ngx_http_request_t *r)
     jwt_claims                    *claims;
     uint64_t                       epoch;
     ngx_str_t                      token, dpop, url, *scope;
-    ngx_uint_t                     i, again;
+    ngx_uint_t                     i, proof, again;
     ngx_table_elt_t               *authorization;
     ngx_pool_cleanup_t            *cln;
     ngx_http_jwtguard_ctx_t       *ctx;
@@ -655,7 +670,8 @@ ngx_http_jwtguard_check(ngx_http_request_t *r)
             url.data = (u_char *) "";
         }
 
-        again = dpop.len > 0 && ngx_http_jwtguard_proof_passed(r);
+        proof = dpop.len > 0 && ngx_http_jwtguard_is_dpop(authorization);
+        again = proof && ngx_http_jwtguard_proof_passed(r, lcf->verifier);
 
         status = (again ? jwt_verify_request_again : jwt_verify_request)(lcf->verifier,
                                     authorization ? (const char *) authorization->value.data
@@ -666,7 +682,7 @@ ngx_http_jwtguard_check(ngx_http_request_t *r)
                                     r->main->method_name.len,
                                     (const char *) url.data, url.len, &claims);
 
-        if (status == JWT_STATUS_OK && dpop.len > 0 && !again) {
+        if (status == JWT_STATUS_OK && proof && !again) {
             cln = ngx_pool_cleanup_add(r->main->pool, 0);
             if (cln == NULL) {
                 jwt_claims_free(claims);
@@ -674,7 +690,7 @@ ngx_http_jwtguard_check(ngx_http_request_t *r)
             }
 
             cln->handler = ngx_http_jwtguard_proof_mark;
-            cln->data = r->main;
+            cln->data = lcf->verifier;
         }
     }
 

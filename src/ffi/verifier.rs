@@ -250,12 +250,13 @@ pub extern "C" fn jwt_verify_request(
     }
 }
 
-/// `jwt_verify_request` for a request whose DPoP proof this verifier, or another in the same
-/// process, already accepted once (a host checking one client request again: nginx after an
-/// internal redirect to a location with another policy, or in a subrequest): the same checks,
-/// except that the proof's `jti` is neither looked up nor recorded, so the request's own first
-/// check does not read as a replay. Only for the very headers of a request that passed
-/// `jwt_verify_request` with its proof; never for a new request. Not counted.
+/// `jwt_verify_request` for a request whose DPoP proof this verifier already accepted once (a
+/// host checking one client request again: nginx after an internal redirect to a location
+/// with other scopes, or in a subrequest): the same checks, except that the proof's `jti` is
+/// neither looked up nor recorded, so the request's own first check does not read as a replay.
+/// Only for the very headers of a request that passed `jwt_verify_request` with its proof on
+/// this verifier; never for a new request, nor for one another verifier accepted (its replay
+/// cache never saw the proof). Not counted.
 #[unsafe(no_mangle)]
 pub extern "C" fn jwt_verify_request_again(
     verifier: *const jwt_verifier,

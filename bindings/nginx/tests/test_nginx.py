@@ -88,7 +88,7 @@ http {{
         }}
         location = /dpop-pinned {{
             jwtguard on;
-            jwtguard_dpop_url https://api.example$uri;
+            jwtguard_dpop_url https://api.example$request_uri;
             try_files /api/private.json =404;
         }}
     }}
@@ -220,6 +220,42 @@ def test_one_client_request_checked_again_counts_its_proof_once(server, issuer):
         assert status == 403, (path, status)
         if path == "/dpop-redirect":  # auth_request passes on the challenge of a 401 only
             assert "insufficient_scope" in head["WWW-Authenticate"], (path, head)
+
+
+def test_a_proof_accepted_by_one_verifier_is_recorded_by_the_next_one_too(issuer, prefix):
+    """A location with its own settings has its own verifier, and its own replay cache: after
+    an internal redirect to it, it records the proof in full (never "already accepted"), so a
+    later request reaching it directly with the same proof is a replay. One worker."""
+    port = free_port()
+    config = TEST_CONFIG.format(issuer=issuer.url, audience=AUDIENCE, port=port)
+    assert "worker_processes 2;" in config
+    config = config.replace("worker_processes 2;", "worker_processes 1;").replace(
+        "        location = /dpop-pinned {",
+        """        location = /both {
+            jwtguard on;
+            error_page 418 = @strict;
+            if ($arg_strict) { return 418; }
+            try_files /nonexistent @strict;
+        }
+        location @strict {
+            jwtguard on;
+            jwtguard_dpop required;
+            try_files /api/private.json =404;
+        }
+        location = /dpop-pinned {""", 1)
+    assert "location @strict" in config
+    nginx = Nginx(prefix, config, port)
+    try:
+        client = DpopClient("ES256")
+        bound = client.token_from(issuer.url)
+        proof = client.proof(url=nginx.base + "/both", token=bound)
+        headers = {"Authorization": "DPoP " + bound, "DPoP": proof}
+        assert nginx.get("/both", headers=headers)[0] == 200
+        # The same proof straight to the second verifier (the query is not part of htu).
+        status, head, _ = nginx.get("/both?strict=1", headers=headers)
+        assert status == 401 and "already used" in head["WWW-Authenticate"], (status, head)
+    finally:
+        nginx.close()
 
 
 def test_keys_that_cannot_be_had_answer_503(server, issuer):

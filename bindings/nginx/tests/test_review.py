@@ -502,7 +502,9 @@ def test_item24_the_hosts_answer_malformed_requests_alike(prefix):
     # process keeps its own replay cache), and a new connection may reach either.
     config = example_config(issuer.url, nginx_port).replace(
         "        location / {", "        location = /denied { deny all; }\n\n        location / {", 1
-    ).replace("worker_processes 2;", "worker_processes 1;")
+    )
+    assert "worker_processes 2;" in config
+    config = config.replace("worker_processes 2;", "worker_processes 1;")
     nginx = Nginx(prefix, config, nginx_port)
     try:
         client = DpopClient("ES256")
