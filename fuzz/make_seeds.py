@@ -43,6 +43,13 @@ def dpop_seeds(keys: dict) -> list[bytes]:
     return seeds
 
 
+def c_abi_request_seeds(token: str, dpop_seed: bytes) -> list[bytes]:
+    """Selector 6: a request, Authorization / DPoP / method / URL one per line."""
+    url, proof = dpop_seed.split(b"\n", 1)
+    return [bytes([6]) + b"\n".join([b"DPoP " + token.encode(), proof, b"GET", url]),
+            bytes([6]) + b"Bearer " + token.encode()]
+
+
 def key(name: str):
     return serialization.load_pem_private_key((FIXTURES / name).read_bytes(), password=None)
 
@@ -76,9 +83,11 @@ def main() -> None:
                         json.dumps({"issuer": "https://other/", "jwks_uri": "http://x/"}).encode(), b"{}", b"[]"])
     # token_cache: op bytes; c_abi: a selector byte and then the input.
     write("token_cache", [bytes(range(64)), bytes([0, 1, 2, 3] * 16)])
+    dpop = dpop_seeds(keys)
     write("c_abi", [bytes([i]) + t.encode() for i, t in enumerate(tokens[:4])]
-          + [bytes([5]) + b"Bearer " + tokens[0].encode(), bytes([7]) + b"RS256"])
-    write("dpop", dpop_seeds(keys))
+          + [bytes([5]) + b"Bearer " + tokens[0].encode(), bytes([7]) + b"RS256"]
+          + c_abi_request_seeds(tokens[0], dpop[0]))
+    write("dpop", dpop)
 
 
 if __name__ == "__main__":

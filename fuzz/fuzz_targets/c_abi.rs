@@ -74,6 +74,40 @@ fuzz_target!(|data: &[u8]| {
         5 => known(jwt_verify_authorization_status(v, p, len) as u32),
         6 => {
             let _ = jwt_has_scope_json(p, len, p, len / 3);
+            // A request: Authorization, DPoP, method and URL, one per line.
+            let mut parts = input[..len].splitn(4, |&b| b == b'\n');
+            let mut next = || {
+                parts
+                    .next()
+                    .map_or((ptr::null(), 0), |s| (s.as_ptr().cast::<c_char>(), s.len()))
+            };
+            let (auth, dpop, method, url) = (next(), next(), next(), next());
+            for again in [false, true] {
+                let call = if again { jwt_verify_request_again } else { jwt_verify_request };
+                let s = call(v, auth.0, auth.1, dpop.0, dpop.1, method.0, method.1, url.0, url.1, &mut claims)
+                    as u32;
+                known(s);
+                assert_eq!(s == 0, !claims.is_null());
+                jwt_claims_free(claims);
+                claims = ptr::null_mut();
+            }
+            known(jwt_verify_request_status(v, auth.0, auth.1, dpop.0, dpop.1, method.0, method.1, url.0, url.1)
+                as u32);
+            let mut buffer = [0 as c_char; 512];
+            let mut needed = 0;
+            known(jwt_verifier_challenge(
+                v,
+                u32::from(input.first().copied().unwrap_or(0)) + 600,
+                auth.0,
+                auth.1,
+                url.0,
+                url.1,
+                method.0,
+                method.1,
+                buffer.as_mut_ptr(),
+                buffer.len(),
+                &mut needed,
+            ) as u32);
         }
         _ => {
             // Configuration setters with arbitrary text, then a verifier from it.
