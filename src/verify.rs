@@ -707,12 +707,14 @@ impl Verifier {
         result
     }
 
-    /// [`Verifier::verify_request`] for a request that was already judged, to describe its
-    /// refusal once more (a forward-auth proxy asking again for a refusal's whole answer): the
-    /// same checks, except that a DPoP proof's `jti` is neither looked up nor recorded, so the
-    /// first judgement's use of it does not read as a replay. Never allow a request on this
-    /// answer: an `Ok` here means the first refusal was a replay (or the replay cache was full).
-    /// Not counted.
+    /// [`Verifier::verify_request`] for a request this verifier judged before: the same checks,
+    /// except that a DPoP proof's `jti` is neither looked up nor recorded, so the first
+    /// judgement's use of it does not read as a replay. Two uses, each with its own meaning of
+    /// `Ok`: after this verifier *accepted* the request (nginx checking one client request
+    /// again after an internal redirect, or in a subrequest), `Ok` allows; after it *refused*
+    /// the request (a forward-auth proxy asking again for the refusal's whole answer), never
+    /// allow on it: `Ok` then means the refusal was a replay (or the replay cache was full).
+    /// Never for a request this verifier has not judged. Not counted.
     pub fn verify_request_again(&self, request: &Request<'_>) -> Result<Claims> {
         self.verify_request_inner(request, false)
     }

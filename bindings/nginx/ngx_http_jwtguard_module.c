@@ -45,6 +45,8 @@ typedef struct {
     ngx_str_t                  realm;
     ngx_uint_t                 dpop;           /* jwt_dpop_mode */
     ngx_http_complex_value_t  *dpop_url;       /* the URL a DPoP proof must be for */
+    time_t                     dpop_window;    /* seconds a proof is good after its iat */
+    ngx_int_t                  dpop_replay_cache; /* proofs remembered, per worker */
     ngx_array_t               *more_issuers;   /* ngx_array_t * of ngx_str_t: one line each */
     jwt_verifier              *verifier;
 } ngx_http_jwtguard_loc_conf_t;
@@ -230,6 +232,22 @@ static ngx_command_t  ngx_http_jwtguard_commands[] = {
       ngx_http_set_complex_value_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_jwtguard_loc_conf_t, dpop_url),
+      NULL },
+
+    /* Seconds a DPoP proof is good for after its iat (default 60 s; the leeway on top). */
+    { ngx_string("jwtguard_dpop_window"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_jwtguard_loc_conf_t, dpop_window),
+      NULL },
+
+    /* DPoP proofs each worker remembers against replay (default 250000; README, DPoP). */
+    { ngx_string("jwtguard_dpop_replay_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_jwtguard_loc_conf_t, dpop_replay_cache),
       NULL },
 
     { ngx_string("jwtguard_realm"),
@@ -1249,6 +1267,8 @@ ngx_http_jwtguard_create_loc_conf(ngx_conf_t *cf)
     conf->leeway = NGX_CONF_UNSET;
     conf->strict = NGX_CONF_UNSET;
     conf->dpop = NGX_CONF_UNSET_UINT;
+    conf->dpop_window = NGX_CONF_UNSET;
+    conf->dpop_replay_cache = NGX_CONF_UNSET;
 
     return conf;
 }
@@ -1695,6 +1715,19 @@ ngx_http_jwtguard_make_verifier(ngx_conf_t *cf, ngx_http_jwtguard_loc_conf_t *co
 
     jwt_config_set_dpop(config, (uint32_t) conf->dpop);
 
+    if (ngx_http_jwtguard_setting(cf, "jwtguard_dpop_window", conf->dpop_window,
+                                  jwt_config_set_dpop_window(config,
+                                                             (uint64_t) conf->dpop_window))
+            != NGX_OK
+        || ngx_http_jwtguard_setting(cf, "jwtguard_dpop_replay_cache",
+                                     (time_t) conf->dpop_replay_cache,
+                                     jwt_config_set_dpop_replay_cache(config,
+                                         (uint64_t) conf->dpop_replay_cache))
+           != NGX_OK)
+    {
+        goto cleanup;
+    }
+
     status = jwt_verifier_new(config, &verifier);
     if (status != JWT_STATUS_OK) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "jwtguard: %s",
@@ -1750,7 +1783,8 @@ ngx_http_jwtguard_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     own = conf->issuers != NULL || conf->audiences != NULL || conf->more_issuers != NULL
           || conf->jwks_uri.data != NULL || conf->algorithms != NULL
           || conf->leeway != NGX_CONF_UNSET || conf->strict != NGX_CONF_UNSET
-          || conf->dpop != NGX_CONF_UNSET_UINT;
+          || conf->dpop != NGX_CONF_UNSET_UINT || conf->dpop_window != NGX_CONF_UNSET
+          || conf->dpop_replay_cache != NGX_CONF_UNSET;
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
     if (conf->issuers == NULL) {
@@ -1778,6 +1812,8 @@ ngx_http_jwtguard_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->strict, prev->strict, 0);
     ngx_conf_merge_str_value(conf->realm, prev->realm, "api");
     ngx_conf_merge_uint_value(conf->dpop, prev->dpop, JWT_DPOP_MODE_ALLOWED);
+    ngx_conf_merge_sec_value(conf->dpop_window, prev->dpop_window, 60);
+    ngx_conf_merge_value(conf->dpop_replay_cache, prev->dpop_replay_cache, 250000);
 
     if (conf->dpop_url == NULL) {
         conf->dpop_url = prev->dpop_url;

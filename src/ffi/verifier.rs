@@ -253,10 +253,10 @@ pub extern "C" fn jwt_verify_request(
 /// `jwt_verify_request` for a request whose DPoP proof this verifier already accepted once (a
 /// host checking one client request again: nginx after an internal redirect to a location
 /// with other scopes, or in a subrequest): the same checks, except that the proof's `jti` is
-/// neither looked up nor recorded, so the request's own first check does not read as a replay.
-/// Only for the very headers of a request that passed `jwt_verify_request` with its proof on
-/// this verifier; never for a new request, nor for one another verifier accepted (its replay
-/// cache never saw the proof). Not counted.
+/// neither looked up nor recorded, so the request's own first check does not read as a replay;
+/// `JWT_STATUS_OK` allows. Only for the very headers of a request that passed
+/// `jwt_verify_request` with its proof on this verifier; never for a new request, nor for one
+/// another verifier accepted (its replay cache never saw the proof). Not counted.
 #[unsafe(no_mangle)]
 pub extern "C" fn jwt_verify_request_again(
     verifier: *const jwt_verifier,
@@ -314,7 +314,7 @@ pub extern "C" fn jwt_verify_request_status(
 /// The text is copied NUL-terminated into `buffer`; `*needed_out` receives its length
 /// without the NUL (0 when the call fails for another reason). A buffer too small returns
 /// `JWT_STATUS_INVALID_ARGUMENT` with nothing copied: call again with `*needed_out + 1`
-/// bytes (512 is always enough for a realm and scopes of up to 128 bytes each).
+/// bytes (a first call with a `NULL` buffer and a length of 0 asks for the size).
 #[unsafe(no_mangle)]
 #[allow(clippy::too_many_arguments)]
 pub extern "C" fn jwt_verifier_challenge(

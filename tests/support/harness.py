@@ -221,7 +221,7 @@ def host_cases(token: bytes, plain: bytes, bound: tuple | None = None) -> dict[s
         "no such route": (get(b"/nope"), 404),
     }
     if bound is not None:
-        from dpop import SCOPED_URL, URL  # noqa: PLC0415 (tests/support, beside this file)
+        from dpop import SCOPED_URL  # noqa: PLC0415 (tests/support, beside this file)
 
         client, bound_token, bound_plain = bound
         text = bound_token.decode()

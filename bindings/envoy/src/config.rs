@@ -293,6 +293,12 @@ pub fn filter_config(bytes: &[u8]) -> Result<FilterConfig, String> {
                     .collect::<Result<_, _>>()?
             }
             "dpop_window" => dpop.window_secs = seconds(key, value)?,
+            "dpop_replay_cache" => {
+                dpop.replay_cache = value
+                    .as_u64()
+                    .ok_or_else(|| format!("{key}: must be a number of proofs"))?
+                    as usize
+            }
             "max_stale" => cache.max_stale = Duration::from_secs(seconds(key, value)?),
             "snapshot" => cache.snapshot = Some(PathBuf::from(string(key, value)?)),
             "ca_file" => cache.fetch.ca_file = Some(PathBuf::from(string(key, value)?)),

@@ -86,6 +86,13 @@ http {{
             auth_request /scoped-only;
             try_files /api/private.json =404;
         }}
+        location = /dpop-short {{
+            jwtguard on;
+            jwtguard_dpop_window 5s;
+            jwtguard_leeway 0;
+            jwtguard_dpop_replay_cache 1000;
+            try_files /api/private.json =404;
+        }}
         location = /dpop-pinned {{
             jwtguard on;
             jwtguard_dpop_url https://api.example$request_uri;
@@ -185,6 +192,11 @@ def test_dpop_policy_and_url_per_location(server, issuer):
     # A pinned URL: the proof must name it, whatever Host the request carried.
     assert dpop("/dpop-pinned", "https://api.example/dpop-pinned") == (200, None)
     assert dpop("/dpop-pinned") == (401, challenge(dpop=error("invalid_dpop_proof", "DPoP proof is for another URL (htu)")))
+    # A short window: a proof 30 s old is too old here, and fresh ones pass.
+    assert dpop("/dpop-short")[0] == 200
+    old = client.proof(url=server.base + "/dpop-short", token=bound, iat=int(time.time()) - 30)
+    status, headers, _ = server.get("/dpop-short", headers={"Authorization": "DPoP " + bound, "DPoP": old})
+    assert status == 401 and "too old" in headers["WWW-Authenticate"], headers
     # The default URL is the client's: scheme, Host with its port, the path as sent.
     assert dpop("/vars")[0] == 200
     assert dpop("/vars", "http://localhost/vars")[0] == 401

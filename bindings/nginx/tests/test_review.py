@@ -293,6 +293,8 @@ http {{
         ("jwtguard_token_cache 99999999999;", "", "out of range"),
         ("jwtguard_token_cache lots;", "", "needs a number of entries"),
         ("", "jwtguard_dpop on;", "invalid value"),
+        ("", "jwtguard_dpop_window 2h;", "out of range"),
+        ("jwtguard_dpop_replay_cache 0;", "", "out of range"),
     ],
 )
 def test_item7_item20_out_of_range_settings_and_bad_scopes_are_refused(extra, location, message):

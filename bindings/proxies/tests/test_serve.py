@@ -306,6 +306,8 @@ def test_readiness_waits_for_every_issuers_keys(minter):
     ("\n\n[[issuer]]\nissuer = \"https://i/\"\naudience = \"a\"\nsurprise = 1\n", 6, "unknown field"),
     ("[[issuer]]\nissuer = \"https://i/\"\naudience = \"a\"\n[[route]]\nprefix = \"x\"\n", 4, "must start with /"),
     ("dpop = \"on\"\n[[issuer]]\nissuer = \"https://i/\"\naudience = \"a\"\n", 1, "dpop must be"),
+    ("dpop_window = 0\n[[issuer]]\nissuer = \"https://i/\"\naudience = \"a\"\n", 1, "window"),
+    ("\ndpop_replay_cache = 0\n[[issuer]]\nissuer = \"https://i/\"\naudience = \"a\"\n", 2, "replay cache"),
 ])
 def test_config_errors_name_the_file_and_line(text, line, message):
     s = Serve(text, expect_start=False)

@@ -250,12 +250,13 @@ def test_every_python_host_and_the_c_server_answer_dpop_alike(issuer):
             process.communicate(timeout=10)
 
 
-def test_dpop_settings_reach_the_framework_verifiers(issuer, monkeypatch):
-    """JWTGUARD_DPOP=required reaches the Flask example's verifier through its settings."""
+@pytest.mark.parametrize("framework", ["flask", "fastapi", "django"])
+def test_dpop_settings_reach_the_framework_verifiers(issuer, monkeypatch, framework):
+    """JWTGUARD_DPOP=required reaches each example's verifier through its settings."""
     monkeypatch.setenv("JWTGUARD_DPOP", "required")
-    process, port = spawn("flask", issuer.url)
+    process, port = spawn(framework, issuer.url)
     try:
-        wait_up("flask", process, port)
+        wait_up(framework, process, port)
         status, head, body = http("GET", f"http://127.0.0.1:{port}/api/private",
                                   headers={"Authorization": f"Bearer {issuer.token()}"})
         assert (status, body["code"]) == (401, "invalid_token")

@@ -20,6 +20,10 @@ struct FileToml {
     token_cache: Option<Spanned<u64>>,
     /// DPoP (RFC 9449): off, allowed (the default) or required.
     dpop: Option<Spanned<String>>,
+    /// Seconds a DPoP proof is good for after its `iat` (default 60; the leeway on top).
+    dpop_window: Option<Spanned<u64>>,
+    /// DPoP proofs remembered against replay (default 250000).
+    dpop_replay_cache: Option<Spanned<u64>>,
     snapshot: Option<PathBuf>,
     ca_file: Option<PathBuf>,
     #[serde(default)]
@@ -308,6 +312,20 @@ pub fn parse(text: &str, path: &Path, listen: Option<&str>) -> Result<ServeConfi
                 "dpop must be \"off\", \"allowed\" or \"required\"".into(),
             )
         })?;
+    }
+    if let Some(n) = &file.dpop_window {
+        config.dpop.window_secs = *n.get_ref();
+        config
+            .dpop
+            .validate()
+            .map_err(|e| at(n.span(), e.to_string()))?;
+    }
+    if let Some(n) = &file.dpop_replay_cache {
+        config.dpop.replay_cache = usize::try_from(*n.get_ref()).unwrap_or(usize::MAX);
+        config
+            .dpop
+            .validate()
+            .map_err(|e| at(n.span(), e.to_string()))?;
     }
     let verifier = Verifier::new(config).map_err(|e| format!("{}: {e}", path.display()))?;
 

@@ -39,6 +39,7 @@ settings.configure(
         "ISSUER": os.environ.get("JWTGUARD_ISSUER"),
         "AUDIENCE": os.environ.get("JWTGUARD_AUDIENCE"),
         "JWKS_URI": os.environ.get("JWTGUARD_JWKS_URI"),
+        "DPOP": os.environ.get("JWTGUARD_DPOP"),
     },
     LOGGING_CONFIG=None,
 )

@@ -14,8 +14,9 @@ token, with the quickstart's error bodies and RFC 6750 ``WWW-Authenticate`` head
         return JsonResponse({"sub": request.jwt_claims["sub"]})
 
 ``JWTGUARD`` keys: ``ISSUER`` and ``AUDIENCE`` (each a string or a list), ``JWKS_URI``
-(optional: discovery from the issuer), ``ALGORITHMS``, ``LEEWAY``, ``REALM`` (of
-``WWW-Authenticate``, default ``api``), ``OPTIONS`` (a dict of extra
+(optional: discovery from the issuer), ``ALGORITHMS``, ``LEEWAY``, ``DPOP`` (``off``,
+``allowed`` or ``required``), ``REALM`` (of ``WWW-Authenticate``, default ``api``), ``OPTIONS``
+(a dict of extra
 :class:`jwtguard.Verifier` options). The verifier is built once per process, when the
 middleware is. Decorated views may be sync or async; an async view's verification runs in a
 worker thread (it may wait for keys being fetched). ``request.jwt_claims`` holds the claims of
@@ -45,6 +46,7 @@ _KEYS = {
     "JWTGUARD_JWKS_URI": "JWKS_URI",
     "JWTGUARD_ALGORITHMS": "ALGORITHMS",
     "JWTGUARD_LEEWAY": "LEEWAY",
+    "JWTGUARD_DPOP": "DPOP",
     "JWTGUARD_OPTIONS": "OPTIONS",
 }
 
