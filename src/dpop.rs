@@ -355,14 +355,12 @@ pub fn normalize_url(url: &str) -> Option<String> {
 }
 
 /// Whether `value` can be a request's authority (`host[:port]`, as in a `Host` or
-/// `X-Forwarded-Host` header): a host and port characters only, so no `/`, `?`, `#`, `@` or
-/// a backslash. Hosts that build a request URL from such a header check it first: glued into a URL,
+/// `X-Forwarded-Host` header), by the same rules [`normalize_url`] reads an authority with: no
+/// `/`, `?`, `#`, `@` or backslash, a `:` only before the port or inside an IPv6 literal.
+/// Hosts that build a request URL from such a header check it first: glued into a URL,
 /// `Host: api.example/other/path?` would make a proof for another URL acceptable here.
 pub fn is_authority(value: &str) -> bool {
-    !value.is_empty()
-        && value
-            .bytes()
-            .all(|b| is_unreserved(b) || b"!$&'()*+,;=:[]".contains(&b))
+    !value.contains(['/', '?', '#']) && normalize_url(&format!("http://{value}/")).is_some()
 }
 
 /// [`normalize_url`] for the URL of the request being answered (`scheme://authority` and an
@@ -773,7 +771,18 @@ mod tests {
         ] {
             assert_eq!(normalize_url(bad), None, "{bad}");
         }
-        for bad in ["", "a/b", "a?", "a#", "u@a", "a\\b", "a b", "a\r\nX: y"] {
+        for bad in [
+            "",
+            "a/b",
+            "a?",
+            "a#",
+            "u@a",
+            "a\\b",
+            "a b",
+            "a\r\nX: y",
+            "a:b:c",
+            "a:99999",
+        ] {
             assert!(!is_authority(bad), "{bad:?}");
         }
     }
