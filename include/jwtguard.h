@@ -34,8 +34,12 @@ enum jwt_status
   JWT_STATUS_OK = 0,
   // No token was presented (no or empty `Authorization` header).
   JWT_STATUS_TOKEN_MISSING = 100,
-  // The `Authorization` header is not `Bearer <one token>`.
+  // The `Authorization` header is not `Bearer <one token>` (or `DPoP <one token>`): a
+  // supported scheme written wrongly, or bytes no header may hold.
   JWT_STATUS_AUTHORIZATION_HEADER_MALFORMED = 101,
+  // The `Authorization` header names a scheme this verifier does not take (`Basic`,
+  // `Digest`, ...): RFC 6750 section 3.1 answers it 401 with a challenge and no error code.
+  JWT_STATUS_AUTHORIZATION_SCHEME_UNSUPPORTED = 102,
   // The token is larger than the configured size cap.
   JWT_STATUS_TOKEN_TOO_LARGE = 110,
   // The token is not three canonical base64url segments.
@@ -114,7 +118,8 @@ enum jwt_status
   JWT_STATUS_DPOP_TOKEN_NOT_BOUND = 621,
   // The verifier requires DPoP-bound tokens and this one is a bearer token.
   JWT_STATUS_DPOP_REQUIRED = 622,
-  // `Authorization: DPoP` reached a verifier whose DPoP policy is off.
+  // `Authorization: DPoP` reached a verifier whose DPoP policy is off: a scheme it does not
+  // take, answered like any other (401, no error code; RFC 6750 section 3.1).
   JWT_STATUS_DPOP_SCHEME_DISABLED = 623,
   // The DPoP replay cache is full of live proofs: refused rather than forgetting one.
   JWT_STATUS_DPOP_REPLAY_CACHE_FULL = 630,
@@ -347,7 +352,7 @@ jwt_status jwt_config_add_issuer_config(jwt_config *config, const jwt_config *is
 jwt_status jwt_config_add_audience(jwt_config *config, const char *audience, size_t audience_len);
 
 // Allow a signature algorithm by its JOSE name (`RS256` `RS384` `RS512` `PS256` `PS384`
-// `PS512` `ES256` `ES384` `EdDSA`). The first call replaces the default list (`RS256`);
+// `PS512` `ES256` `ES384` `EdDSA` `Ed25519`). The first call replaces the default list (`RS256`);
 // later calls add. Unknown names, `none` and `HS*` return `JWT_STATUS_INVALID_ARGUMENT`.
 jwt_status jwt_config_add_algorithm(jwt_config *config, const char *name, size_t name_len);
 

@@ -136,8 +136,7 @@ impl DpopPolicy {
 
     /// The `algs` of a DPoP challenge: the allowed algorithms, space-separated.
     pub fn algs(&self) -> String {
-        let names: Vec<&str> = self.algorithms.iter().map(|a| a.name()).collect();
-        names.join(" ")
+        crate::policy::permitted_names(&self.algorithms)
     }
 }
 
@@ -439,7 +438,7 @@ pub fn check_proof(
             ));
         }
     };
-    if !policy.algorithms.contains(&alg) {
+    if !crate::policy::permits(&policy.algorithms, alg) {
         return Err(refuse(
             Status::DpopProofAlgorithmNotAllowed,
             format!("{alg} is not in the DPoP allow-list"),
@@ -540,40 +539,80 @@ pub fn bound_key(claims: &Map<String, Value>) -> Option<std::result::Result<&str
 
 const SHARDS: usize = 16;
 
-/// The share of the cache one client key may fill with live proofs: one key alone cannot
-/// fill it and have every other key's proofs refused.
-const KEY_SHARE: usize = 8;
+/// The share of the cache one client may fill with live proofs: however many keys it holds, one
+/// client cannot fill the cache and have another client's first proof refused.
+const CLIENT_SHARE: usize = 8;
 
 struct Shard {
-    /// Proof id → the last second its proof is inside the window, and its key's tag.
+    /// Proof id → the last second its proof is inside the window, and its client's tag.
     seen: HashMap<[u8; 16], (u64, u64)>,
-    /// The soonest any entry ends (`u64::MAX` when empty): a full shard with nothing ended is
+    /// The soonest any entry ends (`u64::MAX` when empty): a full cache with nothing ended is
     /// answered at once, without a scan.
     earliest: u64,
+}
+
+/// How much of the cache is taken, in all and per client.
+#[derive(Default)]
+struct Quota {
+    /// Client tag → how many entries (live, or ended and not yet swept) are that client's.
+    per_client: HashMap<u64, usize>,
+    /// Every entry of every shard.
+    total: usize,
+}
+
+impl Quota {
+    fn add(&mut self, client: u64) {
+        *self.per_client.entry(client).or_default() += 1;
+        self.total += 1;
+    }
+
+    /// One entry of `client` fewer.
+    fn forget(&mut self, client: u64) {
+        if let Some(count) = self.per_client.get_mut(&client) {
+            *count -= 1;
+            if *count == 0 {
+                self.per_client.remove(&client);
+            }
+        }
+        self.total -= 1;
+    }
 }
 
 /// The `jti` of every proof accepted within its window, per verifier, bounded. Entries are
 /// keyed by a SHA-256 of the proof key's thumbprint and the `jti` (so two clients cannot
 /// collide) and live until the proof's window ends. When full of live entries it refuses new
-/// proofs rather than forget a live one; one key may hold at most an eighth of it, so a single
-/// key cannot fill it for every other. Each process has its own: worker processes forked from
-/// one parent (nginx) each keep their own from the fork on.
+/// proofs rather than forget a live one. Each entry counts against a client (whom the token
+/// was issued to: see [`crate::Verifier::verify_request`]); one client may hold at most an
+/// eighth of the cache, whatever number of keys it proves with, so it cannot fill the cache
+/// for the others. The bound is on the whole cache, not per shard: a client choosing its `jti`
+/// values cannot fill the part of the cache another client's proofs land in. Each process has
+/// its own: worker processes forked from one parent (nginx) each keep their own from the fork
+/// on.
 pub struct ReplayCache {
     shards: Box<[Mutex<Shard>]>,
-    per_shard: usize,
-    /// Key tag → how many entries (live, or ended and not yet swept) are that key's, over all
-    /// shards. Locked after a shard, never before.
-    per_key: Mutex<HashMap<u64, usize>>,
-    key_share: usize,
+    capacity: usize,
+    /// Locked after a shard, never before.
+    quota: Mutex<Quota>,
+    client_share: usize,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn tag(bytes: &[u8]) -> u64 {
+    let hash = digest::digest(&digest::SHA256, bytes);
+    let mut tag = [0u8; 8];
+    tag.copy_from_slice(&hash.as_ref()[..8]);
+    u64::from_le_bytes(tag)
 }
 
 impl ReplayCache {
-    /// A cache of about `capacity` proofs (at least one).
+    /// A cache of `capacity` proofs (at least one).
     pub fn new(capacity: usize) -> ReplayCache {
         let capacity = capacity.max(1);
-        let count = capacity.min(SHARDS);
         ReplayCache {
-            shards: (0..count)
+            shards: (0..SHARDS)
                 .map(|_| {
                     Mutex::new(Shard {
                         seen: HashMap::new(),
@@ -581,16 +620,16 @@ impl ReplayCache {
                     })
                 })
                 .collect(),
-            per_shard: capacity.div_ceil(count),
-            per_key: Mutex::new(HashMap::new()),
-            key_share: (capacity / KEY_SHARE).max(1),
+            capacity,
+            quota: Mutex::new(Quota::default()),
+            client_share: (capacity / CLIENT_SHARE).max(1),
         }
     }
 
-    /// Record `proof`, good until `ends` (unix seconds), at `now`: `DpopProofReplayed` when
-    /// its `jti` was seen and is still live, `DpopReplayCacheFull` when there is no room (or
-    /// none left for this proof's key).
-    pub fn insert(&self, proof: &Proof, ends: u64, now: f64) -> Result<()> {
+    /// Record `proof` of `client`, good until `ends` (unix seconds), at `now`:
+    /// `DpopProofReplayed` when its `jti` was seen and is still live, `DpopReplayCacheFull`
+    /// when there is no room (or none left for this client).
+    pub fn insert(&self, proof: &Proof, client: &str, ends: u64, now: f64) -> Result<()> {
         let mut input = Vec::with_capacity(proof.thumbprint.len() + 1 + proof.jti.len());
         input.extend_from_slice(proof.thumbprint.as_bytes());
         input.push(b'\n');
@@ -598,14 +637,11 @@ impl ReplayCache {
         let hash = digest::digest(&digest::SHA256, &input);
         let mut id = [0u8; 16];
         id.copy_from_slice(&hash.as_ref()[..16]);
-        let key_hash = digest::digest(&digest::SHA256, proof.thumbprint.as_bytes());
-        let mut tag = [0u8; 8];
-        tag.copy_from_slice(&key_hash.as_ref()[..8]);
-        let key = u64::from_le_bytes(tag);
+        let client = tag(client.as_bytes());
         let live = |end: u64| end as f64 >= now;
         let index = usize::from(id[0]) % self.shards.len();
         for swept in [false, true] {
-            let mut shard = self.shards[index].lock().unwrap_or_else(|e| e.into_inner());
+            let mut shard = lock(&self.shards[index]);
             if let Some((end, _)) = shard.seen.get(&id)
                 && live(*end)
             {
@@ -614,31 +650,33 @@ impl ReplayCache {
                     format!("jti {:?}", proof.jti),
                 ));
             }
-            let mut per_key = self.per_key.lock().unwrap_or_else(|e| e.into_inner());
-            let shard_full = shard.seen.len() >= self.per_shard && !shard.seen.contains_key(&id);
-            let key_full = per_key.get(&key).copied().unwrap_or(0) >= self.key_share;
-            if !shard_full && !key_full {
-                if let Some((_, old)) = shard.seen.insert(id, (ends, key)) {
-                    forget(&mut per_key, old); // an ended entry of the same proof id
+            let mut quota = lock(&self.quota);
+            // An ended entry of the same proof id is replaced, taking no more room.
+            let full = quota.total >= self.capacity && !shard.seen.contains_key(&id);
+            let client_full =
+                quota.per_client.get(&client).copied().unwrap_or(0) >= self.client_share;
+            if !full && !client_full {
+                if let Some((_, old)) = shard.seen.insert(id, (ends, client)) {
+                    quota.forget(old);
                 }
-                *per_key.entry(key).or_default() += 1;
+                quota.add(client);
                 shard.earliest = shard.earliest.min(ends);
                 return Ok(());
             }
             if swept {
-                let why = if key_full {
-                    "this key holds its share of the cache"
+                let why = if client_full {
+                    "this client holds its share of the cache"
                 } else {
                     "the cache is full"
                 };
                 return Err(refuse(Status::DpopReplayCacheFull, why));
             }
-            drop(per_key);
+            drop(quota);
             drop(shard);
-            // The key's ended proofs may sit in any shard: forget every ended proof (a shard
-            // whose soonest end has not passed is skipped without a scan).
+            // Ended proofs may sit in any shard: forget every ended proof (a shard whose
+            // soonest end has not passed is skipped without a scan).
             for shard in self.shards.iter() {
-                self.sweep(&mut shard.lock().unwrap_or_else(|e| e.into_inner()), live);
+                self.sweep(&mut lock(shard), live);
             }
         }
         unreachable!("the second pass answers")
@@ -649,11 +687,11 @@ impl ReplayCache {
         if live(shard.earliest) {
             return;
         }
-        let mut per_key = self.per_key.lock().unwrap_or_else(|e| e.into_inner());
-        shard.seen.retain(|_, (end, key)| {
+        let mut quota = lock(&self.quota);
+        shard.seen.retain(|_, (end, client)| {
             let keep = live(*end);
             if !keep {
-                forget(&mut per_key, *key);
+                quota.forget(*client);
             }
             keep
         });
@@ -667,25 +705,12 @@ impl ReplayCache {
 
     /// How many proofs are remembered now.
     pub fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).seen.len())
-            .sum()
+        lock(&self.quota).total
     }
 
     /// Whether no proof is remembered.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-}
-
-/// One entry of `key` fewer.
-fn forget(per_key: &mut HashMap<u64, usize>, key: u64) {
-    if let Some(count) = per_key.get_mut(&key) {
-        *count -= 1;
-        if *count == 0 {
-            per_key.remove(&key);
-        }
     }
 }
 
@@ -811,108 +836,144 @@ mod tests {
         }
     }
 
+    /// Record a proof of its own client (named by its key).
+    fn own(cache: &ReplayCache, proof: &Proof, ends: u64, now: f64) -> Result<()> {
+        cache.insert(proof, &proof.thumbprint, ends, now)
+    }
+
     #[test]
     fn the_replay_cache_refuses_when_full_and_forgets_only_ended_proofs() {
         let cache = ReplayCache::new(2);
-        cache.insert(&proof("a"), 100, 10.0).unwrap();
+        own(&cache, &proof("a"), 100, 10.0).unwrap();
         assert_eq!(
-            cache.insert(&proof("a"), 100, 11.0).unwrap_err().status(),
+            own(&cache, &proof("a"), 100, 11.0).unwrap_err().status(),
             Status::DpopProofReplayed
         );
-        // Two shards of one entry: fill both, then a third proof finds no room.
-        let mut accepted = 1;
-        for i in 0..64 {
-            if cache.insert(&proof(&format!("b{i}")), 200, 12.0).is_ok() {
-                accepted += 1;
-            }
-        }
-        assert_eq!(accepted, 2);
+        own(&cache, &proof("b"), 200, 12.0).unwrap();
         assert_eq!(cache.len(), 2);
+        // Full of live proofs, wherever the next one would land.
+        for i in 0..64 {
+            assert_eq!(
+                own(&cache, &proof(&format!("c{i}")), 200, 12.0)
+                    .unwrap_err()
+                    .status(),
+                Status::DpopReplayCacheFull
+            );
+        }
+        // Once "a" ended (100), there is room for one; "b" is still live.
+        own(&cache, &proof("d0"), 300, 150.0).unwrap();
         assert_eq!(
-            cache.insert(&proof("c0"), 200, 12.0).unwrap_err().status(),
+            own(&cache, &proof("d1"), 300, 150.0).unwrap_err().status(),
             Status::DpopReplayCacheFull
         );
-        // Once "a" ended (100), its shard has room again; the live one still refuses.
-        let mut accepted_later = 0;
-        for i in 0..64 {
-            if cache.insert(&proof(&format!("d{i}")), 300, 150.0).is_ok() {
-                accepted_later += 1;
-            }
-        }
-        assert_eq!(accepted_later, 1);
+        assert_eq!(
+            own(&cache, &proof("b"), 300, 150.0).unwrap_err().status(),
+            Status::DpopProofReplayed
+        );
         // A proof id seen under another key is another proof.
         let other = Proof {
             thumbprint: "u".into(),
             ..proof("x")
         };
         let cache = ReplayCache::new(10);
-        cache.insert(&proof("x"), 100, 0.0).unwrap();
-        cache.insert(&other, 100, 0.0).unwrap();
+        own(&cache, &proof("x"), 100, 0.0).unwrap();
+        own(&cache, &other, 100, 0.0).unwrap();
     }
 
     #[test]
-    fn one_key_cannot_fill_the_cache_for_the_others() {
+    fn one_client_cannot_fill_the_cache_for_the_others_with_any_number_of_keys() {
         let keyed = |key: &str, jti: &str| Proof {
             thumbprint: key.into(),
             ..proof(jti)
         };
-        let cache = ReplayCache::new(16 * 80);
+        let cache = ReplayCache::new(800);
+        // One client proving with 64 keys, 100 proofs each.
         let mut flood = 0;
-        for i in 0..2000 {
-            if cache
-                .insert(&keyed("flood", &format!("f{i}")), 200, 10.0)
-                .is_ok()
-            {
-                flood += 1;
+        for k in 0..64 {
+            for i in 0..100 {
+                let p = keyed(&format!("flood key {k}"), &format!("f{i}"));
+                if cache.insert(&p, "flooder", 200, 10.0).is_ok() {
+                    flood += 1;
+                }
             }
         }
         // An eighth of the whole cache, wherever its proofs fall.
-        assert_eq!(flood, 160);
-        assert_eq!(
-            cache
-                .insert(&keyed("flood", "one more"), 200, 10.0)
-                .unwrap_err()
-                .status(),
-            Status::DpopReplayCacheFull
+        assert_eq!(flood, 100);
+        let err = cache
+            .insert(&keyed("flood key 99", "one more"), "flooder", 200, 10.0)
+            .unwrap_err();
+        assert_eq!(err.status(), Status::DpopReplayCacheFull);
+        assert!(
+            err.to_string().contains("this client holds its share"),
+            "{err}"
         );
-        // The others still get in: ten clients of five proofs each.
-        for i in 0..50 {
-            let client = format!("client {}", i % 10);
+        // Every other client's first proof gets in: 700 clients, one proof each.
+        for i in 0..700 {
+            let client = format!("client {i}");
             cache
-                .insert(&keyed(&client, &format!("v{i}")), 200, 10.0)
+                .insert(&keyed(&client, "v"), &client, 200, 10.0)
                 .unwrap();
         }
-        // Once the flood's proofs ended, its key has room again, and its counts are right.
-        assert!(cache.insert(&keyed("flood", "later"), 300, 250.0).is_ok());
-        assert_eq!(cache.len(), 1, "every ended proof is gone, in every shard");
-        // Its count is right again: an eighth of the cache, less the one just taken.
+        assert_eq!(cache.len(), 800);
+        let err = cache
+            .insert(&keyed("late", "v"), "late", 200, 10.0)
+            .unwrap_err();
+        assert!(err.to_string().contains("the cache is full"), "{err}");
+        // Once the proofs ended, the flooder has room again, and its count is right: an
+        // eighth of the cache exactly.
         let more = (0..500)
             .filter(|i| {
                 cache
-                    .insert(&keyed("flood", &format!("g{i}")), 300, 250.0)
+                    .insert(
+                        &keyed("flood key 0", &format!("g{i}")),
+                        "flooder",
+                        300,
+                        250.0,
+                    )
                     .is_ok()
             })
             .count();
-        assert_eq!(more, 159);
-        // A small cache still lets one key use its whole share.
-        let small = ReplayCache::new(100);
-        let taken = (0..100)
-            .filter(|i| {
-                small
-                    .insert(&keyed("k", &format!("s{i}")), 200, 10.0)
-                    .is_ok()
-            })
-            .count();
-        assert_eq!(taken, 12);
-        // An ended entry replaced by the same proof id keeps the count right.
+        assert_eq!(more, 100);
+        assert_eq!(
+            cache.len(),
+            100,
+            "every ended proof is gone, in every shard"
+        );
+        // An ended entry replaced by the same proof id keeps the counts right.
         let same = ReplayCache::new(16);
-        same.insert(&keyed("k", "j"), 100, 10.0).unwrap();
-        same.insert(&keyed("k", "j"), 300, 150.0).unwrap();
-        assert_eq!(same.per_key.lock().unwrap().get(&tag_of("k")), Some(&1));
+        own(&same, &keyed("k", "j"), 100, 10.0).unwrap();
+        own(&same, &keyed("k", "j"), 300, 150.0).unwrap();
+        assert_eq!(same.len(), 1);
+        assert_eq!(
+            same.quota.lock().unwrap().per_client.get(&tag(b"k")),
+            Some(&1)
+        );
     }
 
-    fn tag_of(thumbprint: &str) -> u64 {
-        let hash = digest::digest(&digest::SHA256, thumbprint.as_bytes());
-        u64::from_le_bytes(hash.as_ref()[..8].try_into().unwrap())
+    #[test]
+    fn a_client_choosing_its_jti_cannot_fill_the_part_of_the_cache_another_lands_in() {
+        let cache = ReplayCache::new(16 * 10);
+        // Proofs whose ids all fall in one shard: as many as its share, no fewer.
+        let mut taken = 0;
+        for i in 0..100_000 {
+            let p = Proof {
+                thumbprint: "grinder".into(),
+                ..proof(&format!("j{i}"))
+            };
+            let hash = digest::digest(&digest::SHA256, format!("grinder\nj{i}").as_bytes());
+            if usize::from(hash.as_ref()[0]) % SHARDS != 0 {
+                continue;
+            }
+            if cache.insert(&p, "grinder", 200, 10.0).is_ok() {
+                taken += 1;
+            } else {
+                break;
+            }
+        }
+        assert_eq!(taken, 20);
+        // Others' proofs land in every shard, that one too.
+        for i in 0..140 {
+            own(&cache, &proof(&format!("o{i}")), 200, 10.0).unwrap();
+        }
     }
 }

@@ -20,8 +20,12 @@ pub enum Status {
     // 1xx: the request and the token's shape.
     /// No token was presented (no or empty `Authorization` header).
     TokenMissing = 100,
-    /// The `Authorization` header is not `Bearer <one token>`.
+    /// The `Authorization` header is not `Bearer <one token>` (or `DPoP <one token>`): a
+    /// supported scheme written wrongly, or bytes no header may hold.
     AuthorizationHeaderMalformed = 101,
+    /// The `Authorization` header names a scheme this verifier does not take (`Basic`,
+    /// `Digest`, ...): RFC 6750 section 3.1 answers it 401 with a challenge and no error code.
+    AuthorizationSchemeUnsupported = 102,
     /// The token is larger than the configured size cap.
     TokenTooLarge = 110,
     /// The token is not three canonical base64url segments.
@@ -110,7 +114,8 @@ pub enum Status {
     DpopTokenNotBound = 621,
     /// The verifier requires DPoP-bound tokens and this one is a bearer token.
     DpopRequired = 622,
-    /// `Authorization: DPoP` reached a verifier whose DPoP policy is off.
+    /// `Authorization: DPoP` reached a verifier whose DPoP policy is off: a scheme it does not
+    /// take, answered like any other (401, no error code; RFC 6750 section 3.1).
     DpopSchemeDisabled = 623,
     /// The DPoP replay cache is full of live proofs: refused rather than forgetting one.
     DpopReplayCacheFull = 630,
@@ -154,6 +159,7 @@ impl Status {
         Status::Ok,
         Status::TokenMissing,
         Status::AuthorizationHeaderMalformed,
+        Status::AuthorizationSchemeUnsupported,
         Status::TokenTooLarge,
         Status::TokenMalformed,
         Status::HeaderInvalid,
@@ -233,6 +239,13 @@ impl Status {
                 c"invalid_request",
                 c"invalid_header",
                 c"Authorization header must be 'Bearer <token>'",
+            ),
+            AuthorizationSchemeUnsupported => m(
+                c"authorization_scheme_unsupported",
+                401,
+                c"",
+                c"invalid_header",
+                c"Authorization scheme is not supported",
             ),
             TokenTooLarge => m(
                 c"token_too_large",
@@ -509,8 +522,8 @@ impl Status {
             ),
             DpopSchemeDisabled => m(
                 c"dpop_scheme_disabled",
-                400,
-                c"invalid_request",
+                401,
+                c"",
                 c"invalid_header",
                 c"DPoP is not accepted here",
             ),
@@ -710,5 +723,16 @@ mod tests {
             Status::AuthorizationHeaderMalformed.code(),
             "invalid_header"
         );
+        assert_eq!(Status::AuthorizationHeaderMalformed.http_status(), 400);
+        // An unsupported scheme is 401 with no error code (RFC 6750 section 3.1), the seed's
+        // invalid_header in the body; DPoP where it is off is one.
+        for unsupported in [
+            Status::AuthorizationSchemeUnsupported,
+            Status::DpopSchemeDisabled,
+        ] {
+            assert_eq!(unsupported.http_status(), 401);
+            assert_eq!(unsupported.rfc6750_error(), "");
+            assert_eq!(unsupported.code(), "invalid_header");
+        }
     }
 }

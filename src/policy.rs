@@ -25,8 +25,12 @@ pub enum Algorithm {
     ES256,
     /// ECDSA on P-384 with SHA-384.
     ES384,
-    /// EdDSA with Ed25519.
+    /// EdDSA with Ed25519, by the polymorphic name of RFC 8037.
     EdDSA,
+    /// EdDSA with Ed25519, by its fully specified name (RFC 9864), which current JOSE
+    /// libraries sign with. The same signature as `EdDSA` on an Ed25519 key: an allow-list
+    /// naming `EdDSA` admits it too, and a key published for either name verifies both.
+    Ed25519,
 }
 
 /// The kind of public key an algorithm needs.
@@ -44,7 +48,7 @@ pub enum KeyFamily {
 
 impl Algorithm {
     /// Every supported algorithm.
-    pub const ALL: [Algorithm; 9] = [
+    pub const ALL: [Algorithm; 10] = [
         Algorithm::RS256,
         Algorithm::RS384,
         Algorithm::RS512,
@@ -54,6 +58,7 @@ impl Algorithm {
         Algorithm::ES256,
         Algorithm::ES384,
         Algorithm::EdDSA,
+        Algorithm::Ed25519,
     ];
 
     /// The JOSE name (`RS256`, ...).
@@ -68,6 +73,7 @@ impl Algorithm {
             Algorithm::ES256 => "ES256",
             Algorithm::ES384 => "ES384",
             Algorithm::EdDSA => "EdDSA",
+            Algorithm::Ed25519 => "Ed25519",
         }
     }
 
@@ -82,7 +88,7 @@ impl Algorithm {
             | Algorithm::PS512 => KeyFamily::Rsa,
             Algorithm::ES256 => KeyFamily::EcP256,
             Algorithm::ES384 => KeyFamily::EcP384,
-            Algorithm::EdDSA => KeyFamily::Ed25519,
+            Algorithm::EdDSA | Algorithm::Ed25519 => KeyFamily::Ed25519,
         }
     }
 
@@ -98,9 +104,26 @@ impl Algorithm {
             Algorithm::PS512 => &signature::RSA_PSS_2048_8192_SHA512,
             Algorithm::ES256 => &signature::ECDSA_P256_SHA256_FIXED,
             Algorithm::ES384 => &signature::ECDSA_P384_SHA384_FIXED,
-            Algorithm::EdDSA => &signature::ED25519,
+            Algorithm::EdDSA | Algorithm::Ed25519 => &signature::ED25519,
         }
     }
+}
+
+/// Whether an allow-list admits `alg`: listed, or `Ed25519` where `EdDSA` (on an Ed25519 key,
+/// the only EdDSA jwtguard knows) is listed.
+pub fn permits(allowed: &[Algorithm], alg: Algorithm) -> bool {
+    allowed.contains(&alg) || (alg == Algorithm::Ed25519 && allowed.contains(&Algorithm::EdDSA))
+}
+
+/// The names an allow-list admits, space-separated (what a DPoP challenge's `algs` says): its
+/// own, and `Ed25519` beside `EdDSA`.
+pub fn permitted_names(allowed: &[Algorithm]) -> String {
+    let names: Vec<&str> = Algorithm::ALL
+        .iter()
+        .filter(|a| permits(allowed, **a))
+        .map(|a| a.name())
+        .collect();
+    names.join(" ")
 }
 
 impl FromStr for Algorithm {
@@ -230,7 +253,7 @@ impl Policy {
 
     /// Whether `alg` is allowed.
     pub fn allows(&self, alg: Algorithm) -> bool {
-        self.algorithms.contains(&alg)
+        permits(&self.algorithms, alg)
     }
 
     /// Check the policy can verify anything at all.

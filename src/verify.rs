@@ -184,7 +184,7 @@ fn decode<'a>(token: &'a str, algorithms: &[Algorithm], max_bytes: usize) -> Res
     let compact = token::split(token, max_bytes)?;
     let header = token::parse_header(compact.header)?;
     let alg: Algorithm = header.alg.parse()?;
-    if !algorithms.contains(&alg) {
+    if !crate::policy::permits(algorithms, alg) {
         return Err(Error::with_detail(
             Status::AlgorithmNotAllowed,
             format!("{alg} is not in the allow-list"),
@@ -265,7 +265,7 @@ pub fn bearer_token(header: Option<&str>) -> Result<&str> {
     match authorization_token(header)? {
         (Scheme::Bearer, token) => Ok(token),
         (Scheme::Dpop, _) => Err(Error::with_detail(
-            Status::AuthorizationHeaderMalformed,
+            Status::AuthorizationSchemeUnsupported,
             "Authorization header must start with Bearer",
         )),
     }
@@ -290,7 +290,7 @@ pub fn authorization_token(header: Option<&str>) -> Result<(Scheme, &str)> {
         None => (value, ""),
     };
     let clean = graphic(scheme) && graphic(rest);
-    if !clean && !rest.bytes().all(|b| is_blank(b) || b.is_ascii_graphic()) {
+    if !clean && !value.bytes().all(|b| is_blank(b) || b.is_ascii_graphic()) {
         return Err(Error::with_detail(
             Status::AuthorizationHeaderMalformed,
             "the Authorization header holds a control or non-ASCII character",
@@ -302,7 +302,7 @@ pub fn authorization_token(header: Option<&str>) -> Result<(Scheme, &str)> {
         Scheme::Dpop
     } else {
         return Err(Error::with_detail(
-            Status::AuthorizationHeaderMalformed,
+            Status::AuthorizationSchemeUnsupported,
             "Authorization header must start with Bearer or DPoP",
         ));
     };
@@ -477,6 +477,46 @@ impl Issuer {
     }
 }
 
+/// An issuer whose keys are found by discovery and that owns several `iss` names becomes one
+/// issuer per name, each discovering its own keys: discovery from the first name alone would
+/// let that issuer's keys vouch for every other name (a tenant acting as another). Two names
+/// of one issuer (a canonical and a custom domain) still work: each name's discovery document
+/// must name it as `issuer`, and when both publish the same `jwks_uri` they share one cache
+/// entry. Names that share keys by an explicit `jwks_uri` (or a fixed JWKS) stay one issuer.
+fn split_discovered_names(issuer: IssuerConfig) -> Vec<IssuerConfig> {
+    if !matches!(issuer.keys, Keys::Discover) || issuer.policy.issuers.len() < 2 {
+        return vec![issuer];
+    }
+    issuer
+        .policy
+        .issuers
+        .iter()
+        .map(|name| IssuerConfig {
+            policy: Policy {
+                issuers: vec![name.clone()],
+                ..issuer.policy.clone()
+            },
+            keys: Keys::Discover,
+            cache: issuer.cache.clone(),
+        })
+        .collect()
+}
+
+/// Whose proofs a DPoP request's are, for the replay cache's per-client share: the principal
+/// the token was issued to (`iss` and `sub`; for a client-credentials token the client itself),
+/// else the OAuth client (`client_id`), else the proof's key. An issuer binds a token to any key
+/// a client brings, so the key alone would let one client with many keys take many shares.
+fn replay_client(claims: &serde_json::Map<String, Value>, thumbprint: &str) -> String {
+    let text = |name: &str| claims.get(name).and_then(Value::as_str);
+    let iss = text("iss").unwrap_or("");
+    match (text("sub"), text("client_id")) {
+        // The issuer's length first: no two (iss, sub) pairs read as one string.
+        (Some(sub), _) => format!("sub {} {iss}{sub}", iss.len()),
+        (None, Some(client)) => format!("client_id {} {iss}{client}", iss.len()),
+        (None, None) => format!("jkt {thumbprint}"),
+    }
+}
+
 impl Verifier {
     /// Build a verifier. A fixed JWKS is parsed now; a JWKS URL is checked now and fetched on
     /// first use (so building never touches the network).
@@ -494,6 +534,7 @@ impl Verifier {
             cache: config.cache,
         })
         .chain(config.more_issuers)
+        .flat_map(split_discovered_names)
         .collect();
         // Everything is checked before any key source is made: a source is process-wide and
         // lives on, even when this verifier is refused.
@@ -775,7 +816,12 @@ impl Verifier {
             let ends = (checked.iat + (self.dpop.window_secs + leeway) as f64).ceil();
             self.replay
                 .get_or_init(|| ReplayCache::new(self.dpop.replay_cache))
-                .insert(&checked, ends.max(0.0) as u64, now)?;
+                .insert(
+                    &checked,
+                    &replay_client(claims.as_map(), &checked.thumbprint),
+                    ends.max(0.0) as u64,
+                    now,
+                )?;
         }
         Ok(claims)
     }
@@ -890,12 +936,17 @@ mod tests {
             Status::TokenMissing
         );
         assert_eq!(bearer_token(Some("\tBearer\tabc")), Ok("abc"));
+        // A scheme it does not take (the seed's and RFC 6750's 401), whatever follows it.
+        for other in ["Basic abc", "Token abc", "Digest a=b, c=d", "abc", "DPoP a.b.c"] {
+            assert_eq!(
+                bearer_token(Some(other)).unwrap_err().status(),
+                Status::AuthorizationSchemeUnsupported,
+                "{other}"
+            );
+        }
         for bad in [
             "Bearer",
-            "Basic abc",
             "Bearer a b",
-            "Token abc",
-            "abc",
             // two Authorization lines, joined as HTTP combines them
             "Bearer a.b.c, Bearer d.e.f",
             "Bearer a.b.c,Bearer a.b.c",

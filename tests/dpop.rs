@@ -797,7 +797,7 @@ fn challenges_name_dpop_beside_bearer() {
     let algs = DpopPolicy::default().algs();
     assert_eq!(
         algs,
-        "RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA"
+        "RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA Ed25519"
     );
     let allowed = DpopPolicy::default();
     let c = |status, policy: &DpopPolicy, scheme| {
@@ -856,7 +856,7 @@ fn challenges_name_dpop_beside_bearer() {
     };
     assert_eq!(
         c(Status::DpopSchemeDisabled, &off, Some(Scheme::Dpop)),
-        "Bearer realm=\"api\", error=\"invalid_request\", error_description=\"DPoP is not accepted here\""
+        "Bearer realm=\"api\""
     );
     assert_eq!(
         challenge_for(
@@ -867,5 +867,128 @@ fn challenges_name_dpop_beside_bearer() {
             Some(Scheme::Dpop)
         ),
         None
+    );
+}
+
+/// A client key made for the test (Ed25519), for tests that need more keys than the fixtures.
+struct MadeClient {
+    pair: aws_lc_rs::signature::Ed25519KeyPair,
+    jwk: Value,
+}
+
+impl MadeClient {
+    fn new() -> MadeClient {
+        use aws_lc_rs::signature::KeyPair;
+        let pair = aws_lc_rs::signature::Ed25519KeyPair::generate().unwrap();
+        let x = b64_encode(pair.public_key().as_ref());
+        MadeClient {
+            pair,
+            jwk: json!({"kty": "OKP", "crv": "Ed25519", "x": x}),
+        }
+    }
+
+    fn jkt(&self) -> String {
+        let jwk: Jwk = serde_json::from_value(self.jwk.clone()).unwrap();
+        jwk.thumbprint(ThumbprintHash::SHA256).unwrap()
+    }
+
+    /// An access token of `sub` bound to this key.
+    fn token(&self, sub: &str) -> String {
+        Signer::rs256().token(&claims_with(
+            json!({"sub": sub, "cnf": {"jkt": self.jkt()}}),
+        ))
+    }
+
+    fn proof(&self, token: &str) -> String {
+        self.proof_named("EdDSA", token)
+    }
+
+    /// A proof whose header names `alg` (`EdDSA` or RFC 9864's `Ed25519`).
+    fn proof_named(&self, alg: &str, token: &str) -> String {
+        let header = json!({"typ": "dpop+jwt", "alg": alg, "jwk": self.jwk});
+        let input = format!(
+            "{}.{}",
+            b64_encode(header.to_string().as_bytes()),
+            b64_encode(proof_claims(token).to_string().as_bytes())
+        );
+        let signature = self.pair.sign(input.as_bytes());
+        format!("{input}.{}", b64_encode(signature.as_ref()))
+    }
+}
+
+/// Review 3, item 6: a client binds a token to any key it brings, so the replay cache's share
+/// is per client (the token's `iss` and `sub`), not per key: eight keys of one client once
+/// filled an 800-proof cache and every other client's first proof was refused (503).
+#[test]
+fn one_client_with_many_keys_cannot_deny_another_clients_first_proof() {
+    let (v, _) = verifier_with(DpopPolicy {
+        replay_cache: 800,
+        ..DpopPolicy::default()
+    });
+    let mut accepted = 0;
+    for _ in 0..8 {
+        let key = MadeClient::new();
+        let token = key.token("abuser");
+        for _ in 0..100 {
+            match dpop_call(&v, &token, &key.proof(&token)) {
+                Status::Ok => accepted += 1,
+                other => assert_eq!(other, Status::DpopReplayCacheFull),
+            }
+        }
+    }
+    assert_eq!(accepted, 100, "an eighth of the cache for one client");
+    for i in 0..7 {
+        let key = MadeClient::new();
+        let token = key.token(&format!("innocent {i}"));
+        assert_eq!(dpop_call(&v, &token, &key.proof(&token)), Status::Ok);
+    }
+    // The client is the token's sub under its issuer, not a claim the proof chooses: a
+    // client-credentials token without sub counts by client_id.
+    let key = MadeClient::new();
+    let token = Signer::rs256().token(&claims_with(
+        json!({"sub": null, "client_id": "abuser", "cnf": {"jkt": key.jkt()}}),
+    ));
+    assert_eq!(dpop_call(&v, &token, &key.proof(&token)), Status::Ok);
+}
+
+/// Review 3, item 7: a proof signed as RFC 9864's `Ed25519` (how current JOSE libraries sign
+/// with an Ed25519 key) is accepted wherever `EdDSA` is, and the challenge names both.
+#[test]
+fn a_proof_named_ed25519_is_accepted_wherever_eddsa_is() {
+    let key = MadeClient::new();
+    let token = key.token("client");
+    assert_eq!(
+        dpop_call(&verifier(), &token, &key.proof_named("Ed25519", &token)),
+        Status::Ok
+    );
+    let only_eddsa = verifier_with(DpopPolicy {
+        algorithms: vec![Algorithm::EdDSA],
+        ..DpopPolicy::default()
+    })
+    .0;
+    assert_eq!(
+        dpop_call(&only_eddsa, &token, &key.proof_named("Ed25519", &token)),
+        Status::Ok
+    );
+    assert_eq!(only_eddsa.dpop().algs(), "EdDSA Ed25519");
+    let only_es = verifier_with(DpopPolicy {
+        algorithms: vec![Algorithm::ES256],
+        ..DpopPolicy::default()
+    })
+    .0;
+    assert_eq!(
+        dpop_call(&only_es, &token, &key.proof_named("Ed25519", &token)),
+        Status::DpopProofAlgorithmNotAllowed
+    );
+    // The proof's key must fit the name: an Ed25519 name on an EC key is refused.
+    let ec = Signer::es256();
+    let ec_token = bound_token(&ec);
+    assert_eq!(
+        dpop_call(
+            &verifier(),
+            &ec_token,
+            &proof_with(&ec, &ec_token, json!({"alg": "Ed25519"}), json!({}))
+        ),
+        Status::DpopProofKeyInvalid
     );
 }

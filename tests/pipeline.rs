@@ -787,8 +787,17 @@ fn case30_http_mapping_of_authorization_headers() {
         (bad.http_status(), bad.rfc6750_error()),
         (401, "invalid_token")
     );
+    // Another scheme: 401 with the seed's invalid_header and a challenge without an error
+    // (RFC 6750 section 3.1).
+    for other in [format!("Basic {token}"), format!("Token {token}"), "Digest a=b".into()] {
+        let s = err(Some(&other));
+        assert_eq!(s, Status::AuthorizationSchemeUnsupported);
+        assert_eq!(
+            (s.http_status(), s.code(), s.rfc6750_error()),
+            (401, "invalid_header", "")
+        );
+    }
     for malformed in [
-        format!("Basic {token}"),
         format!("Bearer {token} {token}"),
         "Bearer".to_string(),
     ] {

@@ -59,25 +59,6 @@ impl Drop for TempPath {
     }
 }
 
-/// An issuer on loopback whose discovery document names `jwks_url`.
-struct DiscoveryServer {
-    server: JwksServer,
-    issuer: String,
-}
-
-impl DiscoveryServer {
-    fn start(jwks_url: &str, delay: Duration) -> DiscoveryServer {
-        let server = JwksServer::start(Reply::json("{}"));
-        let issuer = server.url.replace(".well-known/jwks.json", "");
-        let doc = json!({"issuer": issuer, "jwks_uri": jwks_url}).to_string();
-        server.set(Reply {
-            delay,
-            ..Reply::json(&doc)
-        });
-        DiscoveryServer { server, issuer }
-    }
-}
-
 fn discovering(issuer: &str, tune: impl FnOnce(&mut CacheOptions)) -> Verifier {
     let mut config = Config::new(Policy::new(issuer, AUDIENCE), Keys::Discover);
     config.cache.backoff_initial = Duration::from_millis(200);

@@ -29,8 +29,8 @@ pub struct DevIssuerArgs {
     /// Port to listen on (0 picks a free one).
     #[arg(long, default_value_t = 0)]
     port: u16,
-    /// Signing algorithm.
-    #[arg(long, default_value = "RS256", value_parser = ["RS256", "PS256", "ES256", "EdDSA"])]
+    /// Signing algorithm (`Ed25519` is EdDSA on Ed25519 by its fully specified name, RFC 9864).
+    #[arg(long, default_value = "RS256", value_parser = ["RS256", "PS256", "ES256", "EdDSA", "Ed25519"])]
     algorithm: String,
     /// Audience used when a token request names none.
     #[arg(long, default_value = "https://api.example")]
@@ -81,6 +81,8 @@ impl KeyRing {
 struct Issuer {
     url: String,
     alg: JwtAlgorithm,
+    /// The name tokens and keys carry (`alg`'s own, or `Ed25519`).
+    alg_name: String,
     audience: String,
     jwks_max_age: u64,
     admin: bool,
@@ -124,7 +126,7 @@ fn pem(label: &str, der: &[u8]) -> String {
     )
 }
 
-fn generate_key(alg: JwtAlgorithm, kid: String) -> Result<SigningKey, String> {
+fn generate_key(alg: JwtAlgorithm, alg_name: &str, kid: String) -> Result<SigningKey, String> {
     let fail = |e: &dyn std::fmt::Display| format!("key generation failed: {e}");
     let key = match alg {
         JwtAlgorithm::RS256 | JwtAlgorithm::PS256 => {
@@ -152,6 +154,7 @@ fn generate_key(alg: JwtAlgorithm, kid: String) -> Result<SigningKey, String> {
     if let Some(o) = jwk.as_object_mut() {
         o.insert("kid".into(), json!(kid));
         o.insert("use".into(), json!("sig"));
+        o.insert("alg".into(), json!(alg_name));
     }
     Ok(SigningKey { kid, key, jwk })
 }
@@ -218,7 +221,8 @@ impl Issuer {
         let leeway = jwtguard::policy::DEFAULT_LEEWAY_SECS;
         let proof = jwtguard::dpop::check_proof(proof, &policy, &request, now, leeway)?;
         let ends = proof.iat + (policy.window_secs + leeway) as f64;
-        self.proofs.insert(&proof, ends.max(0.0) as u64, now)?;
+        self.proofs
+            .insert(&proof, &proof.thumbprint, ends.max(0.0) as u64, now)?;
         Ok(proof.thumbprint)
     }
 
@@ -235,7 +239,7 @@ impl Issuer {
             "grant_types_supported": ["client_credentials"],
             "response_types_supported": ["token"],
             "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": [self.alg],
+            "id_token_signing_alg_values_supported": [self.alg_name],
             "token_endpoint_auth_methods_supported": ["client_secret_post", "none"],
             "dpop_signing_alg_values_supported": jwtguard::DpopPolicy::default()
                 .algorithms
@@ -406,7 +410,7 @@ impl Issuer {
                 let _ = request.respond(error(500, "server_error", "no signing key"));
                 return;
             };
-            let header = json!({"alg": self.alg, "kid": key.kid, "typ": "at+jwt"});
+            let header = json!({"alg": self.alg_name, "kid": key.kid, "typ": "at+jwt"});
             let input = format!(
                 "{}.{}",
                 b64_encode(header.to_string().as_bytes()),
@@ -446,7 +450,7 @@ impl Issuer {
         };
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         let kid = format!("key-{generation}-{}", random_id(6));
-        match generate_key(self.alg, kid.clone()) {
+        match generate_key(self.alg, &self.alg_name, kid.clone()) {
             Ok(key) => {
                 let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
                 let keep = if retire {
@@ -560,7 +564,11 @@ impl Issuer {
 }
 
 pub fn run(args: DevIssuerArgs) -> ExitCode {
-    let alg: JwtAlgorithm = match args.algorithm.parse() {
+    let signing = match args.algorithm.as_str() {
+        "Ed25519" => "EdDSA",
+        other => other,
+    };
+    let alg: JwtAlgorithm = match signing.parse() {
         Ok(a) => a,
         Err(_) => {
             eprintln!(
@@ -590,7 +598,7 @@ pub fn run(args: DevIssuerArgs) -> ExitCode {
         addr.ip().to_string()
     };
     let url = format!("http://{host}:{}/", addr.port());
-    let first_key = match generate_key(alg, format!("key-0-{}", random_id(6))) {
+    let first_key = match generate_key(alg, &args.algorithm, format!("key-0-{}", random_id(6))) {
         Ok(k) => k,
         Err(e) => {
             eprintln!("jwtguard dev-issuer: {e}");
@@ -600,6 +608,7 @@ pub fn run(args: DevIssuerArgs) -> ExitCode {
     let issuer = Arc::new(Issuer {
         url: url.clone(),
         alg,
+        alg_name: args.algorithm.clone(),
         audience: args.audience,
         jwks_max_age: args.jwks_max_age,
         admin: args.admin,

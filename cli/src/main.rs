@@ -84,7 +84,8 @@ struct VerifyArgs {
 fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
     s.parse().map_err(|_| {
         format!(
-            "unsupported algorithm {s:?} (RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA)"
+            "unsupported algorithm {s:?} ({})",
+            jwtguard::policy::permitted_names(&Algorithm::ALL)
         )
     })
 }

@@ -165,7 +165,7 @@ pub extern "C" fn jwt_config_add_audience(
 }
 
 /// Allow a signature algorithm by its JOSE name (`RS256` `RS384` `RS512` `PS256` `PS384`
-/// `PS512` `ES256` `ES384` `EdDSA`). The first call replaces the default list (`RS256`);
+/// `PS512` `ES256` `ES384` `EdDSA` `Ed25519`). The first call replaces the default list (`RS256`);
 /// later calls add. Unknown names, `none` and `HS*` return `JWT_STATUS_INVALID_ARGUMENT`.
 #[unsafe(no_mangle)]
 pub extern "C" fn jwt_config_add_algorithm(

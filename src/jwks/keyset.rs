@@ -266,8 +266,16 @@ fn parse_key_for(raw: &Value, only: Option<Algorithm>) -> std::result::Result<Ke
     {
         return Err("kid is not a string".into());
     }
-    let jwk: Jwk =
-        serde_json::from_value(raw.clone()).map_err(|e| format!("not a usable JWK: {e}"))?;
+    // RFC 9864's fully specified `Ed25519`, which the JWK parser does not know: read apart.
+    let mut raw = raw.clone();
+    let fully_specified = match raw.get("alg").and_then(Value::as_str) {
+        Some("Ed25519") => {
+            raw.as_object_mut().map(|o| o.remove("alg"));
+            Some(Algorithm::Ed25519)
+        }
+        _ => None,
+    };
+    let jwk: Jwk = serde_json::from_value(raw).map_err(|e| format!("not a usable JWK: {e}"))?;
     let common = &jwk.common;
     match &common.public_key_use {
         None | Some(PublicKeyUse::Signature) => {}
@@ -321,7 +329,7 @@ fn parse_key_for(raw: &Value, only: Option<Algorithm>) -> std::result::Result<Ke
         _ => return Err("unsupported key type".into()),
     };
     let declared = match common.key_algorithm {
-        None => None,
+        None => fully_specified,
         Some(ka) => Some(declared_algorithm(ka)?),
     };
 
@@ -329,7 +337,9 @@ fn parse_key_for(raw: &Value, only: Option<Algorithm>) -> std::result::Result<Ke
         .iter()
         .copied()
         .filter(|a| {
-            a.family() == family && declared.is_none_or(|d| d == *a) && only.is_none_or(|o| o == *a)
+            a.family() == family
+                && declared.is_none_or(|d| same_signature(d, *a))
+                && only.is_none_or(|o| o == *a)
         })
         .collect();
     if algorithms.is_empty() {
@@ -361,6 +371,13 @@ fn parse_key_for(raw: &Value, only: Option<Algorithm>) -> std::result::Result<Ke
         parsed,
         material,
     })
+}
+
+/// Whether a key declared for `declared` may verify `alg`: the same algorithm, or the two names
+/// of EdDSA on Ed25519 (RFC 8037's `EdDSA`, RFC 9864's `Ed25519`).
+fn same_signature(declared: Algorithm, alg: Algorithm) -> bool {
+    let ed = |a: Algorithm| matches!(a, Algorithm::EdDSA | Algorithm::Ed25519);
+    declared == alg || (ed(declared) && ed(alg))
 }
 
 fn declared_algorithm(ka: KeyAlgorithm) -> std::result::Result<Algorithm, String> {

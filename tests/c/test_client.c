@@ -380,7 +380,8 @@ test_verify(jwt_verifier *verifier, const char *valid, const char *expired,
     other = NULL;
     snprintf(header, valid_len + 16, "Basic %s", valid);
     CHECK_STATUS(jwt_verify_authorization(verifier, S(header), &other),
-                 JWT_STATUS_AUTHORIZATION_HEADER_MALFORMED);
+                 JWT_STATUS_AUTHORIZATION_SCHEME_UNSUPPORTED);
+    CHECK(jwt_status_http_status(JWT_STATUS_AUTHORIZATION_SCHEME_UNSUPPORTED) == 401);
   }
   CHECK_STATUS(jwt_verify_authorization(verifier, NULL, 0, &other), JWT_STATUS_TOKEN_MISSING);
   CHECK_STATUS(jwt_verify_authorization(verifier, S(""), &other), JWT_STATUS_TOKEN_MISSING);
@@ -406,6 +407,10 @@ test_verify(jwt_verifier *verifier, const char *valid, const char *expired,
     snprintf(header, valid_len + 16, "Bearer %s", valid);
     CHECK_STATUS(jwt_verify_authorization_status(verifier, S(header)), JWT_STATUS_OK);
     header[0] = 'X';
+    CHECK_STATUS(jwt_verify_authorization_status(verifier, S(header)),
+                 JWT_STATUS_AUTHORIZATION_SCHEME_UNSUPPORTED);
+    header[0] = 'B';
+    header[6] = '\x01';
     CHECK_STATUS(jwt_verify_authorization_status(verifier, S(header)),
                  JWT_STATUS_AUTHORIZATION_HEADER_MALFORMED);
   }

@@ -371,3 +371,22 @@ impl Drop for DevIssuer {
         self.stop();
     }
 }
+
+/// An issuer on loopback whose discovery document names `jwks_url`.
+pub struct DiscoveryServer {
+    pub server: JwksServer,
+    pub issuer: String,
+}
+
+impl DiscoveryServer {
+    pub fn start(jwks_url: &str, delay: std::time::Duration) -> DiscoveryServer {
+        let server = JwksServer::start(Reply::json("{}"));
+        let issuer = server.url.replace(".well-known/jwks.json", "");
+        let doc = json!({"issuer": issuer, "jwks_uri": jwks_url}).to_string();
+        server.set(Reply {
+            delay,
+            ..Reply::json(&doc)
+        });
+        DiscoveryServer { server, issuer }
+    }
+}

@@ -19,7 +19,7 @@ URL = "http://api/api/private"
 SCOPED_URL = "http://api/api/private-scoped"
 
 # What a default verifier puts in a DPoP challenge's algs.
-ALGS = "RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA"
+ALGS = "RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA Ed25519"
 
 
 def b64(data: bytes) -> str:

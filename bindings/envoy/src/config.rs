@@ -172,11 +172,6 @@ fn issuer_entry(map: &Map<String, Value>) -> Result<(Policy, Keys), String> {
         }
     }
     let issuers = issuers.ok_or("issuer: required")?;
-    if issuers.len() > 1 && matches!(keys, Keys::Discover) {
-        return Err(
-            "issuer: several issuers need jwks_uri (discovery finds the keys of one issuer)".into(),
-        );
-    }
     let audiences = audiences.ok_or("audience: required")?;
     let mut policy = Policy::empty()
         .with_algorithms(&algorithms)

@@ -167,10 +167,6 @@ mod tests {
                 "not a cookie name",
             ),
             (
-                r#"{"issuer":["https://i/","https://j/"],"audience":"a"}"#,
-                "several issuers need jwks_uri",
-            ),
-            (
                 r#"{"issuer":"https://i/","audience":"a","token_cache":99999999999}"#,
                 "token_cache",
             ),

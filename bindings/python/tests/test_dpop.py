@@ -118,7 +118,7 @@ def test_algorithms(verifier, minter, bound, client):
     assert call(verifier, bound, hs256) == "dpop_proof_algorithm_not_allowed"
     strict = jwtguard.Verifier(MINTED_ISSUER, AUDIENCE, jwks_uri=minter.jwks_uri, dpop_algorithms=["EdDSA"])
     assert call(strict, bound, client.proof(token=bound)) == "dpop_proof_algorithm_not_allowed"
-    assert strict.challenge(jwtguard.STATUS_TOKEN_MISSING) == 'Bearer realm="api", DPoP realm="api", algs="EdDSA"'
+    assert strict.challenge(jwtguard.STATUS_TOKEN_MISSING) == 'Bearer realm="api", DPoP realm="api", algs="EdDSA Ed25519"'
     strict.close()
 
 

@@ -248,7 +248,8 @@ pub fn parse(text: &str, path: &Path, listen: Option<&str>) -> Result<ServeConfi
                         at(
                             span.clone(),
                             format!(
-                                "algorithm {name:?} is not supported (RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA)"
+                                "algorithm {name:?} is not supported ({})",
+                                jwtguard::policy::permitted_names(&Algorithm::ALL)
                             ),
                         )
                     })

@@ -1,0 +1,187 @@
+//! Regression tests for the third outside review (issue 23) that live in the core: each test
+//! names the item it covers. Real loopback servers, no mocks.
+
+mod common;
+
+use common::*;
+use jwtguard::{Algorithm, Clock, Config, Keys, Policy, Status, Verifier};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+fn status(v: &Verifier, token: &str) -> Status {
+    v.verify(token).map_or_else(|e| e.status(), |_| Status::Ok)
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Claims for `issuer`, valid now by the system clock.
+fn live_claims(issuer: &str) -> Value {
+    let t = now();
+    claims_with(json!({"iss": issuer, "iat": t - 5, "exp": t + 3600}))
+}
+
+/// Item 1: one issuer owning several `iss` names with keys by discovery once fetched only the
+/// first name's discovery document, and that issuer's keys then verified tokens claiming any
+/// of the names (tenant A acting as tenant B). Each name now discovers its own keys.
+#[test]
+fn item1_several_names_by_discovery_each_trust_only_their_own_keys() {
+    let (a, b) = (Signer::rs256(), Signer::rs256_b());
+    let keys_a = JwksServer::start(Reply::json(&jwks(&[a.jwk(true)])));
+    let keys_b = JwksServer::start(Reply::json(&jwks(&[b.jwk(true)])));
+    let tenant_a = DiscoveryServer::start(&keys_a.url, Duration::ZERO);
+    let tenant_b = DiscoveryServer::start(&keys_b.url, Duration::ZERO);
+    let v = Verifier::new(Config::new(
+        Policy::new(&tenant_a.issuer, AUDIENCE).with_issuer(&tenant_b.issuer),
+        Keys::Discover,
+    ))
+    .unwrap();
+    let (issuer_a, issuer_b) = (&tenant_a.issuer, &tenant_b.issuer);
+    for _ in 0..2 {
+        assert_eq!(status(&v, &a.token(&live_claims(issuer_a))), Status::Ok);
+        assert_eq!(status(&v, &b.token(&live_claims(issuer_b))), Status::Ok);
+        // A's key on a token claiming B (and the other way round) under its own kid.
+        assert_eq!(
+            status(&v, &a.token(&live_claims(issuer_b))),
+            Status::KeyNotFound
+        );
+        assert_eq!(
+            status(&v, &b.token(&live_claims(issuer_a))),
+            Status::KeyNotFound
+        );
+        // Under the other issuer's kid: the signature does not verify.
+        let forged = with_kid(&a.token(&live_claims(issuer_b)), &b.kid);
+        assert_eq!(status(&v, &forged), Status::SignatureInvalid);
+    }
+    assert_eq!(v.policies().count(), 2, "one issuer per name");
+    // Each name's keys from its own discovery; a kid the other issuer uses costs at most the
+    // one refetch the cooldown allows.
+    for keys in [&keys_a, &keys_b] {
+        assert!((1..=2).contains(&keys.count()), "{}", keys.count());
+    }
+}
+
+/// Item 1: two names of one issuer (a canonical and a custom domain) whose discovery documents
+/// both publish one key set keep working, with one fetch of that key set; so do names sharing
+/// keys through an explicit `jwks_uri`.
+#[test]
+fn item1_two_names_of_one_issuer_share_their_key_set() {
+    let a = Signer::rs256();
+    let keys = JwksServer::start(Reply::json(&jwks(&[a.jwk(true)])));
+    let canonical = DiscoveryServer::start(&keys.url, Duration::ZERO);
+    let custom = DiscoveryServer::start(&keys.url, Duration::ZERO);
+    let v = Verifier::new(Config::new(
+        Policy::new(&canonical.issuer, AUDIENCE).with_issuer(&custom.issuer),
+        Keys::Discover,
+    ))
+    .unwrap();
+    assert_eq!(
+        status(&v, &a.token(&live_claims(&canonical.issuer))),
+        Status::Ok
+    );
+    assert_eq!(
+        status(&v, &a.token(&live_claims(&custom.issuer))),
+        Status::Ok
+    );
+    assert_eq!(keys.count(), 1, "one key set, fetched once");
+    assert_eq!(v.jwks_stats().fetches_ok, 1);
+
+    let explicit = Verifier::new(Config::new(
+        Policy::new("https://one.example/", AUDIENCE).with_issuer("https://two.example/"),
+        Keys::Url(keys.url.clone()),
+    ))
+    .unwrap();
+    assert_eq!(explicit.policies().count(), 1);
+    for iss in ["https://one.example/", "https://two.example/"] {
+        assert_eq!(status(&explicit, &a.token(&live_claims(iss))), Status::Ok);
+    }
+}
+
+/// Item 1: a name whose discovery document names another issuer is not that issuer.
+#[test]
+fn item1_a_names_discovery_must_name_it() {
+    let a = Signer::rs256();
+    let keys = JwksServer::start(Reply::json(&jwks(&[a.jwk(true)])));
+    let genuine = DiscoveryServer::start(&keys.url, Duration::ZERO);
+    let liar = JwksServer::start(Reply::json("{}"));
+    let liar_issuer = liar.url.replace(".well-known/jwks.json", "");
+    liar.set(Reply::json(
+        &json!({"issuer": genuine.issuer, "jwks_uri": keys.url}).to_string(),
+    ));
+    let mut config = Config::new(
+        Policy::new(&genuine.issuer, AUDIENCE).with_issuer(&liar_issuer),
+        Keys::Discover,
+    );
+    config.cache.non_blocking = false;
+    let v = Verifier::new(config).unwrap();
+    assert_eq!(
+        status(&v, &a.token(&live_claims(&genuine.issuer))),
+        Status::Ok
+    );
+    assert_ne!(status(&v, &a.token(&live_claims(&liar_issuer))), Status::Ok);
+}
+
+/// A token signed by the Ed25519 fixture key under the header `alg` given.
+fn ed_token(alg: &str, claims: &Value) -> String {
+    let header = json!({"alg": alg, "kid": "ed", "typ": "at+jwt"});
+    Signer::eddsa().sign_raw(&header.to_string(), &claims.to_string())
+}
+
+fn ed_verifier(key_alg: Option<&str>, allowed: &[Algorithm]) -> Verifier {
+    let mut jwk = Signer::eddsa().jwk(false);
+    if let Some(alg) = key_alg {
+        jwk["alg"] = json!(alg);
+    }
+    let mut config = Config::new(
+        Policy::new(ISSUER, AUDIENCE).with_algorithms(allowed),
+        Keys::Json(jwks(&[jwk])),
+    );
+    config.clock = Clock::manual(NOW);
+    Verifier::new(config).unwrap()
+}
+
+/// Item 7: RFC 9864's fully specified `Ed25519` is accepted wherever `EdDSA` on an Ed25519 key
+/// is, and may be configured by itself.
+#[test]
+fn item7_ed25519_is_accepted_wherever_eddsa_is() {
+    let claims = good_claims();
+    let (ed25519, eddsa) = (ed_token("Ed25519", &claims), ed_token("EdDSA", &claims));
+    assert_eq!("Ed25519".parse::<Algorithm>().unwrap(), Algorithm::Ed25519);
+    for key_alg in [None, Some("EdDSA"), Some("Ed25519")] {
+        let v = ed_verifier(key_alg, &[Algorithm::EdDSA]);
+        assert_eq!(status(&v, &ed25519), Status::Ok, "key alg {key_alg:?}");
+        assert_eq!(status(&v, &eddsa), Status::Ok, "key alg {key_alg:?}");
+        // Configured by itself: the polymorphic name is not implied.
+        let only = ed_verifier(key_alg, &[Algorithm::Ed25519]);
+        assert_eq!(status(&only, &ed25519), Status::Ok, "key alg {key_alg:?}");
+        assert_eq!(status(&only, &eddsa), Status::AlgorithmNotAllowed);
+        let rsa_only = ed_verifier(key_alg, &[Algorithm::RS256]);
+        assert_eq!(status(&rsa_only, &ed25519), Status::AlgorithmNotAllowed);
+    }
+    // A key published for another algorithm is not an Ed25519 key.
+    let mut wrong = Signer::rs256().jwk(false);
+    wrong["alg"] = json!("Ed25519");
+    let keys =
+        jwtguard::KeySet::from_json(jwks(&[wrong, Signer::eddsa().jwk(false)]).as_bytes()).unwrap();
+    assert_eq!(keys.len(), 1);
+    // A forged signature under the new name is still refused.
+    let mut forged = ed25519.clone();
+    forged.pop();
+    forged.push(if ed25519.ends_with('A') { 'B' } else { 'A' });
+    assert_ne!(
+        status(&ed_verifier(None, &[Algorithm::EdDSA]), &forged),
+        Status::Ok
+    );
+    assert_eq!(
+        jwtguard::policy::permitted_names(&[Algorithm::RS256, Algorithm::EdDSA]),
+        "RS256 EdDSA Ed25519"
+    );
+    assert_eq!(
+        jwtguard::policy::permitted_names(&[Algorithm::Ed25519]),
+        "Ed25519"
+    );
+}
