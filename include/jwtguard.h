@@ -261,6 +261,14 @@ extern "C" {
 // suite) that freed everything sees 0 for each.
 uint64_t jwt_live_handles(uint32_t kind);
 
+// Whether `value` (`len` bytes) can be a request's authority, `host[:port]` as in a `Host` or
+// `X-Forwarded-Host` header: RFC 3986 host characters (an IPv6 literal in brackets) and an
+// optional port up to 65535; no `/`, `?`, `#`, `@`, backslash or other `:`. A host that builds
+// the request URL for `jwt_verify_request` from such a header checks it first and passes no URL
+// when it fails: pasted into a URL, `Host: api.example/other?` names another URL. False for
+// NULL or bytes that are not UTF-8.
+bool jwt_is_authority(const char *value, size_t len);
+
 // Release a claims handle. NULL is fine. Must not be called twice.
 void jwt_claims_free(jwt_claims *claims);
 
@@ -456,6 +464,13 @@ jwt_status jwt_config_set_dpop(jwt_config *config, uint32_t mode);
 // The first call replaces the default list (every asymmetric algorithm jwtguard knows);
 // later calls add. `none` and `HS*` return `JWT_STATUS_INVALID_ARGUMENT`.
 jwt_status jwt_config_add_dpop_algorithm(jwt_config *config, const char *name, size_t name_len);
+
+// Add a public origin this API answers for (`https://api.example`, `http://host:8080`: scheme,
+// host and port, no path). Once any is added, a DPoP proof is accepted only when the request
+// URL the host passes is on one of them, whatever `Host` or forwarded header built it; a proof
+// for another origin is `JWT_STATUS_DPOP_PROOF_URL_MISMATCH`. Not an origin:
+// `JWT_STATUS_INVALID_ARGUMENT`.
+jwt_status jwt_config_add_dpop_origin(jwt_config *config, const char *origin, size_t origin_len);
 
 // Seconds a DPoP proof is accepted after its `iat` (default 60, 1 to 3600; the leeway
 // applies on top, and to an `iat` in the future). Outside the range:

@@ -105,6 +105,10 @@ pub struct DpopPolicy {
     /// their window, new proofs are refused (`dpop_replay_cache_full`, 503): forgetting one
     /// would let it be replayed.
     pub replay_cache: usize,
+    /// The public origins (`scheme://host[:port]`) this API answers for. When any is given, a
+    /// proof is accepted only for a request URL of one of them, whatever `Host` (or
+    /// forwarded host and scheme) the client sent; empty: the host's URL is taken as it is.
+    pub origins: Vec<String>,
 }
 
 impl Default for DpopPolicy {
@@ -114,6 +118,7 @@ impl Default for DpopPolicy {
             algorithms: Algorithm::ALL.to_vec(),
             window_secs: DEFAULT_DPOP_WINDOW_SECS,
             replay_cache: DEFAULT_DPOP_REPLAY_CACHE,
+            origins: Vec::new(),
         }
     }
 }
@@ -130,6 +135,11 @@ impl DpopPolicy {
         }
         if self.replay_cache == 0 || self.replay_cache > MAX_DPOP_REPLAY_CACHE {
             return bad("the DPoP replay cache must hold 1 to 10,000,000 proofs");
+        }
+        if let Some(bad_origin) = self.origins.iter().find(|o| origin_of(o).is_none()) {
+            return bad(&format!(
+                "a DPoP origin must be http(s)://host[:port] with no path, got {bad_origin:?}"
+            ));
         }
         Ok(())
     }
@@ -353,6 +363,18 @@ pub fn normalize_url(url: &str) -> Option<String> {
     Some(out)
 }
 
+/// An origin (`scheme://host[:port]`, nothing after but an optional `/`) in the normal form of
+/// [`normalize_url`], without the path: `https://API.example:443` is `https://api.example`.
+/// `None` for anything else.
+pub fn origin_of(origin: &str) -> Option<String> {
+    let (_, rest) = origin.split_once("://")?;
+    if rest.contains(['/', '?', '#']) && !rest.ends_with('/') || rest.matches('/').count() > 1 {
+        return None;
+    }
+    let normal = normalize_url(origin)?;
+    normal.strip_suffix('/').map(str::to_owned)
+}
+
 /// Whether `value` can be a request's authority (`host[:port]`, as in a `Host` or
 /// `X-Forwarded-Host` header), by the same rules [`normalize_url`] reads an authority with: no
 /// `/`, `?`, `#`, `@` or backslash, a `:` only before the port or inside an IPv6 literal.
@@ -491,6 +513,18 @@ pub fn check_proof(
             format!("the request URL {:?} is not an http(s) URL", request.url),
         )
     })?;
+    if !policy.origins.is_empty()
+        && !policy.origins.iter().filter_map(|o| origin_of(o)).any(|o| {
+            expected
+                .strip_prefix(o.as_str())
+                .is_some_and(|path| path.starts_with('/'))
+        })
+    {
+        return Err(refuse(
+            Status::DpopProofUrlMismatch,
+            format!("the request URL {expected:?} is not on an origin this API answers for"),
+        ));
+    }
     if normalize_url(htu).as_deref() != Some(expected.as_str()) {
         return Err(refuse(
             Status::DpopProofUrlMismatch,

@@ -937,7 +937,13 @@ mod tests {
         );
         assert_eq!(bearer_token(Some("\tBearer\tabc")), Ok("abc"));
         // A scheme it does not take (the seed's and RFC 6750's 401), whatever follows it.
-        for other in ["Basic abc", "Token abc", "Digest a=b, c=d", "abc", "DPoP a.b.c"] {
+        for other in [
+            "Basic abc",
+            "Token abc",
+            "Digest a=b, c=d",
+            "abc",
+            "DPoP a.b.c",
+        ] {
             assert_eq!(
                 bearer_token(Some(other)).unwrap_err().status(),
                 Status::AuthorizationSchemeUnsupported,

@@ -992,3 +992,51 @@ fn a_proof_named_ed25519_is_accepted_wherever_eddsa_is() {
         Status::DpopProofKeyInvalid
     );
 }
+
+/// Review 3, item 17: with the public origins pinned, a proof is good only on them, whatever
+/// host the request URL names (a spoofed `Host` or forwarded host, another scheme or port).
+#[test]
+fn pinned_origins_refuse_a_proof_for_any_other_origin() {
+    let (v, _) = verifier_with(DpopPolicy {
+        origins: vec![
+            "HTTPS://API.example:443/".into(),
+            "http://127.0.0.1:8080".into(),
+        ],
+        ..DpopPolicy::default()
+    });
+    let client = Signer::es256();
+    let token = bound_token(&client);
+    let at = |url: &str| {
+        let p = proof_with(&client, &token, json!({}), json!({"htu": url}));
+        call(&v, &format!("DPoP {token}"), Some(&p), METHOD, url)
+    };
+    assert_eq!(at(URL), Status::Ok);
+    assert_eq!(at("http://127.0.0.1:8080/api/x?q=1"), Status::Ok);
+    for other in [
+        "https://evil.example/api/private",
+        "http://api.example/api/private",
+        "https://api.example:8443/api/private",
+        "http://127.0.0.1:8081/api/x",
+        "https://api.example.evil/api/private",
+        "https://api.exampl/api/private",
+    ] {
+        assert_eq!(at(other), Status::DpopProofUrlMismatch, "{other}");
+    }
+    for bad in [
+        "api.example",
+        "https://api.example/path",
+        "ftp://a",
+        "https://",
+        "https://a?b",
+    ] {
+        let policy = DpopPolicy {
+            origins: vec![bad.into()],
+            ..DpopPolicy::default()
+        };
+        assert_eq!(
+            policy.validate().unwrap_err().status(),
+            Status::ConfigInvalid,
+            "{bad}"
+        );
+    }
+}

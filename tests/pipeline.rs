@@ -789,7 +789,11 @@ fn case30_http_mapping_of_authorization_headers() {
     );
     // Another scheme: 401 with the seed's invalid_header and a challenge without an error
     // (RFC 6750 section 3.1).
-    for other in [format!("Basic {token}"), format!("Token {token}"), "Digest a=b".into()] {
+    for other in [
+        format!("Basic {token}"),
+        format!("Token {token}"),
+        "Digest a=b".into(),
+    ] {
         let s = err(Some(&other));
         assert_eq!(s, Status::AuthorizationSchemeUnsupported);
         assert_eq!(
@@ -797,10 +801,7 @@ fn case30_http_mapping_of_authorization_headers() {
             (401, "invalid_header", "")
         );
     }
-    for malformed in [
-        format!("Bearer {token} {token}"),
-        "Bearer".to_string(),
-    ] {
+    for malformed in [format!("Bearer {token} {token}"), "Bearer".to_string()] {
         let s = err(Some(&malformed));
         assert_eq!(s, Status::AuthorizationHeaderMalformed);
         assert_eq!((s.http_status(), s.code()), (400, "invalid_header"));

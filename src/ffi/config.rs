@@ -554,6 +554,26 @@ pub extern "C" fn jwt_config_add_dpop_algorithm(
     }
 }
 
+/// Add a public origin this API answers for (`https://api.example`, `http://host:8080`: scheme,
+/// host and port, no path). Once any is added, a DPoP proof is accepted only when the request
+/// URL the host passes is on one of them, whatever `Host` or forwarded header built it; a proof
+/// for another origin is `JWT_STATUS_DPOP_PROOF_URL_MISMATCH`. Not an origin:
+/// `JWT_STATUS_INVALID_ARGUMENT`.
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_config_add_dpop_origin(
+    config: *mut jwt_config,
+    origin: *const c_char,
+    origin_len: usize,
+) -> Status {
+    ffi_panic_boundary! {
+        text_setter(config, origin, origin_len, |c, s| {
+            crate::dpop::origin_of(s).ok_or(Status::InvalidArgument)?;
+            c.dpop.origins.push(s.to_owned());
+            Ok(())
+        })
+    }
+}
+
 /// Seconds a DPoP proof is accepted after its `iat` (default 60, 1 to 3600; the leeway
 /// applies on top, and to an `iat` in the future). Outside the range:
 /// `JWT_STATUS_INVALID_ARGUMENT`.

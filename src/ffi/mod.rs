@@ -192,6 +192,19 @@ pub extern "C" fn jwt_live_handles(kind: u32) -> u64 {
     }
 }
 
+/// Whether `value` (`len` bytes) can be a request's authority, `host[:port]` as in a `Host` or
+/// `X-Forwarded-Host` header: RFC 3986 host characters (an IPv6 literal in brackets) and an
+/// optional port up to 65535; no `/`, `?`, `#`, `@`, backslash or other `:`. A host that builds
+/// the request URL for `jwt_verify_request` from such a header checks it first and passes no URL
+/// when it fails: pasted into a URL, `Host: api.example/other?` names another URL. False for
+/// NULL or bytes that are not UTF-8.
+#[unsafe(no_mangle)]
+pub extern "C" fn jwt_is_authority(value: *const c_char, len: usize) -> bool {
+    ffi_panic_boundary! {
+        str_arg(value, len).is_ok_and(crate::dpop::is_authority)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

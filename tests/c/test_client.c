@@ -383,6 +383,15 @@ test_verify(jwt_verifier *verifier, const char *valid, const char *expired,
                  JWT_STATUS_AUTHORIZATION_SCHEME_UNSUPPORTED);
     CHECK(jwt_status_http_status(JWT_STATUS_AUTHORIZATION_SCHEME_UNSUPPORTED) == 401);
   }
+  /* The authority check hosts run on Host before building a proof URL (review 3, item 4). */
+  CHECK(jwt_is_authority(S("api.example:8443")));
+  CHECK(jwt_is_authority(S("[::1]:80")));
+  CHECK(!jwt_is_authority(S("api.example/x")));
+  CHECK(!jwt_is_authority(S("api.example?")));
+  CHECK(!jwt_is_authority(S("a@b")));
+  CHECK(!jwt_is_authority(S("a:99999")));
+  CHECK(!jwt_is_authority(S("")));
+  CHECK(!jwt_is_authority(NULL, 3));
   CHECK_STATUS(jwt_verify_authorization(verifier, NULL, 0, &other), JWT_STATUS_TOKEN_MISSING);
   CHECK_STATUS(jwt_verify_authorization(verifier, S(""), &other), JWT_STATUS_TOKEN_MISSING);
   /* NULL with a length is a NULL argument (review item 13); bytes that are not UTF-8 a
