@@ -84,8 +84,9 @@ impl Claims {
     }
 
     /// [`Claims::get_text`] made safe for an HTTP header value: control characters
-    /// (U+0000 to U+001F, U+007F) and the backslash become JSON string escapes, so the text holds no
-    /// CR, LF or NUL and distinct claims stay distinct.
+    /// (U+0000 to U+001F, U+007F), the backslash and a space at either end become JSON string
+    /// escapes, so the text holds no CR, LF or NUL, HTTP cannot trim it, and distinct claims stay
+    /// distinct (`"admin "` is `admin\u0020`, never `admin`).
     pub fn get_header_text(&self, name: &str) -> Result<String> {
         Ok(header_safe(&self.get_text(name)?))
     }
@@ -96,12 +97,15 @@ impl Claims {
     }
 }
 
-/// `text` with control characters and backslashes written as JSON string escapes.
+/// `text` with control characters, backslashes and a leading or trailing space written as JSON
+/// string escapes (HTTP trims a field value's spaces: `" admin"` would read as `admin`).
 pub fn header_safe(text: &str) -> String {
     use std::fmt::Write;
     let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
+    let last = text.chars().count().saturating_sub(1);
+    for (i, c) in text.chars().enumerate() {
         match c {
+            ' ' if i == 0 || i == last => out.push_str("\\u0020"),
             '\\' => out.push_str("\\\\"),
             '\r' => out.push_str("\\r"),
             '\n' => out.push_str("\\n"),
@@ -249,6 +253,20 @@ pub fn check(claims: &Map<String, Value>, policy: &Policy, now: f64) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Review 3, item 15: HTTP trims a field value's spaces, so a claim's leading or trailing
+    /// space is escaped (one principal never reads as another); inner spaces stay.
+    #[test]
+    fn header_text_survives_trimming() {
+        assert_eq!(header_safe("admin "), "admin\\u0020");
+        assert_eq!(header_safe(" lead"), "\\u0020lead");
+        assert_eq!(header_safe("  two  "), "\\u0020 two \\u0020");
+        assert_eq!(header_safe(" "), "\\u0020");
+        assert_eq!(header_safe("a b"), "a b");
+        assert_eq!(header_safe(""), "");
+        assert_eq!(header_safe("\tx\r\n\\"), "\\tx\\r\\n\\\\");
+        assert_eq!(header_safe("\u{7f}\u{1}é"), "\\u007f\\u0001é");
+    }
     use serde_json::json;
 
     fn map(v: Value) -> Map<String, Value> {
