@@ -27,6 +27,11 @@ pub struct FilterConfig {
     /// that name removed first.
     pub forward_claims: Vec<(String, String)>,
     pub token: TokenSource,
+    /// The scheme of the URL a DPoP proof is checked against, when the operator set it
+    /// (`dpop_scheme`: Envoy behind a proxy that terminates TLS); otherwise the downstream
+    /// connection's (https over TLS, else http). Never the client's `:scheme`, which an
+    /// absolute-form request line or an HTTP/2 client sets to what it likes.
+    pub dpop_scheme: Option<&'static str>,
 }
 
 /// A route's `DynamicModuleFilterPerRoute` configuration.
@@ -202,6 +207,7 @@ pub fn filter_config(bytes: &[u8]) -> Result<FilterConfig, String> {
     let mut token = TokenSource::Authorization;
     let mut token_cache = jwtguard::verify::DEFAULT_TOKEN_CACHE;
     let mut dpop = jwtguard::DpopPolicy::default();
+    let mut dpop_scheme = None;
     let mut cache = CacheOptions {
         non_blocking: true,
         ..CacheOptions::default()
@@ -294,6 +300,25 @@ pub fn filter_config(bytes: &[u8]) -> Result<FilterConfig, String> {
                     .ok_or_else(|| format!("{key}: must be a number of proofs"))?
                     as usize
             }
+            "dpop_origins" => {
+                dpop.origins = strings(key, value)?;
+                if let Some(bad) = dpop
+                    .origins
+                    .iter()
+                    .find(|o| jwtguard::dpop::origin_of(o).is_none())
+                {
+                    return Err(format!(
+                        "{key}: {bad:?} is not an origin (http(s)://host[:port], no path)"
+                    ));
+                }
+            }
+            "dpop_scheme" => {
+                dpop_scheme = Some(match string(key, value)?.as_str() {
+                    "http" => "http",
+                    "https" => "https",
+                    _ => return Err(format!("{key}: http or https")),
+                })
+            }
             "max_stale" => cache.max_stale = Duration::from_secs(seconds(key, value)?),
             "snapshot" => cache.snapshot = Some(PathBuf::from(string(key, value)?)),
             "ca_file" => cache.fetch.ca_file = Some(PathBuf::from(string(key, value)?)),
@@ -343,6 +368,7 @@ pub fn filter_config(bytes: &[u8]) -> Result<FilterConfig, String> {
         realm,
         forward_claims,
         token,
+        dpop_scheme,
     })
 }
 

@@ -47,6 +47,16 @@ pub fn joined(lines: &[&str]) -> Option<String> {
     (!lines.is_empty()).then(|| lines.join(", "))
 }
 
+/// The URL a DPoP proof's `htu` must name: `scheme` (the connection's or the operator's),
+/// the request's `:authority` and `:path` (whose query the check ignores).
+pub fn request_url(scheme: &str, authority: Option<&str>, path: Option<&str>) -> String {
+    format!(
+        "{scheme}://{}{}",
+        authority.unwrap_or(""),
+        path.unwrap_or("/")
+    )
+}
+
 /// Verify and decide. `may_wait`: whether waiting for keys is still allowed.
 pub fn decide(
     config: &FilterConfig,

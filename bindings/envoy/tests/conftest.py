@@ -157,3 +157,106 @@ def issuer():
     dev = DevIssuer()
     yield dev
     dev.stop()
+
+
+def with_tls(config: str, cert: Path, key: Path) -> str:
+    """A bootstrap() whose listener speaks TLS with this certificate."""
+    parsed = json.loads(config)
+    chain = parsed["static_resources"]["listeners"][0]["filter_chains"][0]
+    chain["transport_socket"] = {"name": "envoy.transport_sockets.tls", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+        "common_tls_context": {"tls_certificates": [{
+            "certificate_chain": {"filename": str(cert)}, "private_key": {"filename": str(key)}}]},
+    }}
+    return json.dumps(parsed)
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A throwaway certificate and key for a TLS listener (the tests do not verify it)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "api")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def tls_raw_request(port: int, request: bytes) -> tuple[int, bytes]:
+    """raw_request over TLS (the certificate is not checked): (status, body)."""
+    import socket
+    import ssl
+
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as plain:
+        with context.wrap_socket(plain, server_hostname="api") as s:
+            s.sendall(request)
+            data = b""
+            while True:
+                try:
+                    chunk = s.recv(65536)
+                except ssl.SSLError:
+                    break
+                if not chunk:
+                    break
+                data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), body
+
+
+def h2c_request(port: int, headers: list[tuple[str, str]]) -> bytes:
+    """One HTTP/2 request over cleartext (prior knowledge) with exactly these header fields,
+    pseudo-headers included, as a client may send them (no HTTP/2 library: the header block is
+    HPACK literals without indexing or Huffman). Returns the response body (DATA frames)."""
+    import socket
+
+    def integer(value: int, prefix_bits: int) -> bytes:  # RFC 7541 5.1
+        limit = (1 << prefix_bits) - 1
+        if value < limit:
+            return bytes([value])
+        out, value = [limit], value - limit
+        while value >= 128:
+            out.append(value % 128 + 128)
+            value //= 128
+        return bytes(out + [value])
+
+    def frame(kind: int, flags: int, stream: int, payload: bytes) -> bytes:
+        return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
+
+    block = b"".join(b"\x00" + integer(len(n), 7) + n.encode() + integer(len(v), 7) + v.encode()
+                     for n, v in headers)
+    body, buffer = b"", b""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        # The preface, empty SETTINGS, then HEADERS with END_HEADERS and END_STREAM on stream 1.
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b"") + frame(1, 0x5, 1, block))
+        while True:
+            chunk = s.recv(65536)
+            assert chunk, "the connection closed before the response ended"
+            buffer += chunk
+            while len(buffer) >= 9:
+                length = int.from_bytes(buffer[:3], "big")
+                if len(buffer) < 9 + length:
+                    break
+                kind, flags = buffer[3], buffer[4]
+                stream = int.from_bytes(buffer[5:9], "big") & 0x7FFFFFFF
+                payload, buffer = buffer[9:9 + length], buffer[9 + length:]
+                if kind == 4 and not flags & 1:  # SETTINGS: acknowledged
+                    s.sendall(frame(4, 1, 0, b""))
+                assert kind not in (3, 7), f"the stream was reset or the connection closed: {payload!r}"
+                if stream == 1 and kind == 0:  # DATA, maybe padded
+                    body += payload[1:len(payload) - payload[0]] if flags & 0x8 else payload
+                if stream == 1 and kind in (0, 1) and flags & 1:  # END_STREAM
+                    return body

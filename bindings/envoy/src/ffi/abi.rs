@@ -75,6 +75,11 @@ pub const HEADERS_STOP_ITERATION: u32 = 1;
 pub const BODY_CONTINUE: u32 = 0;
 pub const BODY_STOP_AND_BUFFER: u32 = 1;
 
+/// `envoy_dynamic_module_type_attribute_id_ConnectionTlsVersion` (the attribute
+/// `connection.tls_version`): the downstream connection's TLS version, absent (the callback
+/// returns false) on a cleartext connection.
+pub const ATTRIBUTE_CONNECTION_TLS_VERSION: u32 = 31;
+
 /// `envoy_dynamic_module_type_metrics_result_Success`.
 pub const METRICS_SUCCESS: u32 = 0;
 
@@ -104,6 +109,11 @@ unsafe extern "C" {
         body: module_buffer,
         details: module_buffer,
     );
+    pub fn envoy_dynamic_module_callback_http_filter_get_attribute_string(
+        filter: filter_envoy_ptr,
+        attribute_id: u32,
+        result: *mut envoy_buffer,
+    ) -> bool;
     pub fn envoy_dynamic_module_callback_http_filter_continue_decoding(filter: filter_envoy_ptr);
     pub fn envoy_dynamic_module_callback_http_clear_route_cache(filter: filter_envoy_ptr);
     pub fn envoy_dynamic_module_callback_get_most_specific_route_config(

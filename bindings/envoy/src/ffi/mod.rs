@@ -339,6 +339,25 @@ fn header_text<'a>(envoy: filter_envoy_ptr, name: &str) -> Option<Cow<'a, str>> 
     }
 }
 
+/// Whether the downstream connection is TLS (it has a TLS version): what the scheme of the
+/// URL a client addressed is, whatever `:scheme` the client put in its request.
+fn connection_is_tls(envoy: filter_envoy_ptr) -> bool {
+    let mut version = envoy_buffer {
+        ptr: std::ptr::null(),
+        length: 0,
+    };
+    // SAFETY: on the worker, inside a hook; Envoy writes the buffer (its own bytes), which is
+    // only looked at for being there.
+    let found = unsafe {
+        envoy_dynamic_module_callback_http_filter_get_attribute_string(
+            envoy,
+            ATTRIBUTE_CONNECTION_TLS_VERSION,
+            &mut version,
+        )
+    };
+    found && !version.ptr.is_null() && version.length > 0
+}
+
 /// Set a request header (every earlier value replaced), or remove it (`None`).
 fn set_request_header(envoy: filter_envoy_ptr, name: &str, value: Option<&str>) {
     let value = value.map_or(module_buffer::null(), |v| module_buffer::of(v.as_bytes()));
@@ -425,15 +444,22 @@ fn check(envoy: filter_envoy_ptr, filter: &mut Filter) -> bool {
     let presented = match &config.token {
         TokenSource::Authorization => {
             values = header_text(envoy, "authorization");
-            // DPoP (RFC 9449): the proof is checked against the request as the client sent
-            // it: :method, and :scheme://:authority:path (the query is ignored).
+            // DPoP (RFC 9449): the proof is checked against the request as Envoy routes it:
+            // :method, and scheme://:authority:path (the query is ignored), the scheme being
+            // the operator's dpop_scheme or the connection's, never the client's :scheme.
             proofs = header_text(envoy, "dpop");
             method = header_text(envoy, ":method");
-            url = format!(
-                "{}://{}{}",
-                header_text(envoy, ":scheme").as_deref().unwrap_or("http"),
-                header_text(envoy, ":authority").as_deref().unwrap_or(""),
-                header_text(envoy, ":path").as_deref().unwrap_or("/"),
+            let scheme = config.dpop_scheme.unwrap_or_else(|| {
+                if connection_is_tls(envoy) {
+                    "https"
+                } else {
+                    "http"
+                }
+            });
+            url = decide::request_url(
+                scheme,
+                header_text(envoy, ":authority").as_deref(),
+                header_text(envoy, ":path").as_deref(),
             );
             Presented::Authorization(jwtguard::Request {
                 authorization: values.as_deref(),
