@@ -9,7 +9,8 @@
  * Main requests are checked in the access phase. Subrequests (auth_request, SSI), which nginx
  * runs without an access phase, are checked in the rewrite phase instead, before `return`.
  * A verdict is reused after an internal redirect only for the same policy (verifier, scopes
- * and token source); any other location verifies again.
+ * and token source) and, for a DPoP request, the same proof URL; any other location verifies
+ * again.
  */
 
 #include <ngx_config.h>
@@ -28,7 +29,9 @@ typedef struct {
     time_t                     cache_ttl;
     time_t                     refetch_cooldown;
     time_t                     max_stale;
-    ngx_int_t                  token_cache;    /* entries per verifier; 0: off */
+    ngx_int_t                  scheme_index;   /* $scheme, for the default proof URL */
+    void                      *names_of;       /* the server whose names follow */
+    ngx_array_t               *names;          /* its plain names (NULL: any Host) */
 } ngx_http_jwtguard_main_conf_t;
 
 
@@ -44,9 +47,14 @@ typedef struct {
     ngx_http_complex_value_t  *token;
     ngx_str_t                  realm;
     ngx_uint_t                 dpop;           /* jwt_dpop_mode */
-    ngx_http_complex_value_t  *dpop_url;       /* the URL a DPoP proof must be for */
+    ngx_http_complex_value_t  *dpop_url;       /* the URL a DPoP proof must be for;
+                                                  NULL: the routed URL (default) */
+    ngx_array_t               *dpop_origins;   /* ngx_str_t: the public origins */
+    ngx_int_t                  token_cache;    /* entries per verifier; 0: off */
     time_t                     dpop_window;    /* seconds a proof is good after its iat */
     ngx_int_t                  dpop_replay_cache; /* proofs remembered, per worker */
+    ngx_array_t               *server_names;   /* ngx_str_t: the server's plain names;
+                                                  NULL: it takes any Host */
     ngx_array_t               *more_issuers;   /* ngx_array_t * of ngx_str_t: one line each */
     jwt_verifier              *verifier;
 } ngx_http_jwtguard_loc_conf_t;
@@ -63,6 +71,8 @@ typedef struct {
     jwt_verifier              *verifier;
     ngx_array_t               *scopes;
     ngx_http_complex_value_t  *token;
+    ngx_uint_t                 proof;          /* a DPoP proof was part of it */
+    ngx_str_t                  url;            /* the URL that proof was checked against */
 } ngx_http_jwtguard_ctx_t;
 
 
@@ -78,6 +88,10 @@ typedef struct {
 static ngx_int_t ngx_http_jwtguard_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_jwtguard_subrequest_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_jwtguard_check(ngx_http_request_t *r);
+static ngx_int_t ngx_http_jwtguard_proof_url(ngx_http_request_t *r,
+    ngx_http_jwtguard_loc_conf_t *lcf, ngx_uint_t proof, ngx_str_t *url);
+static ngx_int_t ngx_http_jwtguard_routed_url(ngx_http_request_t *r,
+    ngx_http_jwtguard_loc_conf_t *lcf, ngx_uint_t check, ngx_str_t *url);
 static void ngx_http_jwtguard_wake(ngx_http_request_t *r);
 static void ngx_http_jwtguard_log_refusal(ngx_http_request_t *r, jwt_status status);
 static ngx_int_t ngx_http_jwtguard_challenge(ngx_http_request_t *r,
@@ -103,6 +117,7 @@ static void *ngx_http_jwtguard_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_jwtguard_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static ngx_int_t ngx_http_jwtguard_add_variables(ngx_conf_t *cf);
+static ngx_array_t *ngx_http_jwtguard_server_names(ngx_conf_t *cf);
 static ngx_int_t ngx_http_jwtguard_init(ngx_conf_t *cf);
 static ngx_int_t ngx_http_jwtguard_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_jwtguard_init_process(ngx_cycle_t *cycle);
@@ -222,16 +237,35 @@ static ngx_command_t  ngx_http_jwtguard_commands[] = {
       &ngx_http_jwtguard_dpop_modes },
 
     /*
-     * The URL a DPoP proof's htu must name: by default $scheme://$http_host$request_uri (the
-     * client's Host header with its port, the path as the client sent it; the query is
-     * ignored). Behind another proxy, build it from X-Forwarded-Proto and -Host checked by a
-     * map first (README, DPoP): nginx does not check those headers as it checks Host.
+     * The URL a DPoP proof's htu must name. By default, the URL the request was routed by:
+     * the connection's scheme, the host nginx chose the server by ($host: the request line's
+     * host in an absolute-form request, else Host's) with the port of that same authority,
+     * and the path as the client sent it ($request_uri; the query is ignored). On a server
+     * whose server_name values are all plain names, that host must be one of them (a request
+     * reaching it as the default server for another Host names no URL a proof can be for);
+     * a server with no name, `_`, wildcards or regular expressions takes any Host: pin its
+     * origins with jwtguard_dpop_origin. Behind another proxy, build the URL from
+     * X-Forwarded-Proto and -Host checked by a map first (README, DPoP): nginx does not check
+     * those headers as it checks Host.
      */
     { ngx_string("jwtguard_dpop_url"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_set_complex_value_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_jwtguard_loc_conf_t, dpop_url),
+      NULL },
+
+    /*
+     * jwtguard_dpop_origin https://api.example [http://127.0.0.1:8080 ...]: the public
+     * origins (scheme, host, port; no path) the API answers for, repeatable. Once any is set,
+     * a proof is accepted only for a request URL on one of them, whatever Host or forwarded
+     * header built that URL.
+     */
+    { ngx_string("jwtguard_dpop_origin"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_jwtguard_set_list,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_jwtguard_loc_conf_t, dpop_origins),
       NULL },
 
     /* Seconds a DPoP proof is good for after its iat (default 60 s; the leeway on top). */
@@ -271,10 +305,14 @@ static ngx_command_t  ngx_http_jwtguard_commands[] = {
       0,
       NULL },
 
+    /*
+     * Verified tokens each worker remembers, per verifier (default 10000; off). Wherever a
+     * verifier is configured: in a location or server, it gives that one its own verifier.
+     */
     { ngx_string("jwtguard_token_cache"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_jwtguard_set_token_cache,
-      NGX_HTTP_MAIN_CONF_OFFSET,
+      NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
 
@@ -574,6 +612,177 @@ ngx_http_jwtguard_dpop_header(ngx_http_request_t *r, ngx_str_t *value)
 }
 
 
+/*
+ * The URL a DPoP proof must name for this request: jwtguard_dpop_url's, or the URL the
+ * request was routed by. Never { 0, NULL }: an empty URL (a variable with no value) is a URL
+ * no proof names, not a missing one.
+ */
+static ngx_int_t
+ngx_http_jwtguard_proof_url(ngx_http_request_t *r, ngx_http_jwtguard_loc_conf_t *lcf,
+    ngx_uint_t proof, ngx_str_t *url)
+{
+    if (lcf->dpop_url != NULL) {
+        if (ngx_http_complex_value(r, lcf->dpop_url, url) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+    } else if (ngx_http_jwtguard_routed_url(r, lcf, lcf->dpop_origins == NULL ? proof + 1 : 0,
+                                            url)
+               != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (url->len == 0) {
+        url->data = (u_char *) "";
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Whether this server answers for `host` by name: its plain server_name values (gathered at
+ * configuration: nginx frees its own list after it), or NULL when there is no such list to
+ * judge by.
+ */
+static ngx_uint_t
+ngx_http_jwtguard_server_named(ngx_http_jwtguard_loc_conf_t *lcf, ngx_str_t *host)
+{
+    ngx_str_t   *name;
+    ngx_uint_t   i;
+
+    if (lcf->server_names == NULL) {
+        return 1;
+    }
+
+    name = lcf->server_names->elts;
+
+    for (i = 0; i < lcf->server_names->nelts; i++) {
+        if (name[i].len == host->len
+            && ngx_strncasecmp(name[i].data, host->data, host->len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * The URL the request was routed by: the connection's scheme, the host nginx chose the
+ * virtual server by (r->headers_in.server: an absolute-form request line's host, else Host's;
+ * validated and lowercased by nginx) with the port of that same authority, and the path as the
+ * client sent it. Never the Host header when the request line names another authority: nginx
+ * routes by the request line, and a proof checked against Host could be used once at each
+ * server. Empty (no proof names it) when there is no host, when the authority is not
+ * host[:port], or when `check` is set (no pinned origins; 2: a DPoP request, logged) and the
+ * server's plain server_name values do not include the host.
+ */
+static ngx_int_t
+ngx_http_jwtguard_routed_url(ngx_http_request_t *r, ngx_http_jwtguard_loc_conf_t *lcf,
+    ngx_uint_t check, ngx_str_t *url)
+{
+    u_char                         *p, *last, *port, *end;
+    ngx_str_t                       host, source;
+    ngx_http_request_t             *m;
+    ngx_http_variable_value_t      *scheme;
+    ngx_http_jwtguard_main_conf_t  *jmcf;
+
+    ngx_str_null(url);
+
+    m = r->main;
+    host = m->headers_in.server;
+
+    if (host.len == 0) {
+        return NGX_OK;
+    }
+
+    jmcf = ngx_http_get_module_main_conf(r, ngx_http_jwtguard_module);
+
+    scheme = ngx_http_get_indexed_variable(m, jmcf->scheme_index);
+    if (scheme == NULL || scheme->not_found) {
+        return NGX_OK;
+    }
+
+    /* the authority the host came from: the request line's (absolute form), else Host */
+    ngx_str_null(&source);
+
+    p = m->request_line.data;
+    last = p + m->request_line.len;
+    p = p ? ngx_strlchr(p, last, ' ') : NULL;
+
+    if (p != NULL) {
+        for (p++; p < last && ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')); p++) {
+            /* void */
+        }
+
+        if (last - p > 3 && p[0] == ':' && p[1] == '/' && p[2] == '/') {
+            source.data = p + 3;
+            for (p += 3; p < last && *p != '/' && *p != '?' && *p != ' '; p++) {
+                /* void */
+            }
+            source.len = p - source.data;
+        }
+    }
+
+    if (source.data == NULL && m->headers_in.host != NULL) {
+        source = m->headers_in.host->value;
+    }
+
+    /* its port, if any: after an IPv6 literal's bracket, else after the first ':' */
+    port = NULL;
+    end = source.data + source.len;
+
+    if (source.len > 0) {
+        if (source.data[0] == '[') {
+            p = ngx_strlchr(source.data, end, ']');
+            if (p != NULL && p + 1 < end && p[1] == ':') {
+                port = p + 1;
+            }
+
+        } else {
+            port = ngx_strlchr(source.data, end, ':');
+        }
+    }
+
+    if (check && !ngx_http_jwtguard_server_named(lcf, &host)) {
+        if (check > 1) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "jwtguard: a DPoP proof cannot be for \"%V\": not a server_name of "
+                          "this server (jwtguard_dpop_origin pins the origins of a server "
+                          "that answers other names)", &host);
+        }
+
+        return NGX_OK;
+    }
+
+    url->len = scheme->len + sizeof("://") - 1 + host.len + (port ? end - port : 0)
+               + m->unparsed_uri.len;
+    url->data = ngx_pnalloc(r->pool, url->len);
+    if (url->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(url->data, scheme->data, scheme->len);
+    p = ngx_cpymem(p, "://", sizeof("://") - 1);
+    host.data = p;
+    p = ngx_cpymem(p, m->headers_in.server.data, m->headers_in.server.len);
+    if (port) {
+        p = ngx_cpymem(p, port, end - port);
+    }
+    host.len = p - host.data;
+    p = ngx_cpymem(p, m->unparsed_uri.data, m->unparsed_uri.len);
+
+    if (!jwt_is_authority((const char *) host.data, host.len)) {
+        ngx_str_null(url);
+    }
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_jwtguard_check(ngx_http_request_t *r)
 {
@@ -593,29 +802,45 @@ ngx_http_jwtguard_check(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
+    ngx_str_null(&url);
     ctx = ngx_http_jwtguard_get_ctx(r);
 
     if (ctx != NULL && ctx->verified) {
 
-        /* the same policy again (an internal redirect within it): the same verdict */
+        /*
+         * The same policy again (an internal redirect within it): the same verdict, unless
+         * it was given to a DPoP proof and this location's proof URL is another one (a
+         * jwtguard_dpop_url of its own, or one built from $uri): that URL is checked again.
+         */
         if (ctx->verifier == lcf->verifier && ctx->scopes == lcf->scopes
             && ctx->token == lcf->token)
         {
-            if (ctx->status == JWT_STATUS_OK) {
-                return NGX_OK;
-            }
-
             /*
              * The error page of this very refusal (error_page 401 /errors/401.json in a
              * location under the same policy): serve it with the challenge already set,
              * instead of challenging it again. A location with another policy is verified
              * again below, and a second refusal ends in nginx's plain error page.
              */
-            if (r->error_page) {
+            if (ctx->status != JWT_STATUS_OK && r->error_page) {
                 return NGX_DECLINED;
             }
 
-            return ngx_http_jwtguard_challenge(r, lcf, ctx->status);
+            if (ctx->proof) {
+                if (ngx_http_jwtguard_proof_url(r, lcf, 0, &url) != NGX_OK) {
+                    return NGX_HTTP_INTERNAL_SERVER_ERROR;
+                }
+            }
+
+            if (!ctx->proof
+                || (url.len == ctx->url.len
+                    && ngx_memcmp(url.data, ctx->url.data, url.len) == 0))
+            {
+                if (ctx->status == JWT_STATUS_OK) {
+                    return NGX_OK;
+                }
+
+                return ngx_http_jwtguard_challenge(r, lcf, ctx->status);
+            }
         }
 
         /*
@@ -653,6 +878,7 @@ ngx_http_jwtguard_check(ngx_http_request_t *r)
     }
 
     claims = NULL;
+    proof = 0;
     /* Fetches ended so far: one that ends while this verification runs brought keys it did
      * not see, so its refusal for want of keys is retried like one during a fetch. */
     epoch = jwt_verifier_fetch_epoch(lcf->verifier);
@@ -677,19 +903,16 @@ ngx_http_jwtguard_check(ngx_http_request_t *r)
          */
         authorization = r->headers_in.authorization;
 
-        if (ngx_http_jwtguard_dpop_header(r, &dpop) != NGX_OK
-            || ngx_http_complex_value(r, lcf->dpop_url, &url) != NGX_OK)
-        {
+        if (ngx_http_jwtguard_dpop_header(r, &dpop) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        /* an empty URL (a variable with no value) is a URL no proof names, not a missing one */
-        if (url.len == 0) {
-            url.data = (u_char *) "";
         }
 
         proof = dpop.len > 0 && ngx_http_jwtguard_is_dpop(authorization);
         again = proof && ngx_http_jwtguard_proof_passed(r, lcf->verifier);
+
+        if (ngx_http_jwtguard_proof_url(r, lcf, proof, &url) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
 
         status = (again ? jwt_verify_request_again : jwt_verify_request)(lcf->verifier,
                                     authorization ? (const char *) authorization->value.data
@@ -731,6 +954,8 @@ ngx_http_jwtguard_check(ngx_http_request_t *r)
     ctx->verifier = lcf->verifier;
     ctx->scopes = lcf->scopes;
     ctx->token = lcf->token;
+    ctx->proof = proof;
+    ctx->url = url;
 
     if (status == JWT_STATUS_OK && lcf->scopes) {
         scope = lcf->scopes->elts;
@@ -1234,7 +1459,7 @@ ngx_http_jwtguard_create_main_conf(ngx_conf_t *cf)
     conf->cache_ttl = NGX_CONF_UNSET;
     conf->refetch_cooldown = NGX_CONF_UNSET;
     conf->max_stale = NGX_CONF_UNSET;
-    conf->token_cache = NGX_CONF_UNSET;
+    conf->scheme_index = NGX_ERROR;
 
     return conf;
 }
@@ -1260,6 +1485,8 @@ ngx_http_jwtguard_create_loc_conf(ngx_conf_t *cf)
      *     conf->scopes = NULL;
      *     conf->token = NULL;
      *     conf->realm = { 0, NULL };
+     *     conf->dpop_url = NULL;
+     *     conf->dpop_origins = NULL;
      *     conf->verifier = NULL;
      */
 
@@ -1269,6 +1496,7 @@ ngx_http_jwtguard_create_loc_conf(ngx_conf_t *cf)
     conf->dpop = NGX_CONF_UNSET_UINT;
     conf->dpop_window = NGX_CONF_UNSET;
     conf->dpop_replay_cache = NGX_CONF_UNSET;
+    conf->token_cache = NGX_CONF_UNSET;
 
     return conf;
 }
@@ -1367,23 +1595,24 @@ ngx_http_jwtguard_set_snapshot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static char *
 ngx_http_jwtguard_set_token_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_jwtguard_main_conf_t *jmcf = conf;
+    ngx_http_jwtguard_loc_conf_t *lcf = conf;
 
     ngx_str_t  *value;
 
-    if (jmcf->token_cache != NGX_CONF_UNSET) {
+    if (lcf->token_cache != NGX_CONF_UNSET) {
         return "is duplicate";
     }
 
     value = cf->args->elts;
 
     if (ngx_strcmp(value[1].data, "off") == 0) {
-        jmcf->token_cache = 0;
+        lcf->token_cache = 0;
         return NGX_CONF_OK;
     }
 
-    jmcf->token_cache = ngx_atoi(value[1].data, value[1].len);
-    if (jmcf->token_cache == NGX_ERROR) {
+    lcf->token_cache = ngx_atoi(value[1].data, value[1].len);
+    if (lcf->token_cache == NGX_ERROR) {
+        lcf->token_cache = NGX_CONF_UNSET;
         return "needs a number of entries or \"off\"";
     }
 
@@ -1502,7 +1731,7 @@ ngx_http_jwtguard_choose_snapshot(ngx_conf_t *cf, ngx_http_jwtguard_main_conf_t 
 }
 
 
-/* What every issuer of a verifier shares: the snapshot, CA file and cache settings. */
+/* What every issuer of a verifier shares: the snapshot, CA file and key cache settings. */
 static ngx_int_t
 ngx_http_jwtguard_shared(ngx_conf_t *cf, ngx_http_jwtguard_main_conf_t *jmcf,
     jwt_config *config)
@@ -1543,11 +1772,6 @@ ngx_http_jwtguard_shared(ngx_conf_t *cf, ngx_http_jwtguard_main_conf_t *jmcf,
             && ngx_http_jwtguard_setting(cf, "jwtguard_max_stale", jmcf->max_stale,
                                          jwt_config_set_max_stale(config,
                                              (uint64_t) jmcf->max_stale))
-               != NGX_OK)
-        || (jmcf->token_cache != NGX_CONF_UNSET
-            && ngx_http_jwtguard_setting(cf, "jwtguard_token_cache", jmcf->token_cache,
-                                         jwt_config_set_token_cache(config,
-                                             (uint64_t) jmcf->token_cache))
                != NGX_OK))
     {
         return NGX_ERROR;
@@ -1715,6 +1939,20 @@ ngx_http_jwtguard_make_verifier(ngx_conf_t *cf, ngx_http_jwtguard_loc_conf_t *co
 
     jwt_config_set_dpop(config, (uint32_t) conf->dpop);
 
+    if (ngx_http_jwtguard_add_list(cf, config, conf->dpop_origins,
+                                   jwt_config_add_dpop_origin,
+                                   "jwtguard_dpop_origin (an origin is scheme://host[:port], "
+                                   "no path)") != NGX_OK
+        || (conf->token_cache != NGX_CONF_UNSET
+            && ngx_http_jwtguard_setting(cf, "jwtguard_token_cache",
+                                         (time_t) conf->token_cache,
+                                         jwt_config_set_token_cache(config,
+                                             (uint64_t) conf->token_cache))
+               != NGX_OK))
+    {
+        goto cleanup;
+    }
+
     if (ngx_http_jwtguard_setting(cf, "jwtguard_dpop_window", conf->dpop_window,
                                   jwt_config_set_dpop_window(config,
                                                              (uint64_t) conf->dpop_window))
@@ -1761,6 +1999,73 @@ cleanup:
 }
 
 
+/*
+ * The plain server_name values of the server being merged, for the default proof URL: NULL
+ * when the server takes any Host by name (no name but "" or "_", a wildcard or a regular
+ * expression), NGX_CONF_ERROR on a failed allocation. Gathered once per server.
+ */
+static ngx_array_t *
+ngx_http_jwtguard_server_names(ngx_conf_t *cf)
+{
+    ngx_str_t                      *name;
+    ngx_uint_t                      i;
+    ngx_array_t                    *names;
+    ngx_http_server_name_t         *sn;
+    ngx_http_core_srv_conf_t       *cscf;
+    ngx_http_jwtguard_main_conf_t  *jmcf;
+
+    jmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_jwtguard_module);
+    cscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_core_module);
+
+    if (jmcf->names_of == cscf) {
+        return jmcf->names;
+    }
+
+    names = NULL;
+    sn = cscf->server_names.elts;
+
+    for (i = 0; i < cscf->server_names.nelts; i++) {
+        if (sn[i].name.len == 0 || (sn[i].name.len == 1 && sn[i].name.data[0] == '_')) {
+            continue;
+        }
+
+        if (
+#if (NGX_PCRE)
+            sn[i].regex != NULL ||
+#endif
+            sn[i].name.data[0] == '~' || sn[i].name.data[0] == '.'
+            || ngx_strlchr(sn[i].name.data, sn[i].name.data + sn[i].name.len, '*') != NULL)
+        {
+            names = NULL;
+            break;
+        }
+
+        if (names == NULL) {
+            names = ngx_array_create(cf->pool, cscf->server_names.nelts, sizeof(ngx_str_t));
+            if (names == NULL) {
+                return NGX_CONF_ERROR;
+            }
+        }
+
+        name = ngx_array_push(names);
+        if (name == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        name->len = sn[i].name.len;
+        name->data = ngx_pstrdup(cf->pool, &sn[i].name);
+        if (name->data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    jmcf->names_of = cscf;
+    jmcf->names = names;
+
+    return names;
+}
+
+
 static char *
 ngx_http_jwtguard_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 {
@@ -1784,7 +2089,8 @@ ngx_http_jwtguard_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
           || conf->jwks_uri.data != NULL || conf->algorithms != NULL
           || conf->leeway != NGX_CONF_UNSET || conf->strict != NGX_CONF_UNSET
           || conf->dpop != NGX_CONF_UNSET_UINT || conf->dpop_window != NGX_CONF_UNSET
-          || conf->dpop_replay_cache != NGX_CONF_UNSET;
+          || conf->dpop_replay_cache != NGX_CONF_UNSET || conf->dpop_origins != NULL
+          || conf->token_cache != NGX_CONF_UNSET;
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
     if (conf->issuers == NULL) {
@@ -1815,27 +2121,19 @@ ngx_http_jwtguard_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_sec_value(conf->dpop_window, prev->dpop_window, 60);
     ngx_conf_merge_value(conf->dpop_replay_cache, prev->dpop_replay_cache, 250000);
 
+    ngx_conf_merge_value(conf->token_cache, prev->token_cache, NGX_CONF_UNSET);
+
     if (conf->dpop_url == NULL) {
         conf->dpop_url = prev->dpop_url;
     }
 
-    if (conf->dpop_url == NULL) {
-        ngx_http_compile_complex_value_t   ccv;
-        static ngx_str_t                   url = ngx_string("$scheme://$http_host$request_uri");
+    if (conf->dpop_origins == NULL) {
+        conf->dpop_origins = prev->dpop_origins;
+    }
 
-        conf->dpop_url = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
-        if (conf->dpop_url == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
-        ccv.cf = cf;
-        ccv.value = &url;
-        ccv.complex_value = conf->dpop_url;
-
-        if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
-            return NGX_CONF_ERROR;
-        }
+    conf->server_names = ngx_http_jwtguard_server_names(cf);
+    if (conf->server_names == NGX_CONF_ERROR) {
+        return NGX_CONF_ERROR;
     }
 
     if (conf->token == NULL) {
@@ -2068,10 +2366,19 @@ ngx_http_jwtguard_add_variables(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_jwtguard_init(ngx_conf_t *cf)
 {
-    ngx_http_handler_pt        *h;
-    ngx_http_core_main_conf_t  *cmcf;
+    ngx_http_handler_pt            *h;
+    ngx_http_core_main_conf_t      *cmcf;
+    ngx_http_jwtguard_main_conf_t  *jmcf;
+
+    static ngx_str_t  scheme = ngx_string("scheme");
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+    jmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_jwtguard_module);
+
+    jmcf->scheme_index = ngx_http_get_variable_index(cf, &scheme);
+    if (jmcf->scheme_index == NGX_ERROR) {
+        return NGX_ERROR;
+    }
 
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
     if (h == NULL) {
