@@ -10,7 +10,7 @@ import threading
 import time
 
 from conftest import (
-    AUDIENCE, ROOT, DevIssuer, Envoy, bootstrap, direct, example_config, free_port, h2c_request, self_signed,
+    AUDIENCE, ROOT, DevIssuer, DiscoveryMinter, Envoy, bootstrap, direct, example_config, free_port, h2c_request, self_signed,
     tls_raw_request, upstream_cluster, with_tls,
 )
 
@@ -28,6 +28,12 @@ PRIVATE = "{\"message\":\"Hello from a private endpoint! You need to be authenti
 SCOPED = ("{\"message\":\"Hello from a private endpoint! You need to be authenticated and have a scope of "
           "read:messages to see this.\"}\n")
 MALFORMED = "Authorization header must be 'Bearer <token>'"
+# Schemes other than Bearer and DPoP (review 3, item 9): 401, the seed's invalid_header, and a
+# challenge without an error.
+UNSUPPORTED_SCHEMES = {
+    f"scheme {scheme.decode()}": (request_bytes(b"/api/private", b"Authorization: " + scheme), 401)
+    for scheme in (b"Basic x", b"Token x", b"Digest a=b")
+}
 
 
 def test_the_example_answers_what_every_host_answers(issuer, ports):
@@ -68,11 +74,17 @@ def test_the_example_answers_what_every_host_answers(issuer, ports):
         # Malformed requests: two Authorization lines, control and non-ASCII bytes.
         token = scoped.encode()
         for auth in (b"Authorization: Bearer " + token + b"\r\nAuthorization: Bearer " + token,
-                     b"Authorization: Bearer " + token + b"\xff", b"Authorization: Basic dXNlcjpwYXNz"):
+                     b"Authorization: Bearer " + token + b"\xff"):
             status, headers, body = raw(port, b"GET /api/private HTTP/1.1\r\nHost: x\r\n" + auth
                                         + b"\r\nConnection: close\r\n\r\n")
             assert (status, json.loads(body)["description"]) == (400, MALFORMED), auth
             assert 'error="invalid_request"' in headers["www-authenticate"][0]
+        # Another scheme is no malformed Bearer header: 401 (RFC 6750 3.1), the seed's
+        # invalid_header, a challenge without an error (review 3, item 9).
+        for name, (request, want) in UNSUPPORTED_SCHEMES.items():
+            status, headers, body = raw(port, request)
+            assert (status, json.loads(body)["code"]) == (want, "invalid_header"), (name, body)
+            assert headers["www-authenticate"] == [NO_TOKEN_CHALLENGE], (name, headers)
         assert envoy.get("/nope")[0] == 404
         stats = envoy.stats()
         assert stats["dynamicmodulescustom.jwtguard_allowed"] >= 2
@@ -89,7 +101,7 @@ def test_envoy_answers_every_request_like_flask_and_the_c_server(issuer, ports):
         client = DpopClient("ES256")
         bound = (client, client.token_from(issuer.url).encode(), client.token_from(issuer.url, "openid").encode())
         cases = host_cases(issuer.token("read:messages").encode(), issuer.token("openid").encode(), bound)
-        assert_hosts_agree({**servers.ports, "Envoy": port}, cases)
+        assert_hosts_agree({**servers.ports, "Envoy": port}, {**cases, **UNSUPPORTED_SCHEMES})
     finally:
         servers.close()
         assert envoy.stop() == 0
@@ -101,7 +113,8 @@ def test_claims_are_forwarded_and_spoofed_headers_replaced(ports):
     config = bootstrap(
         port, admin,
         {"issuer": MINTED_ISSUER, "audience": AUDIENCE, "jwks_uri": minter.jwks_uri,
-         "forward_claims": {"sub": "X-Jwt-Sub", "scope": "x-jwt-scope", "tenantId": "x-tenant"}},
+         "forward_claims": {"sub": "X-Jwt-Sub", "scope": "x-jwt-scope", "tenantId": "x-tenant",
+                            "client_id": "x-client-id"}},
         [
             # A route chosen by a forwarded claim: only the verified value may select it.
             # (It requires the admin scope, checked once the route is chosen by the claim.)
@@ -135,6 +148,11 @@ def test_claims_are_forwarded_and_spoofed_headers_replaced(ports):
         # A hostile claim cannot add a header upstream.
         envoy.get("/x", minter.token(sub="x\r\nX-Admin: 1"))
         assert upstream.seen[-1]["x-jwt-sub"] == "x\\r\\nX-Admin: 1" and "x-admin" not in upstream.seen[-1]
+        # Leading and trailing spaces survive as \u0020 (HTTP trims a field value: "admin "
+        # would reach the upstream as "admin"; review 3, item 15).
+        assert envoy.get("/x", minter.token(sub="admin ", client_id=" lead"))[0] == 200
+        seen = upstream.seen[-1]
+        assert (seen["x-jwt-sub"], seen["x-client-id"]) == ("admin\\u0020", "\\u0020lead"), seen
         # Refused requests never reach the upstream.
         before = len(upstream.seen)
         assert envoy.get("/x", "garbage", spoof)[0] == 401
@@ -560,3 +578,59 @@ def test_pinned_dpop_origins_refuse_a_proof_for_a_spoofed_host(ports):
                 assert envoy.stop() == 0
     finally:
         minter.close()
+
+
+def test_several_issuer_names_by_discovery_each_trust_only_their_own_keys(issuer, ports):
+    """Review 3, item 1: `"issuer": [C, A, B]` without jwks_uri. Each name discovers its own
+    keys: each issuer's own token passes, and a token claiming A or B signed with C's key (C
+    signs whatever it is asked to) is refused."""
+    other, forger = DevIssuer(), DiscoveryMinter()
+    port, admin = ports
+    # The forger first: once, the first name's keys verified tokens of every name.
+    names = [forger.url, issuer.url, other.url]
+    config = bootstrap(port, admin, {"issuer": names, "audience": AUDIENCE, "algorithms": ["RS256", "ES256"],
+                                     "forward_claims": {"iss": "x-iss"}}, [direct("/any", body="ok")])
+    envoy = Envoy(config, port, admin, suffix=".json")
+    try:
+        for token in (issuer.token(), other.token(), forger.token()):
+            status, _, body = envoy.get("/any", token)
+            assert (status, body) == (200, "ok"), body
+        for claimed in (issuer.url, other.url):
+            status, head, body = envoy.get("/any", forger.token(iss=claimed))
+            # (C's kid is not in A's or B's key set: the seed's "Unable to find appropriate key".)
+            assert (status, body["description"]) == (401, "Unable to find appropriate key"), (claimed, body)
+            assert 'error="invalid_token"' in head["WWW-Authenticate"]
+        # And once more after each issuer's keys are in hand (no first-fetch ordering luck).
+        assert envoy.get("/any", forger.token(iss=other.url))[0] == 401
+        assert envoy.get("/any", other.token())[0] == 200
+    finally:
+        assert envoy.stop() == 0
+        other.stop()
+        forger.close()
+
+
+def test_what_envoys_http_layer_decides_before_the_module(issuer, ports):
+    """Review 3, item 16: what Envoy's own HTTP/1 codec does to an Authorization header before
+    the module sees it (the README states it; this says when it stops being true). A control
+    byte (DEL, 0x01, NUL) is refused by Envoy itself: 400 with its own text body, no JSON, no
+    challenge. A bare CR inside the value is deleted. Repeated lines reach the module as one
+    value joined with ",", so two tokens are refused (400), but an empty line adds nothing: a
+    valid token beside an empty `Authorization:` line passes, where other hosts answer 400.
+    The module cannot see either: the header map it reads holds one value."""
+    port, admin = ports
+    envoy = Envoy(example_config(issuer.url, port, admin), port, admin)
+    try:
+        token = issuer.token().encode()
+        for byte in (b"\x7f", b"\x01", b"\x00"):
+            status, head, body = raw(port, request_bytes(b"/api/private", b"Authorization: Bearer " + token + byte))
+            assert (status, body, "www-authenticate" in head) == (400, b"Bad Request", False), byte
+        for lines in ([b"Authorization: Bearer " + token[:20] + b"\r" + token[20:]],
+                      [b"Authorization: Bearer " + token, b"Authorization: "],
+                      [b"Authorization:", b"Authorization: Bearer " + token]):
+            status, _, body = raw(port, request_bytes(b"/api/private", *lines))
+            assert (status, body.decode()) == (200, PRIVATE), lines
+        status, _, body = raw(port, request_bytes(b"/api/private", b"Authorization: Bearer " + token,
+                                                  b"Authorization: Bearer " + token))
+        assert (status, json.loads(body)["description"]) == (400, MALFORMED)
+    finally:
+        assert envoy.stop() == 0
