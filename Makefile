@@ -14,7 +14,7 @@ NGINX_MODULE := $(RELEASE)/ngx_http_jwtguard_module.so
 PING_SERVER := $(RELEASE)/ping_server
 
 .PHONY: all deps build library install uninstall deb nginx-module install-nginx-module envoy-module c-ping-server demo test lint rust-test \
-	python-test nginx-test envoy-test serve-test c-test nginx-asan-module asan nginx-asan-test header bench bench-envoy bench-serve bench-python bench-report soak fuzz fuzz-smoke fuzz-cmin clean
+	python-test python-floor-test nginx-test envoy-test serve-test c-test nginx-asan-module asan nginx-asan-test header bench bench-envoy bench-serve bench-python bench-report soak fuzz fuzz-smoke fuzz-cmin clean
 
 all: build
 
@@ -163,9 +163,25 @@ rust-test:
 
 # Under Python's debug allocator and development mode; the suite checks the library's own
 # leak counters at exit (tests/conftest.py).
-# The C ping server answers DPoP calls beside the Python hosts (test_dpop.py).
+# The C ping server answers DPoP calls beside the Python hosts (test_dpop.py). Then the
+# framework tests on the oldest versions declared (python-floor-test).
 python-test: build c-ping-server
 	JWTGUARD_PING_SERVER=$(PING_SERVER) $(PYENV) PYTHONMALLOC=debug $(PYTHON) -X dev -m pytest -q bindings/python/tests
+	@$(MAKE) --no-print-directory python-floor-test
+
+# Each integration's own tests (bindings/python/tests/test_NAME.py) on the oldest version of its
+# framework that bindings/python/pyproject.toml declares, in its own venv .venv-floor/NAME
+# (bindings/python/floor/NAME.txt, made once by bindings/python/floor/setup.sh): a declared
+# range is a tested range. Every floor runs; the target fails if any did.
+FLOORS := flask fastapi django
+python-floor-test: build
+	@bash bindings/python/floor/setup.sh $(FLOORS)
+	@failed=; for name in $(FLOORS); do \
+		echo "python-floor-test: $$name:" $$(grep '==' bindings/python/floor/$$name.txt); \
+		$(PYENV) PYTHONMALLOC=debug .venv-floor/$$name/bin/python -X dev -m pytest -q -p no:cacheprovider \
+			bindings/python/tests/test_$$name.py || failed="$$failed $$name"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "python-floor-test: failed on$$failed" >&2; exit 1; fi
 
 nginx-test: nginx-module c-ping-server
 	JWTGUARD_NGINX_MODULE=$(NGINX_MODULE) JWTGUARD_PING_SERVER=$(PING_SERVER) $(PYENV) $(PYTHON) -m pytest -q bindings/nginx/tests
@@ -253,4 +269,4 @@ fuzz-cmin: deps
 
 clean:
 	$(CARGO) clean
-	rm -rf .venv bindings/python/build bindings/python/src/*.egg-info
+	rm -rf .venv .venv-floor bindings/python/build bindings/python/src/*.egg-info

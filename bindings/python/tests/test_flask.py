@@ -8,7 +8,8 @@ from flask import Flask, g, jsonify
 
 import jwtguard
 from conftest import AUDIENCE, MINTED_ISSUER
-from dpop import challenge, error
+from dpop import DpopClient, challenge, error
+from framework_checks import check_pinned_origins, check_proof_url_host, check_unsupported_schemes
 from jwtguard.flask import JWTGuard, current_claims, requires_auth, requires_scope
 
 
@@ -74,7 +75,11 @@ def test_invalid_and_expired_tokens(client, minter):
     assert (r.status_code, r.get_json()["code"]) == (401, "invalid_token")
     r = client.get("/private", headers=bearer(minter.token(aud="https://other")))
     assert (r.status_code, r.get_json()["code"]) == (401, "invalid_claims")
+    # Another scheme: 401 as the quickstart answers it, a challenge without error (RFC 6750).
     r = client.get("/private", headers={"Authorization": f"Basic {token}"})
+    assert (r.status_code, r.get_json()["code"]) == (401, "invalid_header")
+    assert r.headers["WWW-Authenticate"] == challenge()
+    r = client.get("/private", headers={"Authorization": f"Bearer {token} {token}"})
     assert (r.status_code, r.get_json()["code"]) == (400, "invalid_header")
     assert 'error="invalid_request"' in r.headers["WWW-Authenticate"]
 
@@ -136,3 +141,57 @@ def test_extension_for_app_factories(minter):
 
     assert app.test_client().get("/p", headers=bearer(minter.token())).status_code == 200
     assert isinstance(guard.verifier(app), jwtguard.Verifier)
+
+
+# Review 3 (issue 23), through the app on /api/... as the other frameworks' tests use it. These
+# run on the oldest Flask and Werkzeug declared too (make python-floor-test): Werkzeug before
+# 3.1.7 hands Flask the Host header as it came.
+
+
+def api_get(minter, **config):
+    """framework_checks' `get` for a Flask app of the minter's tokens with these settings."""
+    app = Flask("api")
+    app.config.update(JWTGUARD_ISSUER=MINTED_ISSUER, JWTGUARD_AUDIENCE=AUDIENCE, JWTGUARD_JWKS_URI=minter.jwks_uri,
+                      **config)
+    JWTGuard(app)
+
+    @app.route("/api/private")
+    @requires_auth
+    def private():
+        return jsonify(sub=current_claims["sub"])
+
+    @app.route("/api/private-scoped")
+    @requires_scope("read:messages")
+    def scoped():
+        return jsonify(ok=True)
+
+    client = app.test_client()
+
+    def get(path, headers, host="api.example"):
+        r = client.get(path, headers=headers, environ_overrides={"HTTP_HOST": host})
+        return r.status_code, r.get_json(silent=True), r.headers.get("WWW-Authenticate")
+
+    return get
+
+
+def test_item9_an_unsupported_scheme_is_401_without_error(minter):
+    check_unsupported_schemes(api_get(minter), api_get(minter, JWTGUARD_DPOP="off"), minter.token())
+
+
+def test_item4_the_proof_url_comes_only_from_a_host_that_is_host_port(minter):
+    client = DpopClient("ES256")
+    token = minter.token(cnf={"jkt": client.jkt()})
+    check_proof_url_host(api_get(minter), client, token, refused=(401, "invalid_dpop_proof"),
+                         bearer=minter.token(), bearer_status=200)
+
+
+def test_item17_dpop_origins_setting(minter):
+    client = DpopClient("ES256")
+    token = minter.token(cnf={"jkt": client.jkt()})
+    # A space-separated string in the config, a list through the extension's options.
+    check_pinned_origins(api_get(minter, JWTGUARD_DPOP_ORIGINS="http://api.example https://api.example"), client, token)
+    check_pinned_origins(api_get(minter, JWTGUARD_OPTIONS={"dpop_origins": ["http://api.example"]}), client, token)
+    # Not an origin: the app refuses to build its verifier, saying which value.
+    get = api_get(minter, JWTGUARD_DPOP_ORIGINS=["http://api.example/api"], PROPAGATE_EXCEPTIONS=True)
+    with pytest.raises(ValueError, match="dpop origin 'http://api.example/api'"):
+        get("/api/private", {})

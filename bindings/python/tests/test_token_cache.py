@@ -127,7 +127,7 @@ def test_one_token_takes_one_entry_whatever_the_header_and_each_form_is_checked_
         for refused, call in (
             ("token_malformed", lambda: v.verify("Bearer " + token)),
             ("authorization_header_malformed", lambda: v.verify_authorization(token)),
-            ("authorization_header_malformed", lambda: v.verify_authorization("Basic " + token)),
+            ("authorization_scheme_unsupported", lambda: v.verify_authorization("Basic " + token)),
             ("authorization_header_malformed", lambda: v.verify_authorization("Bearer " + token + "\r\nX: y")),
         ):
             with pytest.raises(jwtguard.AuthError) as error:

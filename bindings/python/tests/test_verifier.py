@@ -122,7 +122,10 @@ def test_authorization_header_forms(verifier, minter):
     for header, reason, status, code, error in [
         (None, "token_missing", 401, "authorization_header_missing", ""),
         ("", "token_missing", 401, "authorization_header_missing", ""),
-        (f"Basic {token}", "authorization_header_malformed", 400, "invalid_header", "invalid_request"),
+        # Another scheme (RFC 6750 3.1: "an unsupported authentication method"): 401, no error.
+        (f"Basic {token}", "authorization_scheme_unsupported", 401, "invalid_header", ""),
+        ("Token x", "authorization_scheme_unsupported", 401, "invalid_header", ""),
+        ("Digest a=b", "authorization_scheme_unsupported", 401, "invalid_header", ""),
         ("Bearer", "authorization_header_malformed", 400, "invalid_header", "invalid_request"),
         (f"Bearer {token} {token}", "authorization_header_malformed", 400, "invalid_header", "invalid_request"),
         ("Bearer not.a.token", "token_malformed", 401, "invalid_header", "invalid_token"),

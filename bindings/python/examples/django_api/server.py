@@ -40,6 +40,7 @@ settings.configure(
         "AUDIENCE": os.environ.get("JWTGUARD_AUDIENCE"),
         "JWKS_URI": os.environ.get("JWTGUARD_JWKS_URI"),
         "DPOP": os.environ.get("JWTGUARD_DPOP"),
+        "DPOP_ORIGINS": os.environ.get("JWTGUARD_DPOP_ORIGINS"),
     },
     LOGGING_CONFIG=None,
 )

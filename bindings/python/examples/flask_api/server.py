@@ -23,7 +23,8 @@ from jwtguard.flask import JWTGuard, requires_auth, requires_scope
 
 load_dotenv(Path(__file__).with_name(".env"))
 
-CONFIG_KEYS = ("AUTH0_DOMAIN", "API_IDENTIFIER", "JWTGUARD_ISSUER", "JWTGUARD_AUDIENCE", "JWTGUARD_JWKS_URI", "JWTGUARD_DPOP")
+CONFIG_KEYS = ("AUTH0_DOMAIN", "API_IDENTIFIER", "JWTGUARD_ISSUER", "JWTGUARD_AUDIENCE", "JWTGUARD_JWKS_URI", "JWTGUARD_DPOP",
+               "JWTGUARD_DPOP_ORIGINS")
 
 
 def create_app() -> Flask:

@@ -26,6 +26,7 @@ __all__ = [
     "AuthError",
     "Verifier",
     "has_scope",
+    "is_authority",
     "version",
     "library_version",
     "live_handles",
@@ -146,6 +147,29 @@ def has_scope(claims: Mapping[str, Any], scope: str) -> bool:
     return bool(lib.jwt_has_scope_json(document, len(document), encoded, len(encoded)))
 
 
+def is_authority(host: Union[str, bytes, None]) -> bool:
+    """Whether ``host`` can be a request's authority, ``host[:port]`` as in a ``Host`` or
+    ``X-Forwarded-Host`` header: RFC 3986 host characters (an IPv6 literal in brackets) and an
+    optional port up to 65535; no ``/``, ``?``, ``#``, ``@``, backslash or other ``:``. The
+    library's own check (``jwt_is_authority``), the one the C server, ``jwtguard serve`` and
+    the Flask, FastAPI and Django integrations apply before they build the URL a DPoP proof is
+    checked against from such a header: pasted into a URL, ``Host: api.example/x`` names
+    another URL (``http://api.example/x/api/private``). ``None``, and text that is not
+    UTF-8 (lone surrogates), are not authorities."""
+    if host is None:
+        return False
+    if isinstance(host, str):
+        try:
+            data = host.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+    elif isinstance(host, (bytes, bytearray)):
+        data = bytes(host)
+    else:
+        raise TypeError(f"jwtguard: is_authority takes str or bytes, not {type(host).__name__}")
+    return bool(lib.jwt_is_authority(data, len(data)))
+
+
 # Seconds options -> C setter; other options are handled one by one in Verifier.__init__.
 _SECONDS_OPTIONS = {
     "ttl": "jwt_config_set_cache_ttl",
@@ -252,7 +276,15 @@ class Verifier:
             applies on top).
         dpop_replay_cache: proofs remembered against replay (default 250000); when it is
             full of live proofs, new ones are refused (``dpop_replay_cache_full``, 503); one
-            client key may hold at most an eighth of it. Each process keeps its own.
+            client (its ``iss`` and ``sub``, else its ``client_id``, else its key) may hold
+            at most an eighth of it, however many keys it proves with. Each process keeps its
+            own.
+        dpop_origins: the public origins the API answers for (``"https://api.example"``,
+            ``"http://127.0.0.1:8080"``: scheme, host and port, no path), a string or a list.
+            Once any is given, a DPoP proof is accepted only for a request URL on one of them,
+            whatever ``Host`` or forwarded header the URL was built from
+            (``dpop_proof_url_mismatch`` otherwise). A value that is not an origin raises
+            :class:`ValueError`. Default: none (the URL the request names is trusted).
         issuers: several issuers in one verifier, instead of ``issuer``, ``audience`` and the
             keys arguments: a list of mappings, each with ``issuer`` and ``audience`` and
             optionally ``jwks_uri`` / ``jwks`` / ``jwks_file``, ``algorithms``, ``leeway``,
@@ -289,6 +321,7 @@ class Verifier:
         dpop_algorithms: Optional[Iterable[str]] = None,
         dpop_window: int = 60,
         dpop_replay_cache: int = 250_000,
+        dpop_origins: Union[None, str, Iterable[str]] = None,
         **cache_options: Any,
     ):
         self._handle: Optional[int] = None
@@ -344,6 +377,11 @@ class Verifier:
                 lib.jwt_config_set_dpop_replay_cache(config, _seconds(dpop_replay_cache, "dpop_replay_cache")),
                 "dpop_replay_cache",
             )
+            for value in _as_list(dpop_origins or ()):
+                if not isinstance(value, str):
+                    raise TypeError(f"jwtguard: each dpop_origins entry is a string, not {type(value).__name__}")
+                data = _text(value)
+                _check(lib.jwt_config_add_dpop_origin(config, data, len(data)), f"dpop origin {value!r}")
             for table in tables[1:]:
                 more = lib.jwt_config_new()
                 if not more:
@@ -573,17 +611,37 @@ class Verifier:
 
     def challenge(
         self,
-        status: int,
+        status: Union[int, AuthError],
         authorization: Optional[str] = None,
         realm: str = "api",
         scope: Optional[str] = None,
     ) -> Optional[str]:
-        """The ``WWW-Authenticate`` value for a refusal with ``status`` (an
-        :attr:`AuthError.status`), as every jwtguard host sends it: the Bearer challenge (RFC
-        6750) and, unless DPoP is off, the DPoP challenge with the allowed ``algs`` (RFC 9449
-        section 7.1), the error on the scheme the refusal is about. ``authorization`` is the
-        request's header (its scheme decides that), ``scope`` the route's required scopes,
-        space-separated. ``None`` for a status that carries no challenge (503)."""
+        """The ``WWW-Authenticate`` value for a refusal, as every jwtguard host sends it: the
+        Bearer challenge (RFC 6750) and, unless DPoP is off, the DPoP challenge with the
+        allowed ``algs`` (RFC 9449 section 7.1), the error on the scheme the refusal is about.
+
+        ``status`` is the refusal itself (an :class:`AuthError`) or its jwtguard status number
+        (:attr:`AuthError.status`: ``100`` token_missing, ``400`` insufficient_scope, ...),
+        never its HTTP status (:attr:`AuthError.status_code`): the two overlap (jwtguard's
+        400 is a 403, its 500 a 503), so an HTTP status cannot be told apart, and a number
+        that is no jwtguard status (``401``, ``403``) raises :class:`ValueError` saying so.
+        ``authorization`` is the request's header (its scheme decides where the error goes),
+        ``scope`` the route's required scopes, space-separated (default: the scope an
+        ``insufficient_scope`` refusal carries). ``None`` for a status that carries no
+        challenge (503)."""
+        if isinstance(status, AuthError):
+            if scope is None:
+                scope = getattr(status, "scope", None)
+            number = status.status
+        elif isinstance(status, int) and not isinstance(status, bool):
+            number = int(status)
+        else:
+            raise TypeError(f"jwtguard: challenge takes an AuthError or its status, not {type(status).__name__}")
+        if not 0 <= number <= 0xFFFFFFFF or lib.jwt_status_reason(number) == b"unknown":
+            raise ValueError(
+                f"jwtguard: challenge: {number} is not a jwtguard status; pass the AuthError (or its "
+                ".status, e.g. 100 for token_missing), not an HTTP status (AuthError.status_code)"
+            )
         auth = None if authorization is None else authorization.encode("utf-8", "surrogatepass")
         place = _text(realm)
         wanted = None if not scope else _text(scope)
@@ -595,7 +653,7 @@ class Verifier:
                 buffer = ctypes.create_string_buffer(size)
                 result = lib.jwt_verifier_challenge(
                     handle,
-                    status,
+                    number,
                     auth,
                     0 if auth is None else len(auth),
                     place,

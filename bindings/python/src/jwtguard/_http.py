@@ -86,6 +86,11 @@ def build_verifier(get: Callable[[str], Any], extra: Optional[Mapping[str, Any]]
     dpop = get("JWTGUARD_DPOP")
     if dpop:
         options.setdefault("dpop", str(dpop))
+    origins = get("JWTGUARD_DPOP_ORIGINS")
+    if origins:
+        if isinstance(origins, str):
+            origins = origins.replace(",", " ").split()
+        options.setdefault("dpop_origins", list(origins))
     return Verifier(
         issuer,
         audience,

@@ -153,6 +153,8 @@ _declare(
 _declare("jwt_config_set_dpop", c_uint32, config_p, c_uint32)
 # jwt_status jwt_config_add_dpop_algorithm(jwt_config *, const char *, size_t);
 _declare("jwt_config_add_dpop_algorithm", c_uint32, config_p, c_char_p, c_size_t)
+# jwt_status jwt_config_add_dpop_origin(jwt_config *, const char *, size_t);
+_declare("jwt_config_add_dpop_origin", c_uint32, config_p, c_char_p, c_size_t)
 # jwt_status jwt_config_set_dpop_window / _replay_cache(jwt_config *, uint64_t);
 _declare("jwt_config_set_dpop_window", c_uint32, config_p, c_uint64)
 _declare("jwt_config_set_dpop_replay_cache", c_uint32, config_p, c_uint64)
@@ -168,6 +170,8 @@ _declare("jwt_verifier_count", c_uint64, verifier_p, c_uint32)
 # uint64_t jwt_verifier_count_status(const jwt_verifier *, uint32_t status);
 _declare("jwt_verifier_count_status", c_uint64, verifier_p, c_uint32)
 
+# bool jwt_is_authority(const char *value, size_t len);
+_declare("jwt_is_authority", c_bool, c_char_p, c_size_t)
 # uint64_t jwt_live_handles(uint32_t kind);
 _declare("jwt_live_handles", c_uint64, c_uint32)
 # void jwt_claims_free(jwt_claims *);

@@ -15,9 +15,15 @@ token, with the quickstart's error bodies and RFC 6750 ``WWW-Authenticate`` head
 
 ``JWTGUARD`` keys: ``ISSUER`` and ``AUDIENCE`` (each a string or a list), ``JWKS_URI``
 (optional: discovery from the issuer), ``ALGORITHMS``, ``LEEWAY``, ``DPOP`` (``off``,
-``allowed`` or ``required``), ``REALM`` (of ``WWW-Authenticate``, default ``api``), ``OPTIONS``
-(a dict of extra
-:class:`jwtguard.Verifier` options). The verifier is built once per process, when the
+``allowed`` or ``required``), ``DPOP_ORIGINS`` (the public origins the API answers for, a list
+or a space-separated string: ``https://api.example``; a DPoP proof for any other origin is
+refused), ``REALM`` (of ``WWW-Authenticate``, default ``api``), ``OPTIONS`` (a dict of extra
+:class:`jwtguard.Verifier` options).
+
+DPoP proofs are checked against ``request.build_absolute_uri()``: its host is
+``request.get_host()`` (checked against ``ALLOWED_HOSTS``; ``X-Forwarded-Host`` under
+``USE_X_FORWARDED_HOST``), and one that is not ``host[:port]`` (:func:`jwtguard.is_authority`)
+gives no URL, and every proof is refused. The verifier is built once per process, when the
 middleware is. Decorated views may be sync or async; an async view's verification runs in a
 worker thread (it may wait for keys being fetched). ``request.jwt_claims`` holds the claims of
 a verified request, ``None`` before.
@@ -33,7 +39,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
 
-from . import AuthError, Verifier, has_scope
+from . import AuthError, Verifier, has_scope, is_authority
 from ._http import build_verifier, insufficient_scope, json_bytes, refusal
 
 __all__ = ["JWTGuardMiddleware", "requires_auth", "requires_scope", "json_response", "AuthError"]
@@ -47,6 +53,7 @@ _KEYS = {
     "JWTGUARD_ALGORITHMS": "ALGORITHMS",
     "JWTGUARD_LEEWAY": "LEEWAY",
     "JWTGUARD_DPOP": "DPOP",
+    "JWTGUARD_DPOP_ORIGINS": "DPOP_ORIGINS",
     "JWTGUARD_OPTIONS": "OPTIONS",
 }
 
@@ -139,11 +146,14 @@ def _check(request: HttpRequest, scope: Optional[str]) -> Optional[HttpResponse]
             # Django joins repeated header lines with "," (as HTTP does): refused as one value,
             # DPoP lines too. The proof is checked against the URL the client addressed: behind
             # a proxy, set SECURE_PROXY_SSL_HEADER (X-Forwarded-Proto) and USE_X_FORWARDED_HOST.
+            # The host Django validated is checked as every host checks it (the library's
+            # host[:port]): one that is not gives no URL, which no proof matches.
+            url = request.build_absolute_uri() if is_authority(request.get_host()) else ""
             claims = guard.verifier.verify_authorization(
                 lines,
                 dpop=request.headers.get("DPoP"),
                 method=request.method or "GET",
-                url=request.build_absolute_uri(),
+                url=url,
             )
             request._jwtguard_claims = claims  # type: ignore[attr-defined]
         request.jwt_claims = claims  # type: ignore[attr-defined]

@@ -15,7 +15,14 @@
 
 Settings (environment, or the keyword arguments of the same names in lower case):
 ``AUTH0_DOMAIN`` and ``API_IDENTIFIER``, or ``JWTGUARD_ISSUER``, ``JWTGUARD_AUDIENCE``,
-``JWTGUARD_JWKS_URI`` (optional: discovery), ``JWTGUARD_ALGORITHMS``, ``JWTGUARD_LEEWAY``.
+``JWTGUARD_JWKS_URI`` (optional: discovery), ``JWTGUARD_ALGORITHMS``, ``JWTGUARD_LEEWAY``,
+``JWTGUARD_DPOP`` and ``JWTGUARD_DPOP_ORIGINS`` (space-separated; in code
+``JWTGuard(dpop=..., dpop_origins=[...])``, as any :class:`jwtguard.Verifier` option).
+
+DPoP proofs are checked against the URL the request names (Starlette's ``request.url``, built
+from the ``Host`` header): a ``Host`` that is not ``host[:port]``
+(:func:`jwtguard.is_authority`), or more than one, gives no URL, and every proof is refused.
+``dpop_origins`` pins the public origins the API answers for.
 
 A refusal raises :class:`Refused`, an ``HTTPException`` with the RFC 6750
 ``WWW-Authenticate`` header: after :meth:`JWTGuard.install` its body is the quickstart's
@@ -32,7 +39,11 @@ token seen before is a token-cache hit (microseconds), a new one one signature c
 the threadpool would cost more than either (see the README for the measurement).
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: FastAPI reads the annotations of
+# `JWTGuard.__call__` to know what to inject (`Request`, `SecurityScopes`), and many versions
+# (0.100 to 0.120 at least) resolve postponed (string) annotations against the dependency's
+# `__globals__`, which an instance has not: every parameter became a required query parameter (422 on every route).
+# Annotations here are evaluated at definition time, so every FastAPI version sees classes.
 
 import os
 import threading
@@ -44,7 +55,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse as _StarletteJSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
 
-from . import STATUS_KEY_NOT_FOUND, STATUS_KEYS_UNAVAILABLE, AuthError, Verifier, has_scope
+from . import STATUS_KEY_NOT_FOUND, STATUS_KEYS_UNAVAILABLE, AuthError, Verifier, has_scope, is_authority
 from ._http import build_verifier, insufficient_scope, json_bytes, refusal
 
 __all__ = ["JWTGuard", "Refused", "JSONResponse", "AuthError"]
@@ -196,6 +207,12 @@ class JWTGuard:
         # proxy, run uvicorn with --proxy-headers (X-Forwarded-Proto) and have the proxy pass
         # the client's Host.
         proofs: List[str] = request.headers.getlist("dpop")
+        # Starlette pastes the Host header into the URL as it came: "api.example/x" would make
+        # a request for /api/private the URL http://api.example/x/api/private. A Host that is
+        # not host[:port] (or several) gives no URL, which no proof matches. (Without Host,
+        # Starlette uses the server's own address.)
+        hosts: List[str] = request.headers.getlist("host")
+        url = str(request.url) if len(hosts) <= 1 and all(is_authority(host) for host in hosts) else ""
         verifier = self.verifier
 
         def refused(error: AuthError) -> Refused:
@@ -209,9 +226,7 @@ class JWTGuard:
         checked_again = False
         while True:
             try:
-                claims = verifier.verify_authorization(
-                    header, dpop=proofs or None, method=request.method, url=str(request.url)
-                )
+                claims = verifier.verify_authorization(header, dpop=proofs or None, method=request.method, url=url)
                 break
             except AuthError as error:
                 if error.status not in (STATUS_KEY_NOT_FOUND, STATUS_KEYS_UNAVAILABLE):

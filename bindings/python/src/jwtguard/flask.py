@@ -6,8 +6,15 @@ Configuration (the quickstart's names, or jwtguard's own):
 * ``AUTH0_DOMAIN`` and ``API_IDENTIFIER``: issuer ``https://DOMAIN/``, audience the API.
 * ``JWTGUARD_ISSUER``, ``JWTGUARD_AUDIENCE`` (each a string or a list), ``JWTGUARD_JWKS_URI``
   (optional: discovery from the issuer), ``JWTGUARD_ALGORITHMS``, ``JWTGUARD_LEEWAY``,
+  ``JWTGUARD_DPOP`` (``off``, ``allowed`` or ``required``), ``JWTGUARD_DPOP_ORIGINS`` (the
+  public origins the API answers for, a list or a space-separated string:
+  ``https://api.example``; a DPoP proof for any other origin is refused),
   ``JWTGUARD_REALM``, ``JWTGUARD_OPTIONS`` (a dict of extra :class:`jwtguard.Verifier`
   options).
+
+DPoP proofs are checked against the URL the request names, built from its ``Host`` (behind a
+proxy, werkzeug's ``ProxyFix`` puts ``X-Forwarded-Host`` there): a host that is not
+``host[:port]`` (:func:`jwtguard.is_authority`) gives no URL, and every proof is refused.
 
 Verified claims are available as :data:`current_claims` and ``flask.g.jwt_claims``.
 """
@@ -20,7 +27,7 @@ from typing import Any, Callable, Dict, Optional, TypeVar, cast
 from flask import Flask, Response, current_app, g, has_request_context, jsonify, request
 from werkzeug.local import LocalProxy
 
-from . import AuthError, Verifier, has_scope
+from . import AuthError, Verifier, has_scope, is_authority
 from ._http import build_verifier, insufficient_scope, refusal
 
 __all__ = ["JWTGuard", "requires_auth", "requires_scope", "current_claims", "AuthError"]
@@ -90,11 +97,15 @@ def _authenticate() -> Dict[str, Any]:
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         # DPoP (RFC 9449): the proof is checked against the URL the client addressed. Behind a
         # proxy, let werkzeug's ProxyFix apply X-Forwarded-Proto and X-Forwarded-Host first.
+        # The URL's host is the request's Host (as ProxyFix left it), pasted in by werkzeug as
+        # it came before 3.1.7: one that is not host[:port] ("api.example/x") would name
+        # another URL, so it gives none, which no proof matches.
+        url = request.base_url if is_authority(request.host) else ""
         claims = ext.verifier(app).verify_authorization(
             request.headers.get("Authorization"),
             dpop=request.headers.getlist("DPoP") or None,
             method=request.method,
-            url=request.base_url,
+            url=url,
         )
         g.jwt_claims = claims
     return claims
