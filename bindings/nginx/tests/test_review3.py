@@ -1,0 +1,408 @@
+"""Regression tests for the third outside review (issue 23) against the real nginx with the
+module: the URL a DPoP proof is checked against is the one the request was routed by (item 2),
+an internal redirect to another proof URL checks that URL (item 5), pinned and derived origins
+(item 17), jwtguard_token_cache where a verifier is configured (item 13), several issuer names
+with discovery (item 1), unsupported schemes (item 9) and claims with edge spaces (item 15).
+Each test names the review item it covers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import threading
+import time
+
+import pytest
+
+from conftest import AUDIENCE, ROOT, Nginx, example_config, free_port, fresh_prefix, http
+
+sys.path.insert(0, str(ROOT / "tests" / "support"))
+from dpop import NO_TOKEN_CHALLENGE, DpopClient  # noqa: E402
+from fixtures import minter  # noqa: E402,F401 (a fixture)
+from harness import MINTED_ISSUER, RecordingUpstream, raw_request  # noqa: E402
+from test_review import MINIMAL, nginx_t  # noqa: E402
+
+CONFIG = """
+load_module modules/ngx_http_jwtguard_module.so;
+worker_processes 1;
+daemon off;
+pid nginx.pid;
+error_log logs/error.log info;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    default_type application/json;
+    jwtguard_issuer {issuer};
+    jwtguard_audience {audience};
+    jwtguard_token_cache 1000;
+
+    # Two virtual hosts on one port, a the default server; each has its own verifier (and
+    # replay cache).
+    server {{
+        listen 127.0.0.1:{port} default_server;
+        server_name a.example;
+        root html;
+        location = /nginx-up {{ return 204; }}
+        location /api/ {{ jwtguard on; try_files /api/private.json =404; }}
+
+        location /first/ {{
+            jwtguard on;
+            jwtguard_dpop_url http://a.example$request_uri;
+            try_files /nonexistent @second;
+        }}
+        location @second {{
+            jwtguard on;
+            jwtguard_dpop_url http://b.example$request_uri;
+            add_header X-Status $jwt_status always;
+            try_files /api/private.json =404;
+        }}
+        location /same/ {{
+            jwtguard on;
+            jwtguard_dpop_url http://a.example$request_uri;
+            try_files /nonexistent @same;
+        }}
+        location @same {{
+            jwtguard on;
+            jwtguard_dpop_url http://a.example$request_uri;
+            try_files /api/private.json =404;
+        }}
+
+        location /cached/ {{ jwtguard on; jwtguard_token_cache 10; try_files /api/private.json =404; }}
+        location /uncached/ {{ jwtguard on; jwtguard_token_cache off; try_files /api/private.json =404; }}
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        server_name b.example;
+        root html;
+        location /api/ {{ jwtguard on; try_files /api/private.json =404; }}
+    }}
+
+    # A server with no name (takes any Host), and a location in it with pinned origins.
+    server {{
+        listen 127.0.0.1:{port2};
+        root html;
+        location = /nginx-up {{ return 204; }}
+        location /api/ {{ jwtguard on; try_files /api/private.json =404; }}
+        location /pinned/ {{
+            jwtguard on;
+            jwtguard_dpop_origin https://api.example;
+            jwtguard_dpop_origin http://api.example:{port2};
+            try_files /api/private.json =404;
+        }}
+    }}
+
+    # A catch-all pinned for the whole server.
+    server {{
+        listen 127.0.0.1:{port3};
+        server_name _;
+        jwtguard_dpop_origin http://api.example;
+        root html;
+        location = /nginx-up {{ return 204; }}
+        location /api/ {{ jwtguard on; try_files /api/private.json =404; }}
+    }}
+}}
+"""
+
+
+@pytest.fixture(scope="module")
+def nginx(issuer):
+    port, port2, port3 = free_port(), free_port(), free_port()
+    path = fresh_prefix("review3")
+    config = CONFIG.format(issuer=issuer.url, audience=AUDIENCE, port=port, port2=port2, port3=port3)
+    server = Nginx(path, config, port)
+    server.port2, server.port3 = port2, port3
+    yield server
+    server.close()
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def client(issuer):
+    c = DpopClient("ES256")
+    c.bound = c.token_from(issuer.url)
+    return c
+
+
+def dpop_request(port: int, target: str, host: str, token: str, proof: str) -> tuple[int, dict, bytes]:
+    """A DPoP call as raw bytes: `target` is the request line's (origin or absolute form)."""
+    request = (f"GET {target} HTTP/1.1\r\nHost: {host}\r\nAuthorization: DPoP {token}\r\n"
+               f"DPoP: {proof}\r\nConnection: close\r\n\r\n").encode()
+    return raw_request(port, request)
+
+
+def challenge_of(headers: dict) -> str:
+    return headers.get("www-authenticate", [""])[0]
+
+
+def test_item2_a_proof_is_checked_against_the_url_the_request_was_routed_by(nginx, client):
+    port = nginx.port
+    a_url = f"http://a.example:{port}/api/x"
+    proof = client.proof(url=a_url, token=client.bound)
+    status, _, _ = dpop_request(port, "/api/x", f"a.example:{port}", client.bound, proof)
+    assert status == 200
+    status, head, _ = dpop_request(port, "/api/x", f"a.example:{port}", client.bound, proof)
+    assert status == 401 and "already used" in challenge_of(head)
+    # The request line names b (nginx routes to server b, with its own replay cache) while Host
+    # still says a: the proof made for a is not good at b.
+    status, head, _ = dpop_request(port, f"http://b.example:{port}/api/x", f"a.example:{port}", client.bound, proof)
+    assert status == 401 and "another URL" in challenge_of(head), (status, head)
+    # A proof for b's URL is good there, whatever Host says; the request line's port counts.
+    fresh = client.proof(url=f"http://b.example:{port}/api/x", token=client.bound)
+    status, _, _ = dpop_request(port, f"http://b.example:{port}/api/x", f"a.example:{port}", client.bound, fresh)
+    assert status == 200
+    fresh = client.proof(url="http://b.example/api/x", token=client.bound)
+    status, _, _ = dpop_request(port, "http://b.example/api/x", f"a.example:{port}", client.bound, fresh)
+    assert status == 200
+    fresh = client.proof(url=a_url, token=client.bound)
+    status, head, _ = dpop_request(port, "http://B.Example/api/x", f"a.example:{port}", client.bound, fresh)
+    assert status == 401 and "another URL" in challenge_of(head)
+
+
+def test_item5_a_redirect_to_another_proof_url_checks_that_url(nginx, client):
+    port = nginx.port
+    # The same verifier in both locations, another jwtguard_dpop_url in the second: the first
+    # location accepts the proof, the second refuses it (it was for a.example).
+    proof = client.proof(url="http://a.example/first/x", token=client.bound)
+    status, head, body = dpop_request(port, "/first/x", "a.example", client.bound, proof)
+    assert status == 401 and "another URL" in challenge_of(head), (status, head, body)
+    assert head["x-status"] == ["dpop_proof_url_mismatch"]
+    # A proof for the second location's URL is refused by the first one.
+    proof = client.proof(url="http://b.example/first/x", token=client.bound)
+    status, head, _ = dpop_request(port, "/first/x", "a.example", client.bound, proof)
+    assert status == 401 and "another URL" in challenge_of(head)
+    # The same URL in both: the verdict stands, and the proof was used once.
+    proof = client.proof(url="http://a.example/same/x", token=client.bound)
+    assert dpop_request(port, "/same/x", "a.example", client.bound, proof)[0] == 200
+    status, head, _ = dpop_request(port, "/same/x", "a.example", client.bound, proof)
+    assert status == 401 and "already used" in challenge_of(head)
+
+
+def test_item17_a_spoofed_host_on_a_named_default_server_names_no_proof_url(nginx, client, issuer):
+    port = nginx.port
+    # Server a answers for a.example only; it gets evil.example as the default server.
+    for host in ("evil.example", f"evil.example:{port}"):
+        proof = client.proof(url=f"http://{host}/api/x", token=client.bound)
+        status, head, _ = dpop_request(port, "/api/x", host, client.bound, proof)
+        assert status == 401 and "another URL" in challenge_of(head), (host, status, head)
+    time.sleep(0.2)
+    assert 'a DPoP proof cannot be for "evil.example": not a server_name' in (nginx.prefix / "logs" / "error.log").read_text()
+    # Its own name passes, with or without the port, in any case.
+    for host in ("a.example", f"a.example:{port}", "A.EXAMPLE"):
+        proof = client.proof(url=f"http://{host.lower()}/api/x", token=client.bound)
+        assert dpop_request(port, "/api/x", host, client.bound, proof)[0] == 200, host
+    # Bearer tokens do not care which Host.
+    status, _, _ = raw_request(port, (f"GET /api/x HTTP/1.1\r\nHost: evil.example\r\nAuthorization: Bearer "
+                                      f"{issuer.token()}\r\nConnection: close\r\n\r\n").encode())
+    assert status == 200
+
+
+def test_item17_a_server_without_names_takes_any_host_unless_origins_are_pinned(nginx, client):
+    port2, port3 = nginx.port2, nginx.port3
+    # No server_name: any Host (documented: pin the origins there).
+    proof = client.proof(url="http://evil.example/api/x", token=client.bound)
+    assert dpop_request(port2, "/api/x", "evil.example", client.bound, proof)[0] == 200
+    # Pinned in a location: a spoofed Host is refused, each pinned origin passes.
+    proof = client.proof(url="http://evil.example/pinned/x", token=client.bound)
+    status, head, _ = dpop_request(port2, "/pinned/x", "evil.example", client.bound, proof)
+    assert status == 401 and "another URL" in challenge_of(head)
+    proof = client.proof(url=f"http://api.example:{port2}/pinned/x", token=client.bound)
+    assert dpop_request(port2, "/pinned/x", f"api.example:{port2}", client.bound, proof)[0] == 200
+    # Pinned for the whole catch-all server (server_name _).
+    proof = client.proof(url="http://api.example/api/x", token=client.bound)
+    assert dpop_request(port3, "/api/x", "api.example", client.bound, proof)[0] == 200
+    proof = client.proof(url="http://evil.example/api/x", token=client.bound)
+    status, head, _ = dpop_request(port3, "/api/x", "evil.example", client.bound, proof)
+    assert status == 401 and "another URL" in challenge_of(head)
+
+
+@pytest.mark.parametrize("origin", ["https://api.example/path", "api.example", "https://api.example?x=1"])
+def test_item17_an_origin_that_is_not_one_fails_nginx_t(origin):
+    result = nginx_t(MINIMAL.format(extra="", location=f"jwtguard_dpop_origin {origin};", port=free_port()))
+    assert result.returncode != 0
+    assert f'jwtguard: invalid jwtguard_dpop_origin (an origin is scheme://host[:port], no path) "{origin}"' \
+        in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("where", ["location", "server"])
+def test_item13_token_cache_is_accepted_where_a_verifier_is_configured(where):
+    for value in ("10", "off"):
+        if where == "location":
+            config = MINIMAL.format(extra="", location=f"jwtguard_token_cache {value};", port=free_port())
+        else:
+            config = MINIMAL.format(extra="", location="", port=free_port()).replace(
+                "server { listen", f"server {{ jwtguard_token_cache {value}; listen")
+            assert f"server {{ jwtguard_token_cache {value};" in config
+        result = nginx_t(config)
+        assert result.returncode == 0, (where, value, result.stderr)
+
+
+@pytest.mark.parametrize("location, message", [
+    ("jwtguard_token_cache 99999999999;", "out of range"),
+    ("jwtguard_token_cache lots;", "needs a number of entries"),
+    ("jwtguard_token_cache 10; jwtguard_token_cache 20;", "is duplicate"),
+])
+def test_item13_a_bad_token_cache_in_a_location_says_why(location, message):
+    result = nginx_t(MINIMAL.format(extra="", location=location, port=free_port()))
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+
+
+def test_item13_locations_with_their_own_token_cache_verify(nginx, issuer):
+    token = issuer.token()
+    for path in ("/cached/x", "/uncached/x"):
+        for _ in range(3):
+            assert nginx.get(path, token)[0] == 200, path
+        assert nginx.get(path, token[:-4] + "AAAA")[0] == 401, path
+        assert nginx.get(path)[0] == 401, path
+
+
+def test_item9_unsupported_schemes_are_401_without_an_error_code(issuer, prefix):
+    port = free_port()
+    nginx = Nginx(prefix, example_config(issuer.url, port), port)
+    try:
+        for value in ("Basic dXNlcjpwYXNz", "Token abc", "Digest a=b", "Negotiate YII="):
+            status, headers, body = nginx.get("/api/private", headers={"Authorization": value})
+            assert status == 401, value
+            assert headers.get_all("WWW-Authenticate") == [NO_TOKEN_CHALLENGE], value
+            assert body["code"] == "invalid_header", (value, body)
+        # A malformed header of a scheme jwtguard takes stays 400.
+        for value in ("Bearer", "Bearer a b", "DPoP"):
+            status, headers, body = nginx.get("/api/private", headers={"Authorization": value})
+            assert status == 400, value
+            assert 'error="invalid_request"' in headers["WWW-Authenticate"], value
+            assert body["code"] == "invalid_header", (value, body)
+    finally:
+        nginx.close()
+
+
+class DiscoveryIssuer:
+    """An OpenID issuer on loopback made with PyJWT, independently of jwtguard: its discovery
+    document names it and its JWKS, and it signs whatever `iss` a test asks for (another
+    issuer's included: a forged token)."""
+
+    def __init__(self):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        import jwt as pyjwt
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        jwk = json.loads(pyjwt.get_algorithm_by_name("ES256").to_jwk(self.key.public_key()))
+        jwk.update({"kid": "discovered-ec", "use": "sig"})
+        documents: dict[str, bytes] = {}
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server's name)
+                body = documents.get(self.path)
+                self.send_response(200 if body else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body or b"")))
+                self.end_headers()
+                self.wfile.write(body or b"")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/"
+        documents["/.well-known/openid-configuration"] = json.dumps(
+            {"issuer": self.url, "jwks_uri": self.url + "jwks.json"}).encode()
+        documents["/jwks.json"] = json.dumps({"keys": [jwk]}).encode()
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def token(self, iss: str | None = None) -> str:
+        import jwt as pyjwt
+
+        now = int(time.time())
+        body = {"iss": iss or self.url, "sub": "discovered", "aud": AUDIENCE, "iat": now, "exp": now + 600,
+                "scope": "read:messages"}
+        return pyjwt.encode(body, self.key, algorithm="ES256", headers={"kid": "discovered-ec", "typ": "at+jwt"})
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def test_item1_several_issuer_names_with_discovery_each_use_their_own_keys(issuer, prefix):
+    a = DiscoveryIssuer()
+    port = free_port()
+    config = f"""
+load_module modules/ngx_http_jwtguard_module.so;
+worker_processes 1;
+daemon off;
+pid nginx.pid;
+error_log logs/error.log info;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    default_type application/json;
+    jwtguard_issuer {a.url} {issuer.url};
+    jwtguard_audience {AUDIENCE};
+    jwtguard_algorithms RS256 ES256;
+    server {{
+        listen 127.0.0.1:{port};
+        root html;
+        location = /nginx-up {{ return 204; }}
+        location /api/ {{ jwtguard on; add_header X-Iss $jwt_claim_iss always; try_files /api/private.json =404; }}
+    }}
+}}
+"""
+    nginx = Nginx(prefix, config, port)
+    try:
+        # Both names' own tokens pass (keys arrive in the background: the first request waits).
+        status, headers, _ = nginx.get("/api/x", a.token())
+        assert (status, headers["X-Iss"]) == (200, a.url)
+        status, headers, _ = nginx.get("/api/x", issuer.token())
+        assert (status, headers["X-Iss"]) == (200, issuer.url)
+        # A's key signing a token that claims B: refused (tenant A cannot act as tenant B).
+        status, headers, _ = nginx.get("/api/x", a.token(iss=issuer.url))
+        assert status == 401 and 'error="invalid_token"' in headers["WWW-Authenticate"], headers
+    finally:
+        nginx.close()
+        a.close()
+
+
+def test_item15_a_claims_edge_spaces_reach_the_upstream_escaped(minter, prefix):
+    upstream = RecordingUpstream()
+    port = free_port()
+    config = f"""
+load_module modules/ngx_http_jwtguard_module.so;
+worker_processes 1;
+daemon off;
+pid nginx.pid;
+error_log logs/error.log info;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    jwtguard_issuer {MINTED_ISSUER};
+    jwtguard_audience {AUDIENCE};
+    jwtguard_jwks_uri {minter.jwks_uri};
+    jwtguard_claim_variable $jwt_client_id clientId;
+    server {{
+        listen 127.0.0.1:{port};
+        location = /nginx-up {{ return 204; }}
+        location /app/ {{
+            jwtguard on;
+            proxy_set_header X-Jwt-Sub $jwt_claim_sub;
+            proxy_set_header X-Jwt-Client-Id $jwt_client_id;
+            proxy_set_header X-Jwt-Tags $jwt_claim_tags;
+            proxy_pass {upstream.url};
+        }}
+    }}
+}}
+"""
+    nginx = Nginx(prefix, config, port)
+    try:
+        token = minter.token(sub="admin ", clientId=" lead", tags=[" a", "b "])
+        status, _, body = nginx.get("/app/x", token)
+        assert (status, body) == (200, {"upstream": "/app/x"})
+        seen = upstream.seen[-1]
+        assert seen["x-jwt-sub"] == "admin\\u0020"
+        assert seen["x-jwt-client-id"] == "\\u0020lead"
+        assert seen["x-jwt-tags"] == "\\u0020a b\\u0020"
+        # Inner spaces are the claim's own.
+        nginx.get("/app/x", minter.token(sub="ad min"))
+        assert upstream.seen[-1]["x-jwt-sub"] == "ad min"
+    finally:
+        nginx.close()
+        upstream.close()
