@@ -265,3 +265,25 @@ def test_dpop_settings_reach_the_framework_verifiers(issuer, monkeypatch, framew
     finally:
         process.terminate()
         process.communicate(timeout=10)
+
+
+@pytest.mark.parametrize("framework", ["flask", "fastapi", "django"])
+def test_dpop_origins_reach_the_framework_verifiers(issuer, monkeypatch, framework):
+    """JWTGUARD_DPOP_ORIGINS (review 3, item 17) reaches each example's verifier: pinned to
+    https://api.example, a proof for the example's own loopback URL is refused, while a bearer
+    token still passes."""
+    monkeypatch.setenv("JWTGUARD_DPOP_ORIGINS", "https://api.example")
+    process, port = spawn(framework, issuer.url)
+    try:
+        wait_up(framework, process, port)
+        client = DpopClient("ES256")
+        token = client.token_from(issuer.url)
+        url = f"http://127.0.0.1:{port}/api/private"
+        status, head, body = http("GET", url, headers={"Authorization": f"DPoP {token}",
+                                                       "DPoP": client.proof(url=url, token=token)})
+        assert (status, body["code"]) == (401, "invalid_dpop_proof"), body
+        assert head["WWW-Authenticate"] == challenge(dpop=error("invalid_dpop_proof", "DPoP proof is for another URL (htu)"))
+        assert http("GET", url, headers={"Authorization": f"Bearer {issuer.token()}"})[0] == 200
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
