@@ -7,7 +7,10 @@
  *   GET /api/private-scoped  a valid access token with the scope read:messages
  *
  * Configuration from the environment: JWTGUARD_ISSUER, JWTGUARD_AUDIENCE, optionally
- * JWTGUARD_JWKS_URI (otherwise discovered from the issuer) and PORT (default 3030). Refusals
+ * JWTGUARD_JWKS_URI (otherwise discovered from the issuer), JWTGUARD_DPOP (off, allowed or
+ * required), JWTGUARD_DPOP_ORIGINS (the public origins a DPoP proof may name, separated by
+ * spaces or commas: "https://api.example http://127.0.0.1:3030"; once set, a proof for any
+ * other origin is refused, whatever Host the client sent) and PORT (default 3030). Refusals
  * answer the quickstart's JSON {"code", "description"} with an RFC 6750 WWW-Authenticate
  * header: every answer (status, body bytes, WWW-Authenticate, Retry-After) is the Flask
  * example's, malformed requests included. SIGINT or SIGTERM stops it cleanly.
@@ -82,6 +85,7 @@ struct joined {
   const char *name;
   char *text;
   size_t len;
+  unsigned int lines;
   int failed;
 };
 
@@ -98,6 +102,7 @@ join_header(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size
   if (key == NULL || value == NULL || key_size != strlen(j->name) ||
       strncasecmp(key, j->name, key_size) != 0)
     return MHD_YES;
+  j->lines++;
   add = value_size + (j->text != NULL ? 2 : 0);
   grown = realloc(j->text, j->len + add + 1);
   if (grown == NULL) {
@@ -113,22 +118,6 @@ join_header(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size
   grown[j->len] = '\0';
   j->text = grown;
   return MHD_YES;
-}
-
-/* Whether a Host value is host[:port]: RFC 3986 host characters and a port only. */
-static int
-is_authority(const char *host)
-{
-  const char *p;
-
-  if (*host == '\0')
-    return 0;
-  for (p = host; *p != '\0'; p++) {
-    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-          strchr("-._~!$&'()*+,;=:[]", *p) != NULL))
-      return 0;
-  }
-  return 1;
 }
 
 /*
@@ -163,8 +152,8 @@ handle(void *cls, struct MHD_Connection *connection, const char *url, const char
        const char *version, const char *upload_data, size_t *upload_data_size, void **request_state)
 {
   const jwt_verifier *verifier = cls;
-  struct joined authorization = {"Authorization", NULL, 0, 0};
-  struct joined dpop = {"DPoP", NULL, 0, 0};
+  struct joined authorization = {"Authorization", NULL, 0, 0, 0};
+  struct joined dpop = {"DPoP", NULL, 0, 0, 0};
   char address[1024];
   const char *host;
   int address_len;
@@ -196,16 +185,22 @@ handle(void *cls, struct MHD_Connection *connection, const char *url, const char
     return MHD_NO;
   }
   /* The URL the client addressed, for a DPoP proof's htu: this server speaks plain HTTP. A
-   * Host that is not host[:port] ("api.example/other?") gives no URL, which no proof matches. */
+   * Host that is not host[:port] ("api.example/other?") gives no URL, which no proof matches
+   * (the library's check, as every host's). */
   host = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "Host");
   address_len = 0;
-  if (host != NULL && is_authority(host)) {
+  if (host != NULL && jwt_is_authority(S(host))) {
     address_len = snprintf(address, sizeof address, "http://%s%s", host, url);
     if (address_len < 0 || (size_t)address_len >= sizeof address)
       address_len = 0;
   }
-  status = jwt_verify_request(verifier, authorization.text, authorization.len, dpop.text, dpop.len,
-                              S(method), address, (size_t)address_len, &claims);
+  /* Two Authorization lines are a malformed request, even when one is empty (joined, an empty
+   * line leaves no trace a verifier could see). */
+  if (authorization.lines > 1)
+    status = JWT_STATUS_AUTHORIZATION_HEADER_MALFORMED;
+  else
+    status = jwt_verify_request(verifier, authorization.text, authorization.len, dpop.text,
+                                dpop.len, S(method), address, (size_t)address_len, &claims);
   free(dpop.text);
   if (status == JWT_STATUS_OK && scoped && !jwt_has_scope(claims, S("read:messages")))
     status = JWT_STATUS_INSUFFICIENT_SCOPE;
@@ -221,6 +216,29 @@ handle(void *cls, struct MHD_Connection *connection, const char *url, const char
   return result;
 }
 
+/* Add each origin of a list separated by spaces or commas; JWT_STATUS_OK or the first error. */
+static jwt_status
+add_dpop_origins(jwt_config *config, const char *list)
+{
+  const char *at = list;
+  size_t len;
+  jwt_status status;
+
+  for (;;) {
+    at += strspn(at, " ,");
+    if (*at == '\0')
+      return JWT_STATUS_OK;
+    len = strcspn(at, " ,");
+    status = jwt_config_add_dpop_origin(config, at, len);
+    if (status != JWT_STATUS_OK) {
+      fprintf(stderr, "ping_server: JWTGUARD_DPOP_ORIGINS: %.*s: %s\n", (int)len, at,
+              jwt_status_description(status));
+      return status;
+    }
+    at += len;
+  }
+}
+
 static jwt_verifier *
 make_verifier(void)
 {
@@ -228,6 +246,7 @@ make_verifier(void)
   const char *audience = getenv("JWTGUARD_AUDIENCE");
   const char *jwks_uri = getenv("JWTGUARD_JWKS_URI");
   const char *dpop = getenv("JWTGUARD_DPOP");
+  const char *origins = getenv("JWTGUARD_DPOP_ORIGINS");
   jwt_config *config = NULL;
   jwt_verifier *verifier = NULL;
   jwt_status status;
@@ -247,7 +266,8 @@ make_verifier(void)
        jwt_config_set_dpop(config, strcmp(dpop, "off") == 0        ? JWT_DPOP_MODE_OFF
                                    : strcmp(dpop, "required") == 0 ? JWT_DPOP_MODE_REQUIRED
                                    : strcmp(dpop, "allowed") == 0  ? JWT_DPOP_MODE_ALLOWED
-                                                                   : 99) != JWT_STATUS_OK)) {
+                                                                   : 99) != JWT_STATUS_OK) ||
+      (origins != NULL && add_dpop_origins(config, origins) != JWT_STATUS_OK)) {
     fprintf(stderr, "ping_server: invalid configuration\n");
     goto cleanup;
   }

@@ -75,7 +75,11 @@ EXPECTED = {
     ("/api/private", "plain"): (200, None),
     ("/api/private", "expired"): (401, "token_expired"),
     ("/api/private", "tampered"): (401, "invalid_token"),
-    ("/api/private", "basic"): (400, "invalid_header"),
+    # Another scheme: 401 with the seed's invalid_header and a challenge without an error
+    # (RFC 6750 3.1; review 3, item 9).
+    ("/api/private", "basic"): (401, "invalid_header"),
+    ("/api/private", "token"): (401, "invalid_header"),
+    ("/api/private", "digest"): (401, "invalid_header"),
     ("/api/private", "garbage"): (401, "invalid_header"),
     ("/api/private-scoped", "plain"): (403, "Unauthorized"),
     ("/api/private-scoped", "scoped"): (200, None),
@@ -87,7 +91,7 @@ EXPECTED = {
 def test_c_server_matches_the_flask_app_and_is_memory_clean(checker, request):
     issuer = DevIssuer()
     env = dict(os.environ, JWTGUARD_ISSUER=issuer.url, JWTGUARD_AUDIENCE=AUDIENCE)
-    for key in ("AUTH0_DOMAIN", "API_IDENTIFIER", "JWTGUARD_JWKS_URI"):
+    for key in ("AUTH0_DOMAIN", "API_IDENTIFIER", "JWTGUARD_JWKS_URI", "JWTGUARD_DPOP_ORIGINS"):
         env.pop(key, None)
     if checker == "valgrind":
         command = [*VALGRIND, str(PING_SERVER)]
@@ -95,9 +99,10 @@ def test_c_server_matches_the_flask_app_and_is_memory_clean(checker, request):
         command = [str(request.getfixturevalue("asan_server"))]
         env.update(ASAN_OPTIONS="detect_leaks=1:exitcode=98", UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1")
     c_port, flask_port = free_port(), free_port()
+    # The C server's public origins pinned (the host cases all address http://api).
     c_server = subprocess.Popen(
         command,
-        env=dict(env, PORT=str(c_port)),
+        env=dict(env, PORT=str(c_port), JWTGUARD_DPOP_ORIGINS=" http://api,https://api.example "),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -119,14 +124,16 @@ def test_c_server_matches_the_flask_app_and_is_memory_clean(checker, request):
             "scoped": issuer.token("read:messages"),
             "expired": issuer.token("read:messages", expires_in=-300),
             "tampered": tamper(plain),
-            "basic": "basic",
+            "basic": "Basic dXNlcjpwYXNz",
+            "token": "Token x",
+            "digest": "Digest a=b",
             "garbage": "not-a-jwt",
         }
         for (route, kind), (status, code) in EXPECTED.items():
             token = tokens[kind]
             headers = {}
-            if kind == "basic":
-                headers["Authorization"] = "Basic dXNlcjpwYXNz"
+            if kind in ("basic", "token", "digest"):
+                headers["Authorization"] = token
             elif token is not None:
                 headers["Authorization"] = f"Bearer {token}"
             c_answer = http("GET", c_base + route, headers=headers)
@@ -140,6 +147,8 @@ def test_c_server_matches_the_flask_app_and_is_memory_clean(checker, request):
             if code is not None:
                 assert c_answer[2] == flask_answer[2], (route, kind)
                 assert c_answer[1]["WWW-Authenticate"] == flask_answer[1]["WWW-Authenticate"], (route, kind)
+            if kind in ("basic", "token", "digest"):
+                assert "error=" not in c_answer[1]["WWW-Authenticate"], (kind, c_answer[1])
         # DPoP (jwt_verify_request) and the malformed requests, under the checker too.
         client = DpopClient("ES256")
         bound = (client, client.token_from(issuer.url).encode(), client.token_from(issuer.url, "openid").encode())
@@ -153,6 +162,22 @@ def test_c_server_matches_the_flask_app_and_is_memory_clean(checker, request):
                                          b"DPoP: " + client.proof(url=htu, token=token).encode())
             status, _, body = raw_request(c_port, request_line.replace(b"Host: api", b"Host: " + host.encode()))
             assert (status, json.loads(body)["code"]) == (401, "invalid_dpop_proof"), (host, body)
+        # With the origins pinned, a proof for the URL a spoofed Host names is refused
+        # (review 3, item 17); the pinned origin passes (the host cases' DPoP valid).
+        for host in ("evil.example", "api:8080", "API.example"):
+            request_line = request_bytes(b"/api/private", b"Authorization: DPoP " + bound[1], b"DPoP: " + client.proof(
+                url=f"http://{host}/api/private", token=token).encode())
+            status, _, body = raw_request(c_port, request_line.replace(b"Host: api", b"Host: " + host.encode()))
+            assert (status, json.loads(body)["description"]) == (401, "DPoP proof is for another URL (htu)"), host
+        request_line = request_bytes(b"/api/private", b"Authorization: DPoP " + bound[1], b"DPoP: " + client.proof(
+            url="http://api:80/api/private", token=token).encode())
+        assert raw_request(c_port, request_line.replace(b"Host: api", b"Host: API:80"))[0] == 200
+        # Two Authorization lines are malformed even when one is empty (review 3, item 16).
+        good = b"Authorization: Bearer " + tokens["scoped"].encode()
+        for lines in ((good, b"Authorization: "), (b"Authorization:", good)):
+            status, head, body = raw_request(c_port, request_bytes(b"/api/private", *lines))
+            assert (status, json.loads(body)["code"]) == (400, "invalid_header"), (lines, body)
+            assert 'error="invalid_request"' in head["www-authenticate"][0]
     finally:
         flask.terminate()
         flask.wait(timeout=10)
@@ -162,3 +187,45 @@ def test_c_server_matches_the_flask_app_and_is_memory_clean(checker, request):
         finally:
             issuer.stop()
     assert c_server.returncode == 0, report
+
+
+def start_plain(issuer_url: str, **env) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    environment = dict(os.environ, JWTGUARD_ISSUER=issuer_url, JWTGUARD_AUDIENCE=AUDIENCE, PORT=str(port), **env)
+    for key in ("AUTH0_DOMAIN", "API_IDENTIFIER", "JWTGUARD_JWKS_URI"):
+        environment.pop(key, None)
+    process = subprocess.Popen([str(PING_SERVER)], env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)
+    return process, port
+
+
+def test_a_bad_dpop_origin_stops_the_server_with_a_message():
+    for origins in ("https://api.example/v1", "api.example", "http://api,ftp://x"):
+        process, _ = start_plain("http://127.0.0.1:1/", JWTGUARD_DPOP_ORIGINS=origins)
+        _, error = process.communicate(timeout=30)
+        assert process.returncode == 1, (origins, error)
+        assert "JWTGUARD_DPOP_ORIGINS" in error and "ping_server: invalid configuration" in error, error
+
+
+def test_what_libmicrohttpd_decides_before_the_server():
+    """Review 3, item 16: what libmicrohttpd 0.9.75 (Debian 12) does to an Authorization line
+    before the server reads it (the README states it; this says when it stops being true). A
+    value is a C string there: a NUL ends it and the bytes after it are lost, so a valid token
+    followed by NUL and anything passes. A bare LF ends the line. Other control bytes (DEL,
+    0x01) and a bare CR reach the library, which refuses the header as malformed (400)."""
+    issuer = DevIssuer()
+    process, port = start_plain(issuer.url)
+    try:
+        wait_up(f"http://127.0.0.1:{port}", process, "the C ping server")
+        token = issuer.token().encode()
+        for value, want in ((token + b"\x00junk", 200), (token + b"\nX-Other: y", 200),
+                            (token[:20] + b"\x00" + token[20:], 401),
+                            (token + b"\x7f", 400), (token + b"\x01", 400), (token[:20] + b"\r" + token[20:], 400)):
+            status, _, body = raw_request(port, request_bytes(b"/api/private", b"Authorization: Bearer " + value))
+            assert status == want, (value[-12:], body)
+            if want == 400:
+                assert json.loads(body)["code"] == "invalid_header"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        issuer.stop()
