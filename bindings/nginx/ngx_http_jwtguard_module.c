@@ -642,9 +642,9 @@ ngx_http_jwtguard_proof_url(ngx_http_request_t *r, ngx_http_jwtguard_loc_conf_t 
 
 
 /*
- * Whether this server answers for `host` by name: its plain server_name values (gathered at
- * configuration: nginx frees its own list after it), or NULL when there is no such list to
- * judge by.
+ * Whether this server answers for `host` by name: 1 when `host` is one of its plain
+ * server_name values (gathered at configuration: nginx frees its own list after it) or when
+ * it has no such list to judge by (it takes any Host), 0 otherwise.
  */
 static ngx_uint_t
 ngx_http_jwtguard_server_named(ngx_http_jwtguard_loc_conf_t *lcf, ngx_str_t *host)
