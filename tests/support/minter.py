@@ -78,3 +78,4 @@ class Minter:
 
     def close(self):
         self.server.shutdown()
+        self.server.server_close()

@@ -45,7 +45,7 @@ def api(issuer):
         time.sleep(0.1)
     yield base
     process.terminate()
-    process.wait(timeout=10)
+    process.communicate(timeout=10)  # and its stderr pipe closed
 
 
 def tamper(token: str) -> str:

@@ -105,7 +105,11 @@ def test_keys_unavailable_is_503():
     )
     from minter import Minter  # a token whose keys cannot be fetched
 
-    r = app.test_client().get("/private", headers=bearer(Minter().token()))
+    stranger = Minter()
+    try:
+        r = app.test_client().get("/private", headers=bearer(stranger.token()))
+    finally:
+        stranger.close()
     assert r.status_code == 503
     assert r.get_json()["code"] == "jwks_unavailable"
     assert r.headers["Retry-After"] == "5"

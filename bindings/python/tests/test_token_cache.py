@@ -126,7 +126,7 @@ def test_one_token_takes_one_entry_whatever_the_header_and_each_form_is_checked_
         # The kept claims never stand in for the library's verdict on the form given.
         for refused, call in (
             ("token_malformed", lambda: v.verify("Bearer " + token)),
-            ("authorization_header_malformed", lambda: v.verify_authorization(token)),
+            ("authorization_scheme_unsupported", lambda: v.verify_authorization(token)),  # no scheme
             ("authorization_scheme_unsupported", lambda: v.verify_authorization("Basic " + token)),
             ("authorization_header_malformed", lambda: v.verify_authorization("Bearer " + token + "\r\nX: y")),
         ):

@@ -260,7 +260,10 @@ class Verifier:
     Args:
         issuer: accepted ``iss`` (e.g. ``"https://TENANT/"``), or a list of them.
         audience: accepted ``aud``, or a list of them.
-        jwks_uri: the issuer's JWKS URL; ``None`` discovers it from the (first) issuer.
+        jwks_uri: the issuer's JWKS URL, shared by every name in ``issuer`` (one issuer's
+            canonical and custom domains); ``None`` discovers the keys of each name from that
+            name itself, and a token is verified only with the keys of its own ``iss`` (one
+            tenant's keys never verify another's tokens).
         algorithms: allowed algorithms (``RS256`` by default).
         leeway: seconds of clock skew for ``exp``, ``nbf`` and ``iat``.
         required_claims: claims that must be present (``sub``, ``client_id``, ...).
