@@ -485,7 +485,8 @@ def dpop_answer(answer) -> str:
 
 def test_the_proof_url_scheme_is_the_connections_never_the_clients(ports, tmp_path):
     """Review 3, item 3: on a cleartext listener, an absolute-form request line
-    (`GET https://api/any`) or an HTTP/2 client's own `:scheme: https` set Envoy's :scheme; a
+    (`GET https://api/any`), a client's X-Forwarded-Proto or an HTTP/2 client's own
+    `:scheme: https` set Envoy's :scheme; a
     proof made for the https URL must not be accepted over plain HTTP. The scheme is the
     connection's (https over TLS), or the operator's dpop_scheme."""
     minter = Minter()
@@ -517,6 +518,9 @@ def test_the_proof_url_scheme_is_the_connections_never_the_clients(ports, tmp_pa
         assert plain(origin_form("https://api/any")) == mismatch
         assert plain(absolute_form("https://api/any", "https://api/any")) == mismatch
         assert plain(absolute_form("https://api/any", "http://api/any")) == "ok"
+        # Envoy (not at the edge) also takes :scheme from a client's X-Forwarded-Proto.
+        forwarded = origin_form("https://api/any").replace(b"Host: api", b"Host: api\r\nX-Forwarded-Proto: https")
+        assert plain(forwarded) == mismatch
         assert h2c("https", "https://api/any") == mismatch
         assert h2c("https", "http://api/any") == "ok"
         assert h2c("http", "http://api/any") == "ok"

@@ -5,6 +5,7 @@ WWW-Authenticate), the claim headers reach the upstream and a client's spoofed o
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -21,6 +22,12 @@ from harness import PingServers, RecordingUpstream, assert_hosts_agree, free_por
 
 SPOOFS = {"X-Jwt-Sub": "admin", "X-Jwt-Iss": "https://evil.example/", "X-Jwt-Scope": "everything",
           "X-Jwt-Client-Id": "root"}
+# Schemes other than Bearer and DPoP (review 3, item 9): 401, the seed's invalid_header, a
+# challenge without an error, from every host alike.
+UNSUPPORTED_SCHEMES = {
+    f"scheme {scheme.decode()}": (request_bytes(b"/api/private", b"Authorization: " + scheme), 401)
+    for scheme in (b"Basic x", b"Token x", b"Digest a=b")
+}
 
 
 class Proxy:
@@ -150,7 +157,11 @@ def test_the_ping_api_answers_like_the_other_hosts(proxy, ping, issuer):
         # (401, invalid_token) instead of as a malformed header (400). Refused either way.
         status, head, _ = raw_request(proxy.port, cases.pop("a 0xff byte")[0])
         assert status == 401 and 'error="invalid_token"' in head["www-authenticate"][0]
-    assert_hosts_agree({"C": ping.ports["C"], "Flask": ping.ports["Flask"], proxy.name: proxy.port}, cases)
+    hosts = {"C": ping.ports["C"], "Flask": ping.ports["Flask"], proxy.name: proxy.port}
+    assert_hosts_agree(hosts, {**cases, **UNSUPPORTED_SCHEMES})
+    for name, (request, _) in UNSUPPORTED_SCHEMES.items():
+        _, head, body = raw_request(proxy.port, request)
+        assert head["www-authenticate"] == [NO_TOKEN_CHALLENGE] and b'"invalid_header"' in body, (name, head)
 
 
 def test_claim_headers_reach_the_upstream_and_spoofs_do_not(proxy, upstream, issuer, minter):
@@ -167,6 +178,12 @@ def test_claim_headers_reach_the_upstream_and_spoofs_do_not(proxy, upstream, iss
     seen = upstream.seen[-1]
     assert seen["x-jwt-iss"] == MINTED_ISSUER and seen["x-jwt-sub"] == "client-1@clients"
     assert seen.get("x-jwt-client-id", "") == ""
+    # Leading and trailing spaces survive as \u0020 (HTTP trims a field value: "admin " would
+    # reach the upstream as "admin"; review 3, item 15).
+    status, _, _ = proxy.get("/app/hello", minter.token("ES256", sub="admin ", client_id=" lead"), headers=SPOOFS)
+    assert status == 200
+    seen = upstream.seen[-1]
+    assert (seen["x-jwt-sub"], seen["x-jwt-client-id"]) == ("admin\\u0020", "\\u0020lead"), seen
     # No token: refused before the upstream.
     count = len(upstream.seen)
     assert proxy.get("/app/hello", headers=SPOOFS)[0] == 401
@@ -204,3 +221,44 @@ def test_the_other_issuers_token_and_a_forged_one(proxy, issuer, minter):
     assert status == 401 and 'error="invalid_token"' in head["WWW-Authenticate"]
     status, head, _ = proxy.get("/api/private", minter.token("ES256", iss="https://evil.example/"))
     assert status == 401 and 'error="invalid_token"' in head["WWW-Authenticate"]
+
+
+# What each proxy's own HTTP layer answers before it asks `jwtguard serve` (review 3, item 16;
+# the README states it, this says when it stops being true). "json" is the service's answer (the
+# project's 400: JSON and challenge), "ok" the route's 200, else the proxy's own 400 body.
+BEFORE_THE_SERVICE = {
+    # Envoy's HTTP/1 codec: control bytes refused, a bare CR deleted, an empty line dropped.
+    "Envoy ext_authz": {"DEL": "Bad Request", "0x01": "Bad Request", "NUL": "Bad Request", "bare CR": "ok",
+                        "empty line first": "ok", "empty line last": "ok", "bare LF": "ok"},
+    # Go's net/http (Caddy): control bytes and a bare CR refused; both lines passed on.
+    "Caddy forward_auth": {"DEL": "400 Bad Request: invalid header value",
+                           "0x01": "400 Bad Request: invalid header value",
+                           "NUL": "400 Bad Request: invalid header value",
+                           "bare CR": "400 Bad Request: invalid header value",
+                           "empty line first": "json", "empty line last": "json", "bare LF": "ok"},
+}
+
+
+@pytest.mark.parametrize("name", list(BEFORE_THE_SERVICE))
+def test_what_each_proxys_http_layer_decides_before_the_service(name, serve, upstream, issuer):
+    token = b"Authorization: Bearer " + issuer.token().encode()
+    requests = {
+        "DEL": [token + b"\x7f"], "0x01": [token + b"\x01"], "NUL": [token + b"\x00"],
+        "bare CR": [token[:40] + b"\r" + token[40:]],
+        "empty line first": [b"Authorization: ", token], "empty line last": [token, b"Authorization:"],
+        # A bare LF ends the line everywhere: what follows is another field.
+        "bare LF": [token + b"\nX-Other: y"],
+    }
+    proxy = STARTERS[name](serve.port, upstream.port)
+    try:
+        for case, want in BEFORE_THE_SERVICE[name].items():
+            status, head, body = raw_request(proxy.port, request_bytes(b"/api/private", *requests[case]))
+            if want == "ok":
+                assert status == 200 and body.startswith(b'{"message":"Hello from a private'), (case, body)
+            elif want == "json":
+                assert (status, json.loads(body)["code"]) == (400, "invalid_header"), (case, body)
+                assert 'error="invalid_request"' in head["www-authenticate"][0]
+            else:
+                assert (status, body.decode().strip(), "www-authenticate" in head) == (400, want, False), (case, body)
+    finally:
+        proxy.close()

@@ -66,8 +66,13 @@ def test_every_route_rule_and_status(serve, issuer):
     status, head, body = serve.check("/api/private-scoped", plain)
     assert 'scope="read:messages"' in challenge(head)
     assert body == {"code": "Unauthorized", "description": "You don't have access to this resource"}
-    # A malformed Authorization header: 400, as on every host.
-    status, head, body = serve.check("/api/private", headers={"Authorization": "Basic dXNlcjpwYXNz"})
+    # Another scheme: 401, the seed's invalid_header, a challenge without an error (RFC 6750
+    # 3.1; review 3, item 9). A malformed Bearer header: 400, as on every host.
+    for other in ("Basic dXNlcjpwYXNz", "Token x", "Digest a=b"):
+        status, head, body = serve.check("/api/private", headers={"Authorization": other})
+        assert (status, body["code"]) == (401, "invalid_header"), (other, body)
+        assert challenge(head) == NO_TOKEN_CHALLENGE, (other, head)
+    status, head, body = serve.check("/api/private", headers={"Authorization": "Bearer a b"})
     assert status == 400 and 'error="invalid_request"' in challenge(head)
 
 
@@ -210,13 +215,16 @@ def test_dpop_proofs_are_checked_against_the_forwarded_url(serve, issuer):
 def test_dpop_required_and_off(issuer, minter):
     client = DpopClient("ES256")
     bound, plain = client.token_from(issuer.url), issuer.token()
-    for mode, bearer, with_proof in (("required", 401, 200), ("off", 200, 400)):
+    # Under dpop off, the DPoP scheme is one this host does not support: 401 without an error
+    # (review 3, item 9).
+    for mode, bearer, with_proof in (("required", 401, 200), ("off", 200, 401)):
         s = Serve(serve_config(issuer.url, minter.jwks_uri).replace('realm = "api"', f'realm = "api"\ndpop = "{mode}"'))
         try:
             assert s.check("/api/private", plain)[0] == bearer, mode
             status, head, _ = s.check("/api/private", None, headers={
                 "Authorization": "DPoP " + bound, "DPoP": client.proof(url=f"{s.base}/api/private", token=bound)})
             assert status == with_proof, mode
+            assert mode != "off" or "error=" not in head["WWW-Authenticate"], head
             status, head, _ = s.check("/api/private")
             assert ("DPoP realm" in head["WWW-Authenticate"]) == (mode == "required"), head
             assert head["WWW-Authenticate"].startswith("Bearer") == (mode == "off"), head
@@ -253,6 +261,12 @@ def test_hostile_claim_values_never_break_a_header(serve, minter):
     assert "set-cookie" not in head
     assert head["x-jwt-sub"] == ["x\\r\\nSet-Cookie: pwned=1\\u0000\\\\"]
     assert "\n" not in head["x-jwt-client-id"][0]
+    # Leading and trailing spaces survive as \u0020 (HTTP trims a field value: "admin " would
+    # reach the upstream as "admin"; review 3, item 15).
+    token = minter.token("ES256", sub="admin ", client_id=" lead")
+    status, head, _ = raw_request(serve.port, request_bytes(b"/api/private", b"Authorization: Bearer " + token.encode()))
+    assert status == 200
+    assert (head["x-jwt-sub"], head["x-jwt-client-id"]) == (["admin\\u0020"], ["\\u0020lead"]), head
     huge = minter.token("ES256", sub="s" * 12_000)
     status, head, _ = raw_request(serve.port, request_bytes(b"/api/private", b"Authorization: Bearer " + huge.encode()))
     assert status == 200 and len(head["x-jwt-sub"][0]) == 12_000
@@ -308,6 +322,8 @@ def test_readiness_waits_for_every_issuers_keys(minter):
     ("dpop = \"on\"\n[[issuer]]\nissuer = \"https://i/\"\naudience = \"a\"\n", 1, "dpop must be"),
     ("dpop_window = 0\n[[issuer]]\nissuer = \"https://i/\"\naudience = \"a\"\n", 1, "window"),
     ("\ndpop_replay_cache = 0\n[[issuer]]\nissuer = \"https://i/\"\naudience = \"a\"\n", 2, "replay cache"),
+    ("\n\ndpop_origins = [\"https://api.example/v1\"]\n[[issuer]]\nissuer = \"https://i/\"\naudience = \"a\"\n", 3,
+     "dpop_origins: \"https://api.example/v1\" is not an origin"),
 ])
 def test_config_errors_name_the_file_and_line(text, line, message):
     s = Serve(text, expect_start=False)
@@ -398,3 +414,54 @@ def test_four_clients_through_key_rotations_see_no_valid_token_refused(serve, is
             t.join(timeout=15)
     assert results["refused"] == []
     assert results["ok"] > 100
+
+
+def test_pinned_dpop_origins_refuse_a_proof_for_a_spoofed_host(issuer, minter):
+    """Review 3, item 17: the proof URL is built from X-Forwarded-Proto/-Host (else Host), which
+    a client may have chosen. With dpop_origins, a proof is good only for a URL on one of them;
+    the pinned origin passes, a spoofed host is refused (610), as it is not without them."""
+    client = DpopClient("ES256")
+    token = client.token_from(issuer.url)
+    mismatch = (401, "DPoP proof is for another URL (htu)")
+    config = serve_config(issuer.url, minter.jwks_uri).replace(
+        'realm = "api"', 'realm = "api"\ndpop_origins = ["https://api.example", "http://api"]')
+    pinned, open_ = Serve(config), Serve(serve_config(issuer.url, minter.jwks_uri))
+    try:
+        def check(s, url, **headers):
+            status, _, body = s.check("/x", None, headers={
+                "X-Original-URI": "/api/private", "Authorization": "DPoP " + token,
+                "DPoP": client.proof(url=url, token=token), **headers})
+            return (status, body["description"]) if status != 200 else (200, None)
+
+        https = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "api.example"}
+        assert check(pinned, "https://api.example/api/private", **https) == (200, None)
+        assert check(pinned, "http://api/api/private", Host="api") == (200, None)
+        for s, want in ((pinned, mismatch), (open_, (200, None))):
+            assert check(s, "https://evil.example/api/private", **{**https, "X-Forwarded-Host": "evil.example"}) == want
+            assert check(s, "http://evil.example/api/private", Host="evil.example") == want
+            assert check(s, "http://api.example/api/private", **{**https, "X-Forwarded-Proto": "http"}) == want
+    finally:
+        assert pinned.stop() == 0 and open_.stop() == 0
+
+
+@pytest.mark.parametrize("line", [
+    b"Bearer TOKEN\x7f", b"Bearer TOKEN\x01", b"Bearer TOKEN\x00", b"Bearer TOK\rEN", b"Bearer TOKEN\r", b"Bearer\x01 TOKEN",
+])
+def test_a_control_byte_in_authorization_gets_the_projects_400_not_hypers(serve, issuer, line):
+    """Review 3, item 16: hyper refused such a request itself (a bare 400: no JSON, no
+    challenge); the service answers it as every host does."""
+    line = line.replace(b"TOKEN", issuer.token().encode())
+    status, head, body = raw_request(serve.port, request_bytes(b"/api/private", b"Authorization: " + line))
+    assert (status, json.loads(body)["code"]) == (400, "invalid_header"), body
+    assert head["content-type"] == ["application/json"]
+    assert head["www-authenticate"][0].startswith('Bearer realm="api", error="invalid_request"'), head
+    # The connection's other requests are read as they came.
+    assert serve.check("/api/private", issuer.token())[0] == 200
+
+
+def test_two_authorization_lines_are_malformed_even_when_one_is_empty(serve, issuer):
+    good = b"Authorization: Bearer " + issuer.token().encode()
+    for lines in ((good, b"Authorization: "), (b"Authorization:", good), (good, good)):
+        status, head, body = raw_request(serve.port, request_bytes(b"/api/private", *lines))
+        assert (status, json.loads(body)["code"]) == (400, "invalid_header"), (lines, body)
+        assert 'error="invalid_request"' in head["www-authenticate"][0]

@@ -24,6 +24,9 @@ struct FileToml {
     dpop_window: Option<Spanned<u64>>,
     /// DPoP proofs remembered against replay (default 250000).
     dpop_replay_cache: Option<Spanned<u64>>,
+    /// The public origins (`https://api.example`) a DPoP proof may name: once set, a proof for
+    /// any other origin is refused, whatever Host or X-Forwarded-Host built the request URL.
+    dpop_origins: Option<Spanned<Vec<String>>>,
     snapshot: Option<PathBuf>,
     ca_file: Option<PathBuf>,
     #[serde(default)]
@@ -328,6 +331,19 @@ pub fn parse(text: &str, path: &Path, listen: Option<&str>) -> Result<ServeConfi
             .validate()
             .map_err(|e| at(n.span(), e.to_string()))?;
     }
+    if let Some(origins) = &file.dpop_origins {
+        if let Some(bad) = origins
+            .get_ref()
+            .iter()
+            .find(|o| jwtguard::dpop::origin_of(o).is_none())
+        {
+            return Err(at(
+                origins.span(),
+                format!("dpop_origins: {bad:?} is not an origin (http(s)://host[:port], no path)"),
+            ));
+        }
+        config.dpop.origins = origins.get_ref().clone();
+    }
     let verifier = Verifier::new(config).map_err(|e| format!("{}: {e}", path.display()))?;
 
     // Routes.
@@ -476,6 +492,17 @@ email = "X-Jwt-Email"
         assert_eq!(c.realm, "api");
         let over = parse(GOOD, Path::new("f.toml"), Some("127.0.0.1:7000")).unwrap();
         assert_eq!(over.listen.port(), 7000);
+        assert!(c.verifier.dpop().origins.is_empty());
+        let pinned = GOOD.replacen(
+            "[[issuer]]",
+            "dpop_origins = [\"https://api.example\", \"http://127.0.0.1:8080\"]\n[[issuer]]",
+            1,
+        );
+        let pinned = parse(&pinned, Path::new("f.toml"), None).unwrap();
+        assert_eq!(
+            pinned.verifier.dpop().origins,
+            ["https://api.example", "http://127.0.0.1:8080"]
+        );
     }
 
     #[test]
@@ -535,6 +562,22 @@ email = "X-Jwt-Email"
                 "https is required",
             ),
             (with("leeway = 0", "leeway = \"0\""), 14, "invalid type"),
+            (
+                with(
+                    "admin_listen = \"127.0.0.1:9192\"",
+                    "admin_listen = \"127.0.0.1:9192\"\ndpop_origins = [\"https://api.example/v1\"]",
+                ),
+                4,
+                "dpop_origins: \"https://api.example/v1\" is not an origin",
+            ),
+            (
+                with(
+                    "admin_listen = \"127.0.0.1:9192\"",
+                    "admin_listen = \"127.0.0.1:9192\"\ndpop_origins = \"https://api.example\"",
+                ),
+                4,
+                "invalid type",
+            ),
         ] {
             let e = error(&text);
             assert!(

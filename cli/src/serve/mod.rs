@@ -11,6 +11,7 @@
 pub mod check;
 pub mod config;
 mod metrics;
+mod text_bytes;
 
 use check::{BadRequest, Verdict};
 use config::ServeConfig;
@@ -158,7 +159,9 @@ async fn serve(state: Arc<State>) -> ExitCode {
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let io = TokioIo::new(stream);
+        // Control bytes in a check request reach the check (and get its 400) instead of
+        // hyper's bare 400: see text_bytes.
+        let io = TokioIo::new(text_bytes::TextBytes::new(stream));
         let state = state.clone();
         if is_admin {
             let conn = http.serve_connection(
@@ -317,7 +320,12 @@ async fn check_answer(state: &State, req: Request<Incoming>) -> Response<Body> {
         }
     };
     let rule = &check::rule_for(&config.routes, &path);
-    let joined = joined_lines(&req, "authorization");
+    // Two Authorization lines are a malformed request, even when one is empty (joined, an
+    // empty line would leave no trace the verifier could see).
+    let joined = match req.headers().get_all("authorization").iter().count() {
+        0 | 1 => joined_lines(&req, "authorization"),
+        _ => Err(()),
+    };
     let authorization = joined.as_ref().map(Option::as_deref).map_err(|_| ());
     let proofs = joined_lines(&req, "dpop");
     let refusal_page = req
