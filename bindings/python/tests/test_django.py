@@ -77,8 +77,16 @@ def test_item4_the_proof_url_comes_only_from_a_host_that_is_host_port(minter):
     ALLOWED_HOSTS = ["*"]) before jwtguard checks it as the other hosts do."""
     client = DpopClient("ES256")
     token = minter.token(cnf={"jkt": client.jkt()})
-    check_proof_url_host(api_get(minter), client, token, refused=(400, None), bearer=minter.token(),
-                         bearer_status=400)
+    get = api_get(minter)
+    check_proof_url_host(get, client, token, refused=(400, None), bearer=minter.token(), bearer_status=400)
+    # A Host Django lets through (its pattern takes any port) but that is not host[:port]:
+    # jwtguard's own check gives no URL, so the proof is refused as for another URL, and a
+    # bearer token, which needs no URL, passes.
+    url = "http://api.example:99999/api/private"
+    status, body, _ = get("/api/private", {"Authorization": f"DPoP {token}", "DPoP": client.proof(url=url, token=token)},
+                          host="api.example:99999")
+    assert (status, (body or {}).get("code")) == (401, "invalid_dpop_proof"), (status, body)
+    assert get("/api/private", {"Authorization": f"Bearer {minter.token()}"}, host="api.example:99999")[0] == 200
 
 
 def test_item17_dpop_origins_setting(minter):
