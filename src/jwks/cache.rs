@@ -211,6 +211,9 @@ struct Control {
     failures_in_a_row: u32,
     next_attempt: f64,
     last_unknown_kid_refetch: Option<f64>,
+    /// When a new kid last waited for the next permitted refetch (at most one such wait per
+    /// cooldown: a flood of new kids is answered at once, never kept waiting).
+    last_waited_refetch: Option<f64>,
     /// `kid`s a refetch was made for, and when (bounded: at most one is added per refetch).
     kids_looked_up: HashMap<String, f64>,
     last_error: Option<Error>,
@@ -225,6 +228,15 @@ const FAILURE_REPORT_INTERVAL: f64 = 60.0;
 
 /// Least time between two refetches for new unknown `kid`s, per URL (or the cooldown, if shorter).
 const NEW_KID_INTERVAL: f64 = 1.0;
+
+/// Whether a refetch for an unknown `kid` may be made.
+enum Refetch {
+    Now,
+    /// When the least interval between refetches for new kids has passed.
+    After(Duration),
+    /// Not within the kid's cooldown.
+    No,
+}
 /// Longest wait between failed fetches while no keys are loaded (a cold cache): requests are
 /// waiting for keys, so the long backoff of a warm cache (which serves its last good keys)
 /// does not apply.
@@ -563,26 +575,41 @@ impl JwksSource {
             let running = {
                 let mut control = self.control();
                 if control.in_flight == Some(pid) {
-                    Some(control.generation)
-                } else if self.may_refetch_for(&mut control, kid, clock, options) {
-                    control.in_flight = Some(pid);
-                    None
+                    Ok(control.generation)
                 } else {
-                    // No refetch for this kid now; but a fetch may have ended between the
-                    // look above and this lock (it loads its keys before it clears
-                    // in_flight): answer with what it brought.
-                    drop(control);
-                    return newer(self);
+                    match self.may_refetch_for(&mut control, kid, clock, options) {
+                        Refetch::Now => {
+                            control.in_flight = Some(pid);
+                            Err(Duration::ZERO)
+                        }
+                        Refetch::After(delay) => {
+                            control.in_flight = Some(pid);
+                            Err(delay)
+                        }
+                        Refetch::No => {
+                            // No refetch for this kid now; but a fetch may have ended between
+                            // the look above and this lock (it loads its keys before it
+                            // clears in_flight): answer with what it brought.
+                            drop(control);
+                            return newer(self);
+                        }
+                    }
                 }
             };
-            let Some(generation) = running else {
-                // Claimed: this thread's fetch (or its background thread's).
-                if options.non_blocking {
-                    self.spawn_claimed(clock, options, Reason::UnknownKid);
-                    return None;
+            let generation = match running {
+                Ok(generation) => generation,
+                // Claimed: this thread's fetch (or its background thread's), at once or when
+                // the next refetch for a new kid is permitted. Meanwhile it is in flight:
+                // others wait for it, and event-loop hosts see a fetch running and wait.
+                Err(delay) => {
+                    if options.non_blocking {
+                        self.spawn_claimed_after(delay, clock, options, Reason::UnknownKid);
+                        return None;
+                    }
+                    std::thread::sleep(delay);
+                    self.run_fetch(clock, options, Reason::UnknownKid);
+                    return newer(self);
                 }
-                self.run_fetch(clock, options, Reason::UnknownKid);
-                return newer(self);
             };
             if options.non_blocking {
                 return None;
@@ -631,31 +658,52 @@ impl JwksSource {
         kid: Option<&str>,
         clock: &Clock,
         options: &CacheOptions,
-    ) -> bool {
+    ) -> Refetch {
         let now = clock.ticks();
         let cooldown = options.refetch_cooldown.as_secs_f64();
-        let within = |t: f64, span: f64| now >= t && now - t < span;
+        // Times may lie ahead: a refetch scheduled for when it is permitted.
+        let within = |t: f64, span: f64| now < t + span;
         let kid = kid.unwrap_or("");
         if control
             .kids_looked_up
             .get(kid)
             .is_some_and(|t| within(*t, cooldown))
-            || control
-                .last_unknown_kid_refetch
-                .is_some_and(|t| within(t, NEW_KID_INTERVAL.min(cooldown)))
         {
-            return false;
+            return Refetch::No;
         }
+        // A kid no refetch looked for, just after another kid's refetch (a key set rotated
+        // twice within a second): it waits for the next permitted refetch, under a second,
+        // rather than being refused. Once per cooldown: more new kids that soon are a flood,
+        // answered at once as before. Either way at most one refetch a second: this one is
+        // claimed now, so every new kid meanwhile waits for it.
+        let interval = NEW_KID_INTERVAL.min(cooldown);
+        let delay = match control.last_unknown_kid_refetch {
+            Some(t) if within(t, interval) => {
+                if control
+                    .last_waited_refetch
+                    .is_some_and(|w| within(w, cooldown))
+                {
+                    return Refetch::No;
+                }
+                control.last_waited_refetch = Some(now);
+                t + interval - now
+            }
+            _ => 0.0,
+        };
         if control.kids_looked_up.len() >= MAX_KIDS_LOOKED_UP {
             control.kids_looked_up.retain(|_, t| within(*t, cooldown));
             if control.kids_looked_up.len() >= MAX_KIDS_LOOKED_UP {
                 control.kids_looked_up.clear();
             }
         }
-        control.kids_looked_up.insert(kid.to_string(), now);
-        control.last_unknown_kid_refetch = Some(now);
+        control.kids_looked_up.insert(kid.to_string(), now + delay);
+        control.last_unknown_kid_refetch = Some(now + delay);
         self.unknown_kid_refetches.fetch_add(1, Ordering::Relaxed);
-        true
+        if delay > 0.0 {
+            Refetch::After(Duration::from_secs_f64(delay))
+        } else {
+            Refetch::Now
+        }
     }
 
     /// Fetch now in this thread, or wait for the fetch already running, unless backing off.
@@ -705,11 +753,25 @@ impl JwksSource {
 
     /// Run a fetch this thread claimed (marked in flight) on a background thread.
     fn spawn_claimed(self: &Arc<Self>, clock: &Clock, options: &CacheOptions, reason: Reason) {
+        self.spawn_claimed_after(Duration::ZERO, clock, options, reason);
+    }
+
+    /// [`spawn_claimed`](Self::spawn_claimed), the fetch beginning after `delay`.
+    fn spawn_claimed_after(
+        self: &Arc<Self>,
+        delay: Duration,
+        clock: &Clock,
+        options: &CacheOptions,
+        reason: Reason,
+    ) {
         let now = clock.ticks();
         let (me, thread_clock, thread_options) = (self.clone(), clock.clone(), options.clone());
         let spawned = std::thread::Builder::new()
             .name("jwtguard-jwks".into())
-            .spawn(move || me.run_fetch(&thread_clock, &thread_options, reason));
+            .spawn(move || {
+                std::thread::sleep(delay);
+                me.run_fetch(&thread_clock, &thread_options, reason)
+            });
         if let Err(e) = spawned {
             log::emit(Level::Error, || {
                 format!("jwtguard: cannot start a JWKS refresh thread: {e}")
