@@ -185,3 +185,49 @@ fn item7_ed25519_is_accepted_wherever_eddsa_is() {
         "Ed25519"
     );
 }
+
+/// Item 8: a key set that rotates twice within a second: the second new key's first token
+/// waits for the next permitted refetch (it was refused, and accepted a second later), in a
+/// blocking host and in an event-loop host (which is told to wait, then allowed).
+#[test]
+fn item8_a_second_new_kid_within_a_second_of_a_refetch_is_accepted() {
+    use jwtguard::answer::{Judgement, judge};
+    let (a, b, c) = (Signer::rs256(), Signer::rs256_b(), Signer::es256());
+    for non_blocking in [false, true] {
+        let server = JwksServer::start(Reply::json(&jwks(&[a.jwk(true)])));
+        let mut config = Config::new(
+            Policy::new(ISSUER, AUDIENCE).with_algorithms(&[Algorithm::RS256, Algorithm::ES256]),
+            Keys::Url(server.url.clone()),
+        );
+        config.cache.non_blocking = non_blocking;
+        let v = Verifier::new(config).unwrap();
+        v.refresh_keys().unwrap();
+        let claims = live_claims(ISSUER);
+        // An event-loop host verifies, and retries on a timer while told to wait.
+        let host = |token: &str| {
+            for _ in 0..200 {
+                match judge(&v, || v.verify(token), &[], non_blocking) {
+                    Judgement::Allow(_) => return Status::Ok,
+                    Judgement::Refuse(status) => return status,
+                    Judgement::Wait => std::thread::sleep(Duration::from_millis(25)),
+                }
+            }
+            panic!("still waiting after 5 s");
+        };
+        assert_eq!(host(&a.token(&claims)), Status::Ok);
+        server.set(Reply::json(&jwks(&[a.jwk(true), b.jwk(true)])));
+        assert_eq!(host(&b.token(&claims)), Status::Ok, "first rotation");
+        server.set(Reply::json(&jwks(&[a.jwk(true), b.jwk(true), c.jwk(true)])));
+        assert_eq!(
+            host(&c.token(&claims)),
+            Status::Ok,
+            "second rotation within a second (non_blocking {non_blocking})"
+        );
+        // A kid no key set has, so soon after: a flood's, refused without another wait.
+        assert_eq!(
+            host(&with_kid(&a.token(&claims), "never-published")),
+            Status::KeyNotFound
+        );
+        assert!(server.count() <= 4, "{}", server.count());
+    }
+}
