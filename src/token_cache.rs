@@ -367,3 +367,73 @@ impl TokenCache {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims() -> Claims {
+        let json = r#"{"exp":4000000000,"sub":"s"}"#.to_string();
+        let map = serde_json::from_str(&json).unwrap();
+        Claims::new(json, map)
+    }
+
+    fn held(cache: &TokenCache, token: &[u8]) -> bool {
+        matches!(
+            cache.lookup(token, |_| Ok::<u64, ()>(7)),
+            Ok(Lookup::Hit(..))
+        )
+    }
+
+    /// A token whose entry weighs exactly `bytes`.
+    fn weighing(bytes: usize, fill: u8) -> Vec<u8> {
+        let base = entry_bytes(b"", &claims());
+        vec![fill; bytes - base]
+    }
+
+    #[test]
+    fn removing_an_entry_gives_its_bytes_back() {
+        let cache = TokenCache::new(4);
+        cache.insert(b"token a", &claims(), 0, 7);
+        cache.insert(b"token b", &claims(), 0, 7);
+        // Replaced and removed many times: the shard's byte count stays that of two entries.
+        for _ in 0..500 {
+            cache.insert(b"token a", &claims(), 0, 7);
+            cache.remove(b"token a");
+            cache.insert(b"token a", &claims(), 0, 7);
+        }
+        assert!(held(&cache, b"token b"));
+        assert_eq!(cache.stats().evictions, 0);
+        assert_eq!(cache.len(), 2);
+    }
+
+    #[test]
+    fn the_byte_bounds_are_inclusive() {
+        // One entry's share is 4 KiB: an entry of exactly that is kept, one byte more is not.
+        let one = TokenCache::new(1);
+        let exact = weighing(BYTES_PER_ENTRY, b'e');
+        one.insert(&exact, &claims(), 0, 7);
+        assert!(held(&one, &exact));
+        let over = weighing(BYTES_PER_ENTRY + 1, b'o');
+        one.insert(&over, &claims(), 0, 7);
+        assert!(!held(&one, &over));
+        // Two entries filling the whole cache's bytes exactly: both stay.
+        let two = TokenCache::new(2);
+        let (a, b) = (
+            weighing(BYTES_PER_ENTRY, b'a'),
+            weighing(BYTES_PER_ENTRY, b'b'),
+        );
+        two.insert(&a, &claims(), 0, 7);
+        two.insert(&b, &claims(), 0, 7);
+        assert!(held(&two, &a) && held(&two, &b));
+        assert_eq!(two.stats().evictions, 0);
+        // The longest token kept is MAX_TOKEN_BYTES.
+        let roomy = TokenCache::new(10);
+        let longest = vec![b'l'; MAX_TOKEN_BYTES];
+        roomy.insert(&longest, &claims(), 0, 7);
+        assert!(held(&roomy, &longest));
+        let longer = vec![b'm'; MAX_TOKEN_BYTES + 1];
+        roomy.insert(&longer, &claims(), 0, 7);
+        assert!(!held(&roomy, &longer));
+    }
+}

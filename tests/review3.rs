@@ -231,3 +231,81 @@ fn item8_a_second_new_kid_within_a_second_of_a_refetch_is_accepted() {
         assert!(server.count() <= 4, "{}", server.count());
     }
 }
+
+/// Item 12: one-line changes no test noticed (a mutation sample), each now stated.
+#[test]
+fn item12_a_fetch_that_ended_meanwhile_makes_an_event_loop_host_wait() {
+    use jwtguard::answer::{Judgement, judge};
+    let a = Signer::rs256();
+    let server = JwksServer::start(Reply::json(&jwks(&[a.jwk(true)])));
+    let mut config = Config::new(Policy::new(ISSUER, AUDIENCE), Keys::Url(server.url.clone()));
+    config.cache.non_blocking = true;
+    let v = Verifier::new(config).unwrap();
+    // The verification ran while a fetch ended: nothing is in flight now, but the keys may
+    // have changed since it looked, so it is worth one more try.
+    let judged = judge(
+        &v,
+        || {
+            v.refresh_keys().unwrap();
+            Err(Status::KeyNotFound.into())
+        },
+        &[],
+        true,
+    );
+    assert!(!v.fetch_in_progress());
+    assert!(matches!(judged, Judgement::Wait), "{judged:?}");
+    // Nothing moved and nothing runs: refused at once.
+    let judged = judge(&v, || Err(Status::KeyNotFound.into()), &[], true);
+    assert!(matches!(judged, Judgement::Refuse(Status::KeyNotFound)));
+    // A host that may not wait is answered at once either way.
+    let judged = judge(
+        &v,
+        || {
+            v.refresh_keys().unwrap();
+            Err(Status::KeyNotFound.into())
+        },
+        &[],
+        false,
+    );
+    assert!(matches!(judged, Judgement::Refuse(Status::KeyNotFound)));
+}
+
+#[test]
+fn item12_settings_read_back_as_written() {
+    use jwtguard::DpopMode;
+    for (text, mode) in [
+        ("off", DpopMode::Off),
+        ("allowed", DpopMode::Allowed),
+        ("required", DpopMode::Required),
+    ] {
+        assert_eq!(text.parse::<DpopMode>().unwrap(), mode);
+        assert_eq!(mode.name(), text);
+    }
+    for bad in ["", "Allowed", "on", "allow"] {
+        assert_eq!(
+            bad.parse::<DpopMode>().unwrap_err().status(),
+            Status::ConfigInvalid
+        );
+    }
+    let policy = Policy::new("https://a.example/", "api").with_issuer("https://b.example/");
+    assert_eq!(
+        policy.issuers(),
+        ["https://a.example/", "https://b.example/"]
+    );
+    assert_eq!(policy.audiences(), ["api"]);
+}
+
+/// Item 12: a control character is refused as such (400), before the scheme is read.
+#[test]
+fn item12_a_control_character_is_malformed_whatever_the_scheme() {
+    for bad in [
+        "Basic a\u{1}b",
+        "Token x\r\nX-Admin: 1",
+        "Basic\u{7f} x",
+        "B\u{0}earer x",
+    ] {
+        let e = jwtguard::verify::authorization_token(Some(bad)).unwrap_err();
+        assert_eq!(e.status(), Status::AuthorizationHeaderMalformed, "{bad:?}");
+        assert!(e.to_string().contains("control or non-ASCII"), "{e}");
+    }
+}
