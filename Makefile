@@ -116,6 +116,8 @@ uninstall:
 	rm -f $(addprefix $(DESTDIR),$(INSTALLED_FILES)) \
 		$(wildcard $(DESTDIR)$(LIBDIR)/libjwtguard.so.$(VERSION_MAJOR).*)
 	rmdir $(DESTDIR)$(LIBDIR)/cmake/jwtguard 2>/dev/null || true
+	@# As install: from the system (no DESTDIR), as root, the linker cache forgets the library.
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null; then ldconfig; fi
 
 # `make deb`: Debian packages built with debhelper — libjwtguard0 (the shared library),
 # libjwtguard-dev (headers, static library, pkg-config, CMake) and libnginx-mod-http-jwtguard

@@ -309,3 +309,48 @@ fn item12_a_control_character_is_malformed_whatever_the_scheme() {
         assert!(e.to_string().contains("control or non-ASCII"), "{e}");
     }
 }
+
+/// Item 13: the dev issuer's admin endpoints refuse what they would not read (a JSON body
+/// without its Content-Type was read as a form: `{"retire": true}` dropped, both keys kept).
+#[test]
+fn item13_the_dev_issuers_admin_refuses_what_it_does_not_read() {
+    let issuer = DevIssuer::start(&[]);
+    let kids = |i: &DevIssuer| i.stats()["kids"].as_array().unwrap().len();
+    for path in ["admin/rotate", "admin/fault"] {
+        let (status, answer) = issuer.admin(path, None, r#"{"retire": true}"#);
+        assert_eq!(status, 400, "{path}");
+        assert!(
+            answer["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("Content-Type: application/json"),
+            "{answer}"
+        );
+        let (status, _) = issuer.admin(path, Some("text/plain"), r#"{"mode": "off"}"#);
+        assert_eq!(status, 400, "{path}");
+        let (status, answer) = issuer.admin(path, Some("application/json"), r#"{"retier": true}"#);
+        assert_eq!(status, 400, "{path}");
+        let why = answer["error_description"].as_str().unwrap();
+        assert!(why.contains("unknown parameter \"retier\""), "{why}");
+        let (status, _) = issuer.admin(path, Some("application/json"), "[1]");
+        assert_eq!(status, 400, "{path}");
+    }
+    assert_eq!(kids(&issuer), 1, "nothing rotated");
+    // What it reads works: no body (no parameters), and JSON.
+    assert_eq!(issuer.admin("admin/rotate", None, "").0, 200);
+    assert_eq!(kids(&issuer), 2);
+    let (status, _) = issuer.admin(
+        "admin/rotate",
+        Some("application/json"),
+        r#"{"retire": true}"#,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(kids(&issuer), 1);
+    let fault = r#"{"mode": "off", "endpoint": "jwks"}"#;
+    assert_eq!(
+        issuer
+            .admin("admin/fault", Some("application/json"), fault)
+            .0,
+        200
+    );
+}

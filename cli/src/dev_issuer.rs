@@ -185,6 +185,40 @@ fn request_header<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
         .map(|h| h.value.as_str())
 }
 
+/// The parameters of an admin request: a JSON object naming only `known` keys, sent with
+/// `Content-Type: application/json`, or no body at all (no parameters). Anything else is
+/// refused with a message naming the cause: a body read as nothing would silently do
+/// something else than asked (`{"retire": true}` sent as a form kept every key published).
+fn admin_params(request: &mut Request, known: &[&str]) -> Result<Map<String, Value>, String> {
+    let json_body = request_header(request, "Content-Type")
+        .is_some_and(|t| t.to_ascii_lowercase().starts_with("application/json"));
+    let mut body = Vec::new();
+    request
+        .as_reader()
+        .take(64 * 1024)
+        .read_to_end(&mut body)
+        .map_err(|e| e.to_string())?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    if !json_body {
+        return Err(
+            "send the parameters as a JSON object with Content-Type: application/json".into(),
+        );
+    }
+    let params = match serde_json::from_slice(&body) {
+        Ok(Value::Object(m)) => m,
+        _ => return Err("the body is not a JSON object".into()),
+    };
+    if let Some(unknown) = params.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(format!(
+            "unknown parameter {unknown:?} (known: {})",
+            known.join(", ")
+        ));
+    }
+    Ok(params)
+}
+
 /// The parameters of a token request: form-encoded or JSON.
 fn token_params(request: &mut Request) -> Result<Map<String, Value>, String> {
     let json_body = request_header(request, "Content-Type")
@@ -429,7 +463,13 @@ impl Issuer {
     }
 
     fn rotate(&self, mut request: Request) {
-        let params = token_params(&mut request).unwrap_or_default();
+        let params = match admin_params(&mut request, &["retire", "ahead", "keep"]) {
+            Ok(params) => params,
+            Err(why) => {
+                let _ = request.respond(error(400, "invalid_request", &why));
+                return;
+            }
+        };
         let flag = |name: &str| params.get(name).and_then(Value::as_bool).unwrap_or(false);
         let (retire, ahead) = (flag("retire"), flag("ahead"));
         // `keep`: at most this many of the old keys stay published (the newest of them; with
@@ -476,7 +516,13 @@ impl Issuer {
     }
 
     fn set_fault(&self, mut request: Request) {
-        let params = token_params(&mut request).unwrap_or_default();
+        let params = match admin_params(&mut request, &["mode", "ms", "status", "endpoint"]) {
+            Ok(params) => params,
+            Err(why) => {
+                let _ = request.respond(error(400, "invalid_request", &why));
+                return;
+            }
+        };
         let number = |name: &str| match params.get(name) {
             Some(Value::Number(n)) => n.as_u64(),
             Some(Value::String(s)) => s.parse().ok(),

@@ -345,19 +345,34 @@ impl DevIssuer {
         }
     }
 
+    /// An admin request's status and answer: `body` sent with `content_type`, if any.
+    pub fn admin(&self, path: &str, content_type: Option<&str>, body: &str) -> (u16, Value) {
+        let mut request = self.agent.post(&format!("{}{path}", self.url));
+        if let Some(t) = content_type {
+            request = request.header("Content-Type", t);
+        }
+        let mut response = request.send(body.to_string()).expect(path);
+        let status = response.status().as_u16();
+        let body = response.body_mut().read_to_vec().unwrap_or_default();
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
     pub fn fault(&self, fault: Value) {
         self.post("admin/fault", fault);
     }
 
     pub fn jwks_requests(&self) -> u64 {
+        self.stats()["jwks_requests"].as_u64().unwrap()
+    }
+
+    /// `/admin/stats`: requests counted, the kids published.
+    pub fn stats(&self) -> Value {
         let mut response = self
             .agent
             .get(&format!("{}admin/stats", self.url))
             .call()
             .unwrap();
-        let stats: Value =
-            serde_json::from_slice(&response.body_mut().read_to_vec().unwrap()).unwrap();
-        stats["jwks_requests"].as_u64().unwrap()
+        serde_json::from_slice(&response.body_mut().read_to_vec().unwrap()).unwrap()
     }
 
     pub fn stop(&mut self) {
