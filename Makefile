@@ -228,9 +228,10 @@ nginx-asan-test: nginx-asan-module
 # Results in mutants.out/ (caught.txt, missed.txt, unviable.txt, timeout.txt).
 MUTANTS_FILES := src/token.rs src/claims.rs src/policy.rs src/verify.rs src/dpop.rs \
 	src/token_cache.rs src/jwks/keyset.rs src/answer.rs
-mutants: deps
+# The tests' dev issuer is the built CLI (JWTGUARD_BIN): cargo-mutants builds only the core.
+mutants: build
 	@$(CARGO) mutants --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-mutants
-	$(CARGO) mutants --package jwtguard --test-tool=nextest --no-shuffle \
+	JWTGUARD_BIN=$(RELEASE)/jwtguard $(CARGO) mutants --package jwtguard --test-tool=nextest --no-shuffle \
 		$(addprefix --file ,$(MUTANTS_FILES)) $(MUTANTS_ARGS) -- -E 'not test(/valgrind|asan/)'
 
 # Regenerate include/jwtguard.h from the sources (commit the result).
