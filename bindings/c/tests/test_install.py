@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from test_ping_server import EXPECTED, ROOT, VALGRIND, tamper, wait_up
+from test_ping_server import EXPECTED, OTHER_SCHEMES, ROOT, VALGRIND, tamper, wait_up
 
 from harness import AUDIENCE, DevIssuer, free_port, http
 
@@ -114,12 +114,12 @@ def ping_answers(binary: Path, issuer: DevIssuer, command_prefix: list[str] | No
         tokens = {
             "none": None, "plain": plain, "scoped": issuer.token("read:messages"),
             "expired": issuer.token("read:messages", expires_in=-300), "tampered": tamper(plain),
-            "basic": "basic", "garbage": "not-a-jwt",
+            **OTHER_SCHEMES, "garbage": "not-a-jwt",
         }
         for (route, kind), (status, code) in EXPECTED.items():
             headers = {}
-            if kind == "basic":
-                headers["Authorization"] = "Basic dXNlcjpwYXNz"
+            if kind in OTHER_SCHEMES:
+                headers["Authorization"] = tokens[kind]
             elif tokens[kind] is not None:
                 headers["Authorization"] = f"Bearer {tokens[kind]}"
             got_status, _, body = http("GET", base + route, headers=headers)
@@ -165,18 +165,20 @@ def check_lines(binary: Path, issuer: DevIssuer, command_prefix: list[str] | Non
     env = dict(os.environ, JWTGUARD_ISSUER=issuer.url, JWTGUARD_AUDIENCE=AUDIENCE)
     env.pop("JWTGUARD_JWKS_URI", None)
     out = run([*(command_prefix or []), str(binary), "read:messages", "-", f"Bearer {plain}", f"Bearer {scoped}",
-               f"Bearer {expired}", f"Bearer {tamper(plain)}", "Basic dXNlcjpwYXNz", "Bearer a.b"], env=env)
+               f"Bearer {expired}", f"Bearer {tamper(plain)}", "Basic dXNlcjpwYXNz", "Bearer a.b", "Bearer a b"],
+              env=env)
     lines = out.splitlines()
     assert lines[0] == "401 authorization_header_missing token_missing"
     assert re.fullmatch(rf"200 sub=\S+ scope=no exp=\d{{10}} aud={re.escape(AUDIENCE)}", lines[1]), lines[1]
     assert re.fullmatch(rf"200 sub=\S+ scope=yes exp=\d{{10}} aud={re.escape(AUDIENCE)}", lines[2]), lines[2]
-    assert lines[3:7] == [
+    assert lines[3:8] == [
         "401 token_expired token_expired",
         "401 invalid_token signature_invalid",
-        "400 invalid_header authorization_header_malformed",
+        "401 invalid_header authorization_scheme_unsupported",
         "401 invalid_header token_malformed",
+        "400 invalid_header authorization_header_malformed",
     ]
-    assert lines[7] == f"kept 2 claims {VERSION}"
+    assert lines[8] == f"kept 2 claims {VERSION}"
 
 
 @pytest.mark.parametrize("compiler", ["g++", "clang++"])
