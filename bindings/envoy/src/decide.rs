@@ -180,6 +180,14 @@ mod tests {
                 r#"{"issuer":"https://i/","audience":"a","token_cache":99999999999}"#,
                 "token_cache",
             ),
+            (
+                r#"{"issuer":"https://i/","audience":"a","dpop_origins":["https://api.example/v1"]}"#,
+                "dpop_origins: \"https://api.example/v1\" is not an origin",
+            ),
+            (
+                r#"{"issuer":"https://i/","audience":"a","dpop_scheme":"ftp"}"#,
+                "dpop_scheme: http or https",
+            ),
             ("[1]", "must be an object"),
             ("not json", "not JSON"),
         ] {
@@ -188,6 +196,17 @@ mod tests {
                 .unwrap_or_else(|| panic!("{text} accepted"));
             assert!(error.contains(message), "{text}: {error}");
         }
+        let pinned = filter_config(
+            br#"{"issuer":"https://i/","audience":"a","dpop_origins":["https://API.example:443"],"dpop_scheme":"https"}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(pinned.dpop_scheme, Some("https"));
+        assert_eq!(pinned.verifier.dpop().origins, ["https://API.example:443"]);
+        assert_eq!(
+            request_url("https", Some("api.example"), Some("/x?y")),
+            "https://api.example/x?y"
+        );
+        assert_eq!(request_url("http", None, None), "http:///");
         // A StringValue holding the JSON is accepted too.
         let text = serde_json::to_string(r#"{"issuer":"https://i/","audience":"a"}"#).unwrap();
         assert!(filter_config(text.as_bytes()).is_ok());
