@@ -283,7 +283,7 @@ pub fn authorization_token(header: Option<&str>) -> Result<(Scheme, &str)> {
     let is_blank = |b: u8| b == b' ' || b == b'\t';
     let graphic = |text: &str| {
         text.bytes()
-            .fold(true, |ok, b| ok & (b.wrapping_sub(0x21) < 0x5e))
+            .fold(true, |ok, b| ok & (b.wrapping_sub(0x21) < 0x5e) & (b != b','))
     };
     let (scheme, rest) = match value.bytes().position(is_blank) {
         Some(i) => (&value[..i], value[i..].trim_start_matches([' ', '\t'])),
@@ -294,6 +294,15 @@ pub fn authorization_token(header: Option<&str>) -> Result<(Scheme, &str)> {
         return Err(Error::with_detail(
             Status::AuthorizationHeaderMalformed,
             "the Authorization header holds a control or non-ASCII character",
+        ));
+    }
+    // A comma is where a host joined several Authorization lines (an empty one too: ", Bearer
+    // t"); no token holds one. Other schemes' credentials may (Digest), so only a comma in
+    // the scheme itself, or after Bearer or DPoP, is read as that.
+    if scheme.contains(',') {
+        return Err(Error::with_detail(
+            Status::AuthorizationHeaderMalformed,
+            "several Authorization headers",
         ));
     }
     let scheme = if scheme.eq_ignore_ascii_case("bearer") {
@@ -953,6 +962,12 @@ mod tests {
         for bad in [
             "Bearer",
             "Bearer a b",
+            // an empty line joined to a full one, either way round
+            ", Bearer a.b.c",
+            "Bearer a.b.c, ",
+            "Bearer a.b.c,",
+            ",Bearer a.b.c",
+            "Bearer,Bearer a.b.c",
             // two Authorization lines, joined as HTTP combines them
             "Bearer a.b.c, Bearer d.e.f",
             "Bearer a.b.c,Bearer a.b.c",
