@@ -985,6 +985,26 @@ mod tests {
     }
 
     #[test]
+    fn a_clients_count_drops_by_what_ended_only() {
+        let cache = ReplayCache::new(800);
+        let keyed = |jti: String| Proof {
+            thumbprint: "k".into(),
+            ..proof(&jti)
+        };
+        // Its share (100): half ending at 100, half at 300.
+        for i in 0..100 {
+            let ends = if i % 2 == 0 { 100 } else { 300 };
+            cache.insert(&keyed(format!("a{i}")), "c", ends, 10.0).unwrap();
+        }
+        // At 150 the first half ended: room for 50 more, not for a whole share.
+        let more = (0..200)
+            .filter(|i| cache.insert(&keyed(format!("b{i}")), "c", 400, 150.0).is_ok())
+            .count();
+        assert_eq!(more, 50);
+        assert_eq!(cache.len(), 100);
+    }
+
+    #[test]
     fn a_client_choosing_its_jti_cannot_fill_the_part_of_the_cache_another_lands_in() {
         let cache = ReplayCache::new(16 * 10);
         // Proofs whose ids all fall in one shard: as many as its share, no fewer.
