@@ -994,11 +994,17 @@ mod tests {
         // Its share (100): half ending at 100, half at 300.
         for i in 0..100 {
             let ends = if i % 2 == 0 { 100 } else { 300 };
-            cache.insert(&keyed(format!("a{i}")), "c", ends, 10.0).unwrap();
+            cache
+                .insert(&keyed(format!("a{i}")), "c", ends, 10.0)
+                .unwrap();
         }
         // At 150 the first half ended: room for 50 more, not for a whole share.
         let more = (0..200)
-            .filter(|i| cache.insert(&keyed(format!("b{i}")), "c", 400, 150.0).is_ok())
+            .filter(|i| {
+                cache
+                    .insert(&keyed(format!("b{i}")), "c", 400, 150.0)
+                    .is_ok()
+            })
             .count();
         assert_eq!(more, 50);
         assert_eq!(cache.len(), 100);

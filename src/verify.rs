@@ -282,8 +282,9 @@ pub fn authorization_token(header: Option<&str>) -> Result<(Scheme, &str)> {
     // This runs on every request: the long part, the token, is scanned once, branch-free.
     let is_blank = |b: u8| b == b' ' || b == b'\t';
     let graphic = |text: &str| {
-        text.bytes()
-            .fold(true, |ok, b| ok & (b.wrapping_sub(0x21) < 0x5e) & (b != b','))
+        text.bytes().fold(true, |ok, b| {
+            ok & (b.wrapping_sub(0x21) < 0x5e) & (b != b',')
+        })
     };
     let (scheme, rest) = match value.bytes().position(is_blank) {
         Some(i) => (&value[..i], value[i..].trim_start_matches([' ', '\t'])),
