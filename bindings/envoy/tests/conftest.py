@@ -18,6 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "tests" / "support"))
 
+from discovery import DiscoveryMinter  # noqa: E402,F401
 from harness import AUDIENCE, DevIssuer, free_port, http  # noqa: E402,F401
 
 MODULE_DIR = Path(os.environ.get("JWTGUARD_ENVOY_MODULE_DIR", ROOT / "target" / "release"))
@@ -260,51 +261,3 @@ def h2c_request(port: int, headers: list[tuple[str, str]]) -> bytes:
                     body += payload[1:len(payload) - payload[0]] if flags & 0x8 else payload
                 if stream == 1 and kind in (0, 1) and flags & 1:  # END_STREAM
                     return body
-
-
-class DiscoveryMinter:
-    """An OpenID issuer on loopback made independently of jwtguard (PyJWT): its discovery
-    document names it and its JWKS, and it signs whatever claims a test asks for, another
-    issuer's `iss` included (a forged token)."""
-
-    def __init__(self):
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        import jwt as pyjwt
-        from cryptography.hazmat.primitives.asymmetric import ec
-
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        jwk = json.loads(pyjwt.get_algorithm_by_name("ES256").to_jwk(self.key.public_key()))
-        jwk.update({"kid": "minted-ec", "use": "sig"})
-        documents: dict[str, bytes] = {}
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 (http.server's name)
-                body = documents.get(self.path)
-                self.send_response(200 if body else 404)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body or b"")))
-                self.end_headers()
-                self.wfile.write(body or b"")
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/"
-        documents["/.well-known/openid-configuration"] = json.dumps(
-            {"issuer": self.url, "jwks_uri": self.url + "jwks.json"}).encode()
-        documents["/jwks.json"] = json.dumps({"keys": [jwk]}).encode()
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def token(self, iss: str | None = None, **claims) -> str:
-        import jwt as pyjwt
-
-        now = int(time.time())
-        body = {"iss": iss or self.url, "sub": "minted", "aud": AUDIENCE, "iat": now, "exp": now + 600,
-                "scope": "read:messages", **claims}
-        return pyjwt.encode(body, self.key, algorithm="ES256", headers={"kid": "minted-ec", "typ": "at+jwt"})
-
-    def close(self) -> None:
-        self.server.shutdown()

@@ -7,10 +7,8 @@ Each test names the review item it covers."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
-import threading
 import time
 
 import pytest
@@ -18,6 +16,7 @@ import pytest
 from conftest import AUDIENCE, ROOT, Nginx, example_config, free_port, fresh_prefix, http
 
 sys.path.insert(0, str(ROOT / "tests" / "support"))
+from discovery import DiscoveryMinter  # noqa: E402
 from dpop import NO_TOKEN_CHALLENGE, DpopClient  # noqa: E402
 from fixtures import minter  # noqa: E402,F401 (a fixture)
 from harness import MINTED_ISSUER, RecordingUpstream, raw_request  # noqa: E402
@@ -276,55 +275,8 @@ def test_item9_unsupported_schemes_are_401_without_an_error_code(issuer, prefix)
         nginx.close()
 
 
-class DiscoveryIssuer:
-    """An OpenID issuer on loopback made with PyJWT, independently of jwtguard: its discovery
-    document names it and its JWKS, and it signs whatever `iss` a test asks for (another
-    issuer's included: a forged token)."""
-
-    def __init__(self):
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        import jwt as pyjwt
-        from cryptography.hazmat.primitives.asymmetric import ec
-
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        jwk = json.loads(pyjwt.get_algorithm_by_name("ES256").to_jwk(self.key.public_key()))
-        jwk.update({"kid": "discovered-ec", "use": "sig"})
-        documents: dict[str, bytes] = {}
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 (http.server's name)
-                body = documents.get(self.path)
-                self.send_response(200 if body else 404)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body or b"")))
-                self.end_headers()
-                self.wfile.write(body or b"")
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/"
-        documents["/.well-known/openid-configuration"] = json.dumps(
-            {"issuer": self.url, "jwks_uri": self.url + "jwks.json"}).encode()
-        documents["/jwks.json"] = json.dumps({"keys": [jwk]}).encode()
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def token(self, iss: str | None = None) -> str:
-        import jwt as pyjwt
-
-        now = int(time.time())
-        body = {"iss": iss or self.url, "sub": "discovered", "aud": AUDIENCE, "iat": now, "exp": now + 600,
-                "scope": "read:messages"}
-        return pyjwt.encode(body, self.key, algorithm="ES256", headers={"kid": "discovered-ec", "typ": "at+jwt"})
-
-    def close(self) -> None:
-        self.server.shutdown()
-
-
 def test_item1_several_issuer_names_with_discovery_each_use_their_own_keys(issuer, prefix):
-    a = DiscoveryIssuer()
+    a = DiscoveryMinter()
     port = free_port()
     config = f"""
 load_module modules/ngx_http_jwtguard_module.so;
