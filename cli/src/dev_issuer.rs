@@ -190,14 +190,7 @@ fn request_header<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
 /// refused with a message naming the cause: a body read as nothing would silently do
 /// something else than asked (`{"retire": true}` sent as a form kept every key published).
 fn admin_params(request: &mut Request, known: &[&str]) -> Result<Map<String, Value>, String> {
-    let json_body = request_header(request, "Content-Type")
-        .is_some_and(|t| t.to_ascii_lowercase().starts_with("application/json"));
-    let mut body = Vec::new();
-    request
-        .as_reader()
-        .take(64 * 1024)
-        .read_to_end(&mut body)
-        .map_err(|e| e.to_string())?;
+    let (json_body, body) = read_body(request)?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
@@ -206,10 +199,7 @@ fn admin_params(request: &mut Request, known: &[&str]) -> Result<Map<String, Val
             "send the parameters as a JSON object with Content-Type: application/json".into(),
         );
     }
-    let params = match serde_json::from_slice(&body) {
-        Ok(Value::Object(m)) => m,
-        _ => return Err("the body is not a JSON object".into()),
-    };
+    let params = json_object(&body)?;
     if let Some(unknown) = params.keys().find(|k| !known.contains(&k.as_str())) {
         return Err(format!(
             "unknown parameter {unknown:?} (known: {})",
@@ -219,8 +209,8 @@ fn admin_params(request: &mut Request, known: &[&str]) -> Result<Map<String, Val
     Ok(params)
 }
 
-/// The parameters of a token request: form-encoded or JSON.
-fn token_params(request: &mut Request) -> Result<Map<String, Value>, String> {
+/// Whether a request's body is JSON (by its `Content-Type`), and the body (at most 64 KiB).
+fn read_body(request: &mut Request) -> Result<(bool, Vec<u8>), String> {
     let json_body = request_header(request, "Content-Type")
         .is_some_and(|t| t.to_ascii_lowercase().starts_with("application/json"));
     let mut body = Vec::new();
@@ -229,11 +219,21 @@ fn token_params(request: &mut Request) -> Result<Map<String, Value>, String> {
         .take(64 * 1024)
         .read_to_end(&mut body)
         .map_err(|e| e.to_string())?;
+    Ok((json_body, body))
+}
+
+fn json_object(body: &[u8]) -> Result<Map<String, Value>, String> {
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err("the body is not a JSON object".into()),
+    }
+}
+
+/// The parameters of a token request: form-encoded or JSON.
+fn token_params(request: &mut Request) -> Result<Map<String, Value>, String> {
+    let (json_body, body) = read_body(request)?;
     if json_body {
-        match serde_json::from_slice(&body) {
-            Ok(Value::Object(m)) => Ok(m),
-            _ => Err("the body is not a JSON object".into()),
-        }
+        json_object(&body)
     } else {
         Ok(form_urlencoded::parse(&body)
             .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
