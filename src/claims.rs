@@ -86,9 +86,22 @@ impl Claims {
     /// [`Claims::get_text`] made safe for an HTTP header value: control characters
     /// (U+0000 to U+001F, U+007F), the backslash and a space at either end become JSON string
     /// escapes, so the text holds no CR, LF or NUL, HTTP cannot trim it, and distinct claims stay
-    /// distinct (`"admin "` is `admin\u0020`, never `admin`).
+    /// distinct (`"admin "` is `admin\u0020`, never `admin`). An array's elements are joined
+    /// by single spaces with every space inside an element escaped, so `["Domain Admins"]` and
+    /// `["Domain", "Admins"]` never read alike.
     pub fn get_header_text(&self, name: &str) -> Result<String> {
-        Ok(header_safe(&self.get_text(name)?))
+        match self.inner.map.get(name) {
+            Some(Value::Array(items)) => Ok(items
+                .iter()
+                .map(|item| match item {
+                    Value::String(s) => escape(s, true),
+                    Value::Null => String::new(),
+                    other => escape(&other.to_string(), true),
+                })
+                .collect::<Vec<_>>()
+                .join(" ")),
+            _ => Ok(header_safe(&self.get_text(name)?)),
+        }
     }
 
     /// Whether the token grants `scope` (see [`has_scope`]).
@@ -100,12 +113,17 @@ impl Claims {
 /// `text` with control characters, backslashes and a leading or trailing space written as JSON
 /// string escapes (HTTP trims a field value's spaces: `" admin"` would read as `admin`).
 pub fn header_safe(text: &str) -> String {
+    escape(text, false)
+}
+
+/// [`header_safe`], every space escaped when `all_spaces` (an array element: spaces join them).
+fn escape(text: &str, all_spaces: bool) -> String {
     use std::fmt::Write;
     let mut out = String::with_capacity(text.len());
     let last = text.chars().count().saturating_sub(1);
     for (i, c) in text.chars().enumerate() {
         match c {
-            ' ' if i == 0 || i == last => out.push_str("\\u0020"),
+            ' ' if all_spaces || i == 0 || i == last => out.push_str("\\u0020"),
             '\\' => out.push_str("\\\\"),
             '\r' => out.push_str("\\r"),
             '\n' => out.push_str("\\n"),
@@ -253,6 +271,7 @@ pub fn check(claims: &Map<String, Value>, policy: &Policy, now: f64) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     /// Review 3, item 15: HTTP trims a field value's spaces, so a claim's leading or trailing
     /// space is escaped (one principal never reads as another); inner spaces stay.
@@ -267,10 +286,30 @@ mod tests {
         assert_eq!(header_safe("\tx\r\n\\"), "\\tx\\r\\n\\\\");
         assert_eq!(header_safe("\u{7f}\u{1}é"), "\\u007f\\u0001é");
     }
-    use serde_json::json;
 
     fn map(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()
+    }
+
+    /// Review 3 (outside look): an array's elements are joined by spaces, so a space inside
+    /// one is escaped: `["Domain Admins"]` never reads as `["Domain", "Admins"]`.
+    #[test]
+    fn array_claims_stay_distinct_as_header_text() {
+        let text = |v: Value| {
+            let m = map(json!({"roles": v}));
+            Claims::new(Value::Object(m.clone()).to_string(), m)
+                .get_header_text("roles")
+                .unwrap()
+        };
+        assert_eq!(text(json!(["Domain Admins"])), "Domain\\u0020Admins");
+        assert_eq!(text(json!(["Domain", "Admins"])), "Domain Admins");
+        assert_eq!(text(json!(["user", " admin"])), "user \\u0020admin");
+        assert_eq!(text(json!([" a", "b "])), "\\u0020a b\\u0020");
+        assert_eq!(
+            text(json!(["a\nb", 1, null, {"k": "v w"}])),
+            "a\\nb 1  {\"k\":\"v\\u0020w\"}"
+        );
+        assert_eq!(text(json!("a b ")), "a b\\u0020");
     }
 
     #[test]

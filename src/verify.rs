@@ -310,6 +310,11 @@ pub fn authorization_token(header: Option<&str>) -> Result<(Scheme, &str)> {
         Scheme::Bearer
     } else if scheme.eq_ignore_ascii_case("dpop") {
         Scheme::Dpop
+    } else if joined_credentials(rest) {
+        return Err(Error::with_detail(
+            Status::AuthorizationHeaderMalformed,
+            "several Authorization headers",
+        ));
     } else {
         return Err(Error::with_detail(
             Status::AuthorizationSchemeUnsupported,
@@ -329,6 +334,19 @@ pub fn authorization_token(header: Option<&str>) -> Result<(Scheme, &str)> {
         ));
     }
     Ok((scheme, rest))
+}
+
+/// Whether another scheme's credentials hold a second line joined to them (`Basic x, Bearer t`):
+/// after a comma, a word followed by a blank (a scheme and its credentials), which another
+/// scheme's parameters never are (they are `name=value`).
+fn joined_credentials(credentials: &str) -> bool {
+    credentials.split(',').skip(1).any(|part| {
+        let part = part.trim_start_matches([' ', '\t']);
+        match part.find([' ', '\t']) {
+            Some(end) => end > 0 && !part[..end].contains(['=', '"']),
+            None => false,
+        }
+    })
 }
 
 impl Issuer {
@@ -514,16 +532,17 @@ fn split_discovered_names(issuer: IssuerConfig) -> Vec<IssuerConfig> {
 
 /// Whose proofs a DPoP request's are, for the replay cache's per-client share: the principal
 /// the token was issued to (`iss` and `sub`; for a client-credentials token the client itself),
-/// else the OAuth client (`client_id`), else the proof's key. An issuer binds a token to any key
-/// a client brings, so the key alone would let one client with many keys take many shares.
-fn replay_client(claims: &serde_json::Map<String, Value>, thumbprint: &str) -> String {
+/// else the OAuth client (`client_id`), else every token of that issuer naming neither, as one.
+/// Never the proof's key: an issuer binds a token to any key a client brings, so one client
+/// with many keys would take many shares.
+fn replay_client(claims: &serde_json::Map<String, Value>) -> String {
     let text = |name: &str| claims.get(name).and_then(Value::as_str);
     let iss = text("iss").unwrap_or("");
     match (text("sub"), text("client_id")) {
         // The issuer's length first: no two (iss, sub) pairs read as one string.
         (Some(sub), _) => format!("sub {} {iss}{sub}", iss.len()),
         (None, Some(client)) => format!("client_id {} {iss}{client}", iss.len()),
-        (None, None) => format!("jkt {thumbprint}"),
+        (None, None) => format!("anonymous {iss}"),
     }
 }
 
@@ -828,7 +847,7 @@ impl Verifier {
                 .get_or_init(|| ReplayCache::new(self.dpop.replay_cache))
                 .insert(
                     &checked,
-                    &replay_client(claims.as_map(), &checked.thumbprint),
+                    &replay_client(claims.as_map()),
                     ends.max(0.0) as u64,
                     now,
                 )?;
@@ -946,11 +965,24 @@ mod tests {
             Status::TokenMissing
         );
         assert_eq!(bearer_token(Some("\tBearer\tabc")), Ok("abc"));
+        // Another line joined to another scheme's: malformed, whichever comes first.
+        for joined in [
+            "Basic dXNl, Bearer a.b.c",
+            "Token x,DPoP a.b.c",
+            "Basic a, Basic b",
+        ] {
+            assert_eq!(
+                bearer_token(Some(joined)).unwrap_err().status(),
+                Status::AuthorizationHeaderMalformed,
+                "{joined}"
+            );
+        }
         // A scheme it does not take (the seed's and RFC 6750's 401), whatever follows it.
         for other in [
             "Basic abc",
             "Token abc",
             "Digest a=b, c=d",
+            "Digest username=\"Mufasa\", realm=\"http auth\", nonce=\"x y\"",
             "abc",
             "DPoP a.b.c",
         ] {

@@ -1040,3 +1040,29 @@ fn pinned_origins_refuse_a_proof_for_any_other_origin() {
         );
     }
 }
+
+/// Review 3 (outside look): tokens naming neither `sub` nor `client_id` share one share per
+/// issuer, never one per proof key (keys are the client's to choose).
+#[test]
+fn tokens_without_sub_or_client_id_share_one_share_whatever_the_keys() {
+    let (v, _) = verifier_with(DpopPolicy {
+        replay_cache: 800,
+        ..DpopPolicy::default()
+    });
+    let mut accepted = 0;
+    for _ in 0..8 {
+        let key = MadeClient::new();
+        let token = Signer::rs256().token(&claims_with(
+            json!({"sub": null, "client_id": null, "cnf": {"jkt": key.jkt()}}),
+        ));
+        for _ in 0..101 {
+            if dpop_call(&v, &token, &key.proof(&token)) == Status::Ok {
+                accepted += 1;
+            }
+        }
+    }
+    assert_eq!(accepted, 100);
+    let key = MadeClient::new();
+    let token = key.token("someone");
+    assert_eq!(dpop_call(&v, &token, &key.proof(&token)), Status::Ok);
+}

@@ -160,6 +160,12 @@ def test_a_refusal_page_request_is_never_allowed(serve, issuer):
     assert status == 503 and head["Retry-After"] == "5", body
     status, _, body = serve.check("/api/private", token, headers={"X-Jwtguard-Refusal": "400"})
     assert status == 400 and body["code"] == "invalid_header"
+    # A request the proxy refused as malformed stays a 400 whatever this check would say of
+    # what was passed on (another scheme: 401; none: 401).
+    for authorization in ("Basic dXNlcjpwYXNz", None):
+        status, _, body = serve.check("/api/private", None, headers={
+            "X-Jwtguard-Refusal": "400", **({"Authorization": authorization} if authorization else {})})
+        assert status == 400 and body["code"] == "invalid_header", (authorization, status, body)
     # A real refusal is answered as it is.
     assert serve.check("/api/private", None, headers={"X-Jwtguard-Refusal": "401"})[0] == 401
 

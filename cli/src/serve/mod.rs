@@ -346,13 +346,21 @@ async fn check_answer(state: &State, req: Request<Incoming>) -> Response<Body> {
             check::decide(config, rule, authorization, &dpop, may_wait),
             refusal_page,
         ) {
-            (Verdict::Allow(..), Some(refused)) => check::refuse(
+            // The proxy refused the request itself as malformed (two Authorization or Host
+            // lines, none): a 400, whatever this check of what it passed on would say.
+            (_, Some(b"400")) => check::refuse(
                 config,
                 check::scopes(rule),
-                match refused {
-                    b"400" => Status::AuthorizationHeaderMalformed,
-                    _ if scheme == Some(Scheme::Dpop) => Status::DpopProofReplayed,
-                    _ => Status::KeysUnavailable,
+                Status::AuthorizationHeaderMalformed,
+                scheme,
+            ),
+            (Verdict::Allow(..), Some(_)) => check::refuse(
+                config,
+                check::scopes(rule),
+                if scheme == Some(Scheme::Dpop) {
+                    Status::DpopProofReplayed
+                } else {
+                    Status::KeysUnavailable
                 },
                 scheme,
             ),
