@@ -296,6 +296,17 @@ mod tests {
     }
 
     #[test]
+    fn allows_reads_the_allow_list_with_ed25519_beside_eddsa() {
+        let p =
+            Policy::new("https://i/", "api").with_algorithms(&[Algorithm::ES256, Algorithm::EdDSA]);
+        assert!(p.allows(Algorithm::ES256) && p.allows(Algorithm::EdDSA));
+        assert!(p.allows(Algorithm::Ed25519));
+        assert!(!p.allows(Algorithm::RS256));
+        let only = Policy::new("https://i/", "api").with_algorithms(&[Algorithm::Ed25519]);
+        assert!(only.allows(Algorithm::Ed25519) && !only.allows(Algorithm::EdDSA));
+    }
+
+    #[test]
     fn validate_requires_issuer_audience_and_algorithms() {
         assert!(Policy::new("https://i/", "api").validate().is_ok());
         assert!(Policy::empty().validate().is_err());

@@ -210,6 +210,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn is_authority_over_the_c_abi() {
+        let yes = |v: &str| jwt_is_authority(v.as_ptr().cast(), v.len());
+        assert!(yes("api.example:8443") && yes("[::1]:80") && yes("api.example"));
+        for bad in ["api.example/x", "api.example?", "a@b", "a:99999", "", "a b"] {
+            assert!(!yes(bad), "{bad:?}");
+        }
+        assert!(!jwt_is_authority(std::ptr::null(), 3));
+        assert!(!jwt_is_authority(b"a\xff".as_ptr().cast(), 2));
+    }
+
+    #[test]
     fn panic_becomes_the_return_types_panic_value() {
         let status: Status = ffi_panic_boundary! {
             if std::hint::black_box(true) { panic!("forced") }
