@@ -239,9 +239,11 @@ static ngx_command_t  ngx_http_jwtguard_commands[] = {
     /*
      * The URL a DPoP proof's htu must name. By default, the URL the request was routed by:
      * the connection's scheme, the host nginx chose the server by ($host: the request line's
-     * host in an absolute-form request, else Host's) with the port of that same authority,
-     * and the path as the client sent it ($request_uri; the query is ignored). On a server
-     * whose server_name values are all plain names, that host must be one of them (a request
+     * host in an absolute-form request, else Host's), the port the connection arrived on
+     * ($server_port), which that same authority must name (no port: the scheme's default;
+     * with jwtguard_dpop_origin, the authority's port as sent, for port mapping), and the
+     * path as the client sent it ($request_uri; the query is ignored). On a server whose
+     * server_name values are all plain names, that host must be one of them (a request
      * reaching it as the default server for another Host names no URL a proof can be for);
      * a server with no name, `_`, wildcards or regular expressions takes any Host: pin its
      * origins with jwtguard_dpop_origin. Behind another proxy, build the URL from
@@ -673,22 +675,36 @@ ngx_http_jwtguard_server_named(ngx_http_jwtguard_loc_conf_t *lcf, ngx_str_t *hos
 /*
  * The URL the request was routed by: the connection's scheme, the host nginx chose the
  * virtual server by (r->headers_in.server: an absolute-form request line's host, else Host's;
- * validated and lowercased by nginx) with the port of that same authority, and the path as the
- * client sent it. Never the Host header when the request line names another authority: nginx
- * routes by the request line, and a proof checked against Host could be used once at each
- * server. Empty (no proof names it) when there is no host, when the authority is not
- * host[:port], or when `check` is set (no pinned origins; 2: a DPoP request, logged) and the
- * server's plain server_name values do not include the host.
+ * validated and lowercased by nginx), a port, and the path as the client sent it. Never the
+ * Host header when the request line names another authority: nginx routes by the request
+ * line, and a proof checked against Host could be used once at each server.
+ *
+ * The port: nginx routes by the listening address and the name, never by the port a client
+ * writes. Without pinned origins (`check` set), it is the port the connection arrived on, and
+ * the client's authority (the request line's in absolute form, else Host) must name that same
+ * port, no port (or an empty one) naming the scheme's default: a client that reaches port
+ * 8080 sends ":8080", and one that names another port (80 included, by naming none) asks for
+ * a URL this server does not answer for, which a proof used at the server on that port would
+ * be good for a second time here. With pinned origins (`check` 0), the port the client's
+ * authority names (a public port mapped to another one here): the core checks the whole
+ * origin against the pins.
+ *
+ * Empty (no proof names it) when there is no host, when the authority is not host[:port],
+ * or when `check` is set (2: a DPoP request, logged) and the server's plain server_name
+ * values do not include the host or the port is not the connection's.
  */
 static ngx_int_t
 ngx_http_jwtguard_routed_url(ngx_http_request_t *r, ngx_http_jwtguard_loc_conf_t *lcf,
     ngx_uint_t check, ngx_str_t *url)
 {
-    u_char                         *p, *last, *port, *end;
-    ngx_str_t                       host, source;
+    u_char                         *p, *end, *port;
+    ngx_int_t                       named;
+    ngx_str_t                       host, source, tail;
+    ngx_uint_t                      local, fallback;
     ngx_http_request_t             *m;
     ngx_http_variable_value_t      *scheme;
     ngx_http_jwtguard_main_conf_t  *jmcf;
+    u_char                          text[sizeof(":65535") - 1];
 
     ngx_str_null(url);
 
@@ -706,32 +722,24 @@ ngx_http_jwtguard_routed_url(ngx_http_request_t *r, ngx_http_jwtguard_loc_conf_t
         return NGX_OK;
     }
 
-    /* the authority the host came from: the request line's (absolute form), else Host */
+    /*
+     * The authority the host came from, as nginx parsed it: an absolute-form request line's
+     * (host_start to the end of the port, else of the host: nginx 1.22 ends host_end before
+     * the port and port_end after it, later versions end host_end after the port and leave
+     * port_end unset), else Host's.
+     */
     ngx_str_null(&source);
 
-    p = m->request_line.data;
-    last = p + m->request_line.len;
-    p = p ? ngx_strlchr(p, last, ' ') : NULL;
+    if (m->host_start != NULL && m->host_end != NULL) {
+        end = m->port_end != NULL ? m->port_end : m->host_end;
+        source.data = m->host_start;
+        source.len = end - m->host_start;
 
-    if (p != NULL) {
-        for (p++; p < last && ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')); p++) {
-            /* void */
-        }
-
-        if (last - p > 3 && p[0] == ':' && p[1] == '/' && p[2] == '/') {
-            source.data = p + 3;
-            for (p += 3; p < last && *p != '/' && *p != '?' && *p != ' '; p++) {
-                /* void */
-            }
-            source.len = p - source.data;
-        }
-    }
-
-    if (source.data == NULL && m->headers_in.host != NULL) {
+    } else if (m->headers_in.host != NULL) {
         source = m->headers_in.host->value;
     }
 
-    /* its port, if any: after an IPv6 literal's bracket, else after the first ':' */
+    /* its port, ':' included, if any: after an IPv6 literal's bracket, else after the first ':' */
     port = NULL;
     end = source.data + source.len;
 
@@ -747,19 +755,69 @@ ngx_http_jwtguard_routed_url(ngx_http_request_t *r, ngx_http_jwtguard_loc_conf_t
         }
     }
 
-    if (check && !ngx_http_jwtguard_server_named(lcf, &host)) {
-        if (check > 1) {
-            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "jwtguard: a DPoP proof cannot be for \"%V\": not a server_name of "
-                          "this server (jwtguard_dpop_origin pins the origins of a server "
-                          "that answers other names)", &host);
+    tail.data = port;
+    tail.len = port ? (size_t) (end - port) : 0;
+
+    if (check) {
+        if (!ngx_http_jwtguard_server_named(lcf, &host)) {
+            if (check > 1) {
+                ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                              "jwtguard: a DPoP proof cannot be for \"%V\": not a server_name "
+                              "of this server (jwtguard_dpop_origin pins the origins of a "
+                              "server that answers other names)", &host);
+            }
+
+            return NGX_OK;
         }
 
-        return NGX_OK;
+        /* the port the client named: none or an empty one is the scheme's default */
+        fallback = (scheme->len == sizeof("https") - 1) ? 443 : 80;
+
+        if (tail.len > 1) {
+            named = tail.len - 1 <= sizeof("65535") - 1 ? ngx_atoi(tail.data + 1, tail.len - 1)
+                                                        : NGX_ERROR;
+            if (named == NGX_ERROR || named > 65535) {
+                return NGX_OK;
+            }
+
+        } else {
+            named = fallback;
+        }
+
+        if (ngx_connection_local_sockaddr(r->connection, NULL, 0) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        local = ngx_inet_get_port(r->connection->local_sockaddr);
+
+        if (local == 0 || (ngx_uint_t) named != local) {
+            if (check > 1 && local == 0) {
+                ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                              "jwtguard: a DPoP proof cannot be for \"%V\": this request "
+                              "arrived on a socket without a port (jwtguard_dpop_origin pins "
+                              "the public origins)", &host);
+
+            } else if (check > 1) {
+                ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                              "jwtguard: a DPoP proof cannot be for \"%V\" on port %i: this "
+                              "request arrived on port %ui (a client names the port it "
+                              "reaches; behind port mapping, jwtguard_dpop_origin pins the "
+                              "public origins)", &host, named, local);
+            }
+
+            return NGX_OK;
+        }
+
+        /* the URL names that port: the default one by omission, as the core's normal form */
+        tail.data = text;
+        tail.len = 0;
+
+        if (local != fallback) {
+            tail.len = ngx_snprintf(text, sizeof(text), ":%ui", local) - text;
+        }
     }
 
-    url->len = scheme->len + sizeof("://") - 1 + host.len + (port ? end - port : 0)
-               + m->unparsed_uri.len;
+    url->len = scheme->len + sizeof("://") - 1 + host.len + tail.len + m->unparsed_uri.len;
     url->data = ngx_pnalloc(r->pool, url->len);
     if (url->data == NULL) {
         return NGX_ERROR;
@@ -769,8 +827,8 @@ ngx_http_jwtguard_routed_url(ngx_http_request_t *r, ngx_http_jwtguard_loc_conf_t
     p = ngx_cpymem(p, "://", sizeof("://") - 1);
     host.data = p;
     p = ngx_cpymem(p, m->headers_in.server.data, m->headers_in.server.len);
-    if (port) {
-        p = ngx_cpymem(p, port, end - port);
+    if (tail.len) {
+        p = ngx_cpymem(p, tail.data, tail.len);
     }
     host.len = p - host.data;
     p = ngx_cpymem(p, m->unparsed_uri.data, m->unparsed_uri.len);

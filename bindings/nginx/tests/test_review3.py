@@ -1,5 +1,6 @@
 """Regression tests for the third outside review (issue 23) against the real nginx with the
 module: the URL a DPoP proof is checked against is the one the request was routed by (item 2),
+its port the one the connection arrived on unless origins are pinned (items 2 and 17),
 an internal redirect to another proof URL checks that URL (item 5), pinned and derived origins
 (item 17), jwtguard_token_cache where a verifier is configured (item 13), several issuer names
 with discovery (item 1), unsupported schemes (item 9) and claims with edge spaces (item 15).
@@ -8,6 +9,7 @@ Each test names the review item it covers."""
 from __future__ import annotations
 
 import shutil
+import socket
 import sys
 import time
 
@@ -146,13 +148,14 @@ def test_item2_a_proof_is_checked_against_the_url_the_request_was_routed_by(ngin
     # still says a: the proof made for a is not good at b.
     status, head, _ = dpop_request(port, f"http://b.example:{port}/api/x", f"a.example:{port}", client.bound, proof)
     assert status == 401 and "another URL" in challenge_of(head), (status, head)
-    # A proof for b's URL is good there, whatever Host says; the request line's port counts.
+    # A proof for b's URL is good there, whatever Host says; the request line's port counts:
+    # none is port 80, which this server is not on.
     fresh = client.proof(url=f"http://b.example:{port}/api/x", token=client.bound)
     status, _, _ = dpop_request(port, f"http://b.example:{port}/api/x", f"a.example:{port}", client.bound, fresh)
     assert status == 200
     fresh = client.proof(url="http://b.example/api/x", token=client.bound)
-    status, _, _ = dpop_request(port, "http://b.example/api/x", f"a.example:{port}", client.bound, fresh)
-    assert status == 200
+    status, head, _ = dpop_request(port, "http://b.example/api/x", f"a.example:{port}", client.bound, fresh)
+    assert status == 401 and "another URL" in challenge_of(head)
     fresh = client.proof(url=a_url, token=client.bound)
     status, head, _ = dpop_request(port, "http://B.Example/api/x", f"a.example:{port}", client.bound, fresh)
     assert status == 401 and "another URL" in challenge_of(head)
@@ -186,8 +189,8 @@ def test_item17_a_spoofed_host_on_a_named_default_server_names_no_proof_url(ngin
         assert status == 401 and "another URL" in challenge_of(head), (host, status, head)
     time.sleep(0.2)
     assert 'a DPoP proof cannot be for "evil.example": not a server_name' in (nginx.prefix / "logs" / "error.log").read_text()
-    # Its own name passes, with or without the port, in any case.
-    for host in ("a.example", f"a.example:{port}", "A.EXAMPLE"):
+    # Its own name passes with its port (the one a client reaching it names), in any case.
+    for host in (f"a.example:{port}", f"A.EXAMPLE:{port}"):
         proof = client.proof(url=f"http://{host.lower()}/api/x", token=client.bound)
         assert dpop_request(port, "/api/x", host, client.bound, proof)[0] == 200, host
     # Bearer tokens do not care which Host.
@@ -199,8 +202,8 @@ def test_item17_a_spoofed_host_on_a_named_default_server_names_no_proof_url(ngin
 def test_item17_a_server_without_names_takes_any_host_unless_origins_are_pinned(nginx, client):
     port2, port3 = nginx.port2, nginx.port3
     # No server_name: any Host (documented: pin the origins there).
-    proof = client.proof(url="http://evil.example/api/x", token=client.bound)
-    assert dpop_request(port2, "/api/x", "evil.example", client.bound, proof)[0] == 200
+    proof = client.proof(url=f"http://evil.example:{port2}/api/x", token=client.bound)
+    assert dpop_request(port2, "/api/x", f"evil.example:{port2}", client.bound, proof)[0] == 200
     # Pinned in a location: a spoofed Host is refused, each pinned origin passes.
     proof = client.proof(url="http://evil.example/pinned/x", token=client.bound)
     status, head, _ = dpop_request(port2, "/pinned/x", "evil.example", client.bound, proof)
@@ -358,3 +361,158 @@ http {{
     finally:
         nginx.close()
         upstream.close()
+
+
+# Items 2 and 17, the port: nginx routes by the listening address and the name, never by the
+# port a client writes in Host or in an absolute-form request line. Two servers answer for one
+# name on two ports, each with its own verifier and replay cache; a location of the first pins
+# a public origin on another port (port mapping).
+PORTS_CONFIG = """
+load_module modules/ngx_http_jwtguard_module.so;
+worker_processes 1;
+daemon off;
+pid nginx.pid;
+error_log logs/error.log info;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    default_type application/json;
+    jwtguard_issuer {issuer};
+    jwtguard_audience {audience};
+    server {{
+        listen 127.0.0.1:{port};
+        server_name api.example;
+        root html;
+        location = /nginx-up {{ return 204; }}
+        location /api/ {{ jwtguard on; try_files /api/private.json =404; }}
+        location /public/ {{
+            jwtguard on;
+            jwtguard_dpop_origin https://api.example;
+            jwtguard_dpop_origin http://api.example:{public};
+            try_files /api/private.json =404;
+        }}
+    }}
+    server {{
+        listen 127.0.0.1:{port2};
+        server_name api.example;
+        root html;
+        location /api/ {{ jwtguard on; try_files /api/private.json =404; }}
+    }}
+    server {{
+        listen unix:{socket};
+        server_name api.example;
+        root html;
+        location /api/ {{ jwtguard on; try_files /api/private.json =404; }}
+        location /public/ {{ jwtguard on; jwtguard_dpop_origin http://api.example; try_files /api/private.json =404; }}
+    }}
+}}
+"""
+
+
+@pytest.fixture(scope="module")
+def two_ports(issuer):
+    port, port2, public = free_port(), free_port(), free_port()
+    path = fresh_prefix("review3-ports")
+    config = PORTS_CONFIG.format(issuer=issuer.url, audience=AUDIENCE, port=port, port2=port2, public=public,
+                                 socket=path / "api.sock")
+    server = Nginx(path, config, port)
+    server.port2, server.public = port2, public
+    yield server
+    server.close()
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_item2_a_proof_used_at_one_port_is_not_good_at_another_server_of_that_name(two_ports, client):
+    port, port2 = two_ports.port, two_ports.port2
+    url2 = f"http://api.example:{port2}/api/x"
+    proof = client.proof(url=url2, token=client.bound)
+    assert dpop_request(port2, "/api/x", f"api.example:{port2}", client.bound, proof)[0] == 200
+    status, head, _ = dpop_request(port2, "/api/x", f"api.example:{port2}", client.bound, proof)
+    assert status == 401 and "already used" in challenge_of(head)
+    # The first server, with its own replay cache, reached with Host naming the second's port.
+    status, head, _ = dpop_request(port, "/api/x", f"api.example:{port2}", client.bound, proof)
+    assert status == 401 and "another URL" in challenge_of(head), (status, head)
+    # The same with an absolute-form request line naming the second's port (one or two spaces
+    # before it: nginx takes both), whatever Host says.
+    for line, host in ((url2, "api.example"), (url2, f"api.example:{port}"), (f" {url2}", f"api.example:{port2}")):
+        fresh = client.proof(url=url2, token=client.bound)
+        status, head, _ = dpop_request(port, line, host, client.bound, fresh)
+        assert status == 401 and "another URL" in challenge_of(head), (line, host, status, head)
+    time.sleep(0.2)
+    assert (f'a DPoP proof cannot be for "api.example" on port {port2}: this request arrived on port {port}'
+            in (two_ports.prefix / "logs" / "error.log").read_text())
+    # The port the connection arrived on, named by Host or the request line, passes.
+    for line, host in (("/api/x", f"api.example:{port}"), (f"http://api.example:{port}/api/x", "api.example"),
+                       (f"  http://api.example:{port}/api/x", "other.example")):
+        fresh = client.proof(url=f"http://api.example:{port}/api/x", token=client.bound)
+        assert dpop_request(port, line, host, client.bound, fresh)[0] == 200, (line, host)
+
+
+def test_item2_no_port_in_the_authority_is_the_schemes_default_not_the_local_port(two_ports, client):
+    port = two_ports.port
+    # A client that reaches the port names it; one that names none asked for port 80 (port
+    # mapping: pin the public origins), and no proof is good for the request.
+    for line, host in (("/api/x", "api.example"), ("/api/x", "api.example:"),
+                       ("http://api.example/api/x", "api.example"), ("http://api.example:/api/x", f"api.example:{port}")):
+        proof = client.proof(url="http://api.example/api/x", token=client.bound)
+        status, head, _ = dpop_request(port, line, host, client.bound, proof)
+        assert status == 401 and "another URL" in challenge_of(head), (line, host, status, head)
+        proof = client.proof(url=f"http://api.example:{port}/api/x", token=client.bound)
+        status, head, _ = dpop_request(port, line, host, client.bound, proof)
+        assert status == 401 and "another URL" in challenge_of(head), (line, host, status, head)
+    time.sleep(0.2)
+    assert (f'a DPoP proof cannot be for "api.example" on port 80: this request arrived on port {port}'
+            in (two_ports.prefix / "logs" / "error.log").read_text())
+
+
+def test_item2_two_spaces_before_an_absolute_form_target_route_and_check_alike(nginx, client):
+    port = nginx.port
+    # nginx routes `GET  http://b.example:{port}/...` (two spaces) to b by the request line;
+    # the proof URL is the request line's too, port included, not Host's.
+    proof = client.proof(url=f"http://b.example:{port}/api/x", token=client.bound)
+    assert dpop_request(port, f" http://b.example:{port}/api/x", "a.example:9999", client.bound, proof)[0] == 200
+    proof = client.proof(url="http://b.example:9999/api/x", token=client.bound)
+    status, head, _ = dpop_request(port, f" http://b.example:{port}/api/x", "a.example:9999", client.bound, proof)
+    assert status == 401 and "another URL" in challenge_of(head), (status, head)
+    proof = client.proof(url="http://b.example:9999/api/x", token=client.bound)
+    status, head, _ = dpop_request(port, " http://b.example/api/x", "a.example:9999", client.bound, proof)
+    assert status == 401 and "another URL" in challenge_of(head), (status, head)
+
+
+def test_item17_pinned_origins_take_the_clients_port_behind_port_mapping(two_ports, client):
+    port, port2, public = two_ports.port, two_ports.port2, two_ports.public
+    # The public port maps to nginx's: the pinned origin's proof passes, by Host or
+    # by the request line (two spaces before it included).
+    for line, host in (("/public/x", f"api.example:{public}"), (f"http://api.example:{public}/public/x", "api.example"),
+                       (f"  http://api.example:{public}/public/x", "api.example")):
+        proof = client.proof(url=f"http://api.example:{public}/public/x", token=client.bound)
+        assert dpop_request(port, line, host, client.bound, proof)[0] == 200, (line, host)
+    # A port that is not pinned (the local one included) names a URL no proof is good for.
+    for other in (port, port2):
+        proof = client.proof(url=f"http://api.example:{other}/public/x", token=client.bound)
+        status, head, _ = dpop_request(port, "/public/x", f"api.example:{other}", client.bound, proof)
+        assert status == 401 and "another URL" in challenge_of(head), (other, status, head)
+
+
+def test_item2_a_unix_socket_has_no_port_a_proof_can_name_unless_origins_are_pinned(two_ports, client):
+    def over_socket(target: str, host: str, proof: str) -> int:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(10)
+            s.connect(str(two_ports.prefix / "api.sock"))
+            s.sendall((f"GET {target} HTTP/1.1\r\nHost: {host}\r\nAuthorization: DPoP {client.bound}\r\n"
+                       f"DPoP: {proof}\r\nConnection: close\r\n\r\n").encode())
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+        return int(data.split(b" ", 2)[1])
+
+    # No port to compare the client's with: no URL, whatever port Host names (none included).
+    for host in ("api.example", "api.example:80", "api.example:8080"):
+        proof = client.proof(url=f"http://{host}/api/x", token=client.bound)
+        assert over_socket("/api/x", host, proof) == 401, host
+    time.sleep(0.2)
+    assert ('a DPoP proof cannot be for "api.example": this request arrived on a socket without a port'
+            in (two_ports.prefix / "logs" / "error.log").read_text())
+    # Pinned: the pinned origin's proof passes.
+    proof = client.proof(url="http://api.example/public/x", token=client.bound)
+    assert over_socket("/public/x", "api.example", proof) == 200
