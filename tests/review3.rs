@@ -58,6 +58,27 @@ fn item1_several_names_by_discovery_each_trust_only_their_own_keys() {
         assert_eq!(status(&v, &forged), Status::SignatureInvalid);
     }
     assert_eq!(v.policies().count(), 2, "one issuer per name");
+    // Three names: each its own issuer too.
+    let c = Signer::es256();
+    let keys_c = JwksServer::start(Reply::json(&jwks(&[c.jwk(true)])));
+    let tenant_c = DiscoveryServer::start(&keys_c.url, Duration::ZERO);
+    let three = Verifier::new(Config::new(
+        Policy::new(issuer_a, AUDIENCE)
+            .with_issuer(issuer_b)
+            .with_issuer(&tenant_c.issuer)
+            .with_algorithms(&[Algorithm::RS256, Algorithm::ES256]),
+        Keys::Discover,
+    ))
+    .unwrap();
+    assert_eq!(three.policies().count(), 3);
+    assert_eq!(
+        status(&three, &c.token(&live_claims(&tenant_c.issuer))),
+        Status::Ok
+    );
+    assert_eq!(
+        status(&three, &a.token(&live_claims(&tenant_c.issuer))),
+        Status::KeyNotFound
+    );
     // Each name's keys from its own discovery; a kid the other issuer uses costs at most the
     // one refetch the cooldown allows.
     for keys in [&keys_a, &keys_b] {
@@ -353,4 +374,25 @@ fn item13_the_dev_issuers_admin_refuses_what_it_does_not_read() {
             .0,
         200
     );
+}
+
+/// The refetch cooldown ends exactly when it says: a kid looked for at t may be looked for
+/// again at t + cooldown, not before.
+#[test]
+fn a_kids_cooldown_ends_on_time() {
+    let a = Signer::rs256();
+    let server = JwksServer::start(Reply::json(&jwks(&[a.jwk(true)])));
+    let clock = Clock::manual(NOW);
+    let mut config = Config::new(Policy::new(ISSUER, AUDIENCE), Keys::Url(server.url.clone()));
+    config.clock = clock.clone();
+    let v = Verifier::new(config).unwrap();
+    let unknown = with_kid(&a.token(&good_claims()), "unknown");
+    assert_eq!(status(&v, &unknown), Status::KeyNotFound);
+    assert_eq!(server.count(), 2, "the first fetch and one refetch");
+    clock.advance(29.999);
+    assert_eq!(status(&v, &unknown), Status::KeyNotFound);
+    assert_eq!(server.count(), 2, "within the cooldown");
+    clock.advance(0.001);
+    assert_eq!(status(&v, &unknown), Status::KeyNotFound);
+    assert_eq!(server.count(), 3, "the cooldown is over");
 }
