@@ -16,7 +16,15 @@ from django.conf import settings
 
 from conftest import AUDIENCE, MINTED_ISSUER
 from dpop import DpopClient
-from framework_checks import check_pinned_origins, check_proof_url_host, check_unsupported_schemes
+from framework_checks import (
+    asgi_call,
+    check_pinned_origins,
+    check_proof_url_host,
+    check_proof_url_is_the_raw_target,
+    check_two_authorization_lines,
+    check_unsupported_schemes,
+    dpop_call,
+)
 
 if not settings.configured:
     settings.configure(
@@ -48,15 +56,29 @@ def scoped(request: HttpRequest) -> HttpResponse:
     return json_response({"sub": request.jwt_claims["sub"]})  # type: ignore[attr-defined]
 
 
-urlpatterns = [path("api/private", private), path("api/private-scoped", scoped)]
+@requires_auth
+def files(request: HttpRequest, name: str) -> HttpResponse:
+    return json_response({"file": name})
 
 
-def api_get(minter, **own):
-    """framework_checks' `get` for the app with JWTGUARD = {the minter's issuer, **own}."""
+urlpatterns = [path("api/private", private), path("api/private-scoped", scoped), path("api/files/<path:name>", files)]
+
+
+def api_get(minter, raw_uri=None, **own):
+    """framework_checks' `get` for the app with JWTGUARD = {the minter's issuer, **own}.
+    Django's test client sets no REQUEST_URI (nor does its runserver); `raw_uri` names the
+    key in which to give the target as sent, as a server does: "REQUEST_URI" (uWSGI,
+    mod_wsgi, gunicorn) or "RAW_URI" (gunicorn). A header given as a list of lines is
+    joined with "," as a WSGI server joins repeated lines."""
     jwtguard_settings = {"ISSUER": MINTED_ISSUER, "AUDIENCE": AUDIENCE, "JWKS_URI": minter.jwks_uri, **own}
 
     def get(path, headers, host="api.example"):
-        meta = {"HTTP_" + name.upper().replace("-", "_"): value for name, value in headers.items()}
+        meta = {}
+        for name, value in (headers.items() if isinstance(headers, dict) else headers):
+            key = "HTTP_" + name.upper().replace("-", "_")
+            meta[key] = f"{meta[key]},{value}" if key in meta else value
+        if raw_uri:
+            meta[raw_uri] = path
         with override_settings(JWTGUARD=jwtguard_settings):
             response = Client().get(path, HTTP_HOST=host, **meta)
         try:
@@ -98,3 +120,56 @@ def test_item17_dpop_origins_setting(minter):
     # Not an origin: the middleware (and its verifier) is not built, and the message says why.
     with pytest.raises(ValueError, match="dpop origin 'http://api.example/api'"):
         api_get(minter, DPOP_ORIGINS=["http://api.example/api"])("/api/private", {})
+
+
+def asgi_get(minter, **own):
+    """framework_checks' `get` through Django's ASGI handler (the scope made as uvicorn makes
+    it, raw_path included); a header given as a list of lines stays several lines."""
+    from django.core.handlers.asgi import ASGIHandler
+
+    jwtguard_settings = {"ISSUER": MINTED_ISSUER, "AUDIENCE": AUDIENCE, "JWKS_URI": minter.jwks_uri, **own}
+
+    def get(path, headers, host="api.example", **scope):
+        lines = [("Host", host)] + (list(headers.items()) if isinstance(headers, dict) else headers)
+        with override_settings(JWTGUARD=jwtguard_settings):
+            status, head, body = asgi_call(ASGIHandler(), path, lines, **scope)
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            parsed = None
+        return status, parsed, (head.get("www-authenticate") or [None])[0]
+
+    return get
+
+
+def test_the_proof_url_is_the_raw_request_target(minter):
+    """The proof URL's path is the raw target (WSGI REQUEST_URI / RAW_URI, ASGI raw_path),
+    not `build_absolute_uri()`, whose path is the decoded one encoded again: `%2F..%2F` became
+    a dot segment there (a proof for /api/private taken at /api/files%2F..%2Fprivate).
+    Without a raw target (Django's runserver and test client set none) the decoded path is
+    encoded again, and one that holds a dot segment gives no URL."""
+    client = DpopClient("ES256")
+    token = minter.token(cnf={"jkt": client.jkt()})
+    check_proof_url_is_the_raw_target(api_get(minter, raw_uri="REQUEST_URI"), client, token)
+    check_proof_url_is_the_raw_target(api_get(minter, raw_uri="RAW_URI"), client, token)
+    check_proof_url_is_the_raw_target(api_get(minter), client, token, raw=False)
+    get = asgi_get(minter)
+    check_proof_url_is_the_raw_target(get, client, token)
+    check_proof_url_is_the_raw_target(lambda *args, **kwargs: get(*args, raw_path=None, **kwargs), client, token,
+                                      raw=False)
+    # Under uvicorn --root-path /v1 (behind a proxy that strips it) the client addressed /v1/...
+    answer = get("/api/files/public", dpop_call(client, token, "http://api.example/v1/api/files/public"),
+                 root_path="/v1")
+    assert answer[:2] == (200, {"file": "public"}), answer
+    answer = get("/api/files/public", dpop_call(client, token, "http://api.example/api/files/public"), root_path="/v1")
+    assert answer[:2] == (401, {"code": "invalid_dpop_proof", "description": "DPoP proof is for another URL (htu)"})
+
+
+def test_item16_two_authorization_lines_are_malformed(minter):
+    """Under WSGI the server has joined them with ",": a comma in the value is refused as two
+    lines; under ASGI they are counted. (A scheme jwtguard does not take first made it 401.)"""
+    token = minter.token()
+    get = api_get(minter)
+    check_two_authorization_lines(lambda path, lines: get(path, lines), token)
+    get = asgi_get(minter)
+    check_two_authorization_lines(lambda path, lines: get(path, lines), token)

@@ -8,7 +8,6 @@ oldest FastAPI and Starlette declared too.
 (No `from __future__ import annotations` here either: the routes are written as an
 application would write them.)"""
 
-import asyncio
 import json
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -18,52 +17,16 @@ from fastapi import Depends, FastAPI, Security
 
 from conftest import AUDIENCE, MINTED_ISSUER
 from dpop import NO_TOKEN_CHALLENGE, DpopClient, challenge, error
-from framework_checks import check_pinned_origins, check_proof_url_host, check_unsupported_schemes
+from framework_checks import (
+    asgi_call,
+    dpop_call,
+    check_pinned_origins,
+    check_proof_url_host,
+    check_proof_url_is_the_raw_target,
+    check_two_authorization_lines,
+    check_unsupported_schemes,
+)
 from jwtguard.fastapi import JWTGuard
-
-
-def call(app: Any, path: str, headers: List[Tuple[str, str]], scheme: str = "http") -> Tuple[int, Dict[str, List[str]], bytes]:
-    """One GET through the app's ASGI interface: (status, {lowercase name: [values]}, body)."""
-    path_part, _, query = path.partition("?")
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": scheme,
-        "path": path_part,
-        "raw_path": path_part.encode("ascii"),
-        "root_path": "",
-        "query_string": query.encode("ascii"),
-        "headers": [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers],
-        "server": ("127.0.0.1", 8000),
-        "client": ("127.0.0.1", 50000),
-    }
-    answer: Dict[str, Any] = {"status": None, "headers": {}, "body": b""}
-
-    async def run() -> None:
-        delivered = False
-
-        async def receive() -> Dict[str, Any]:
-            nonlocal delivered
-            if not delivered:
-                delivered = True
-                return {"type": "http.request", "body": b"", "more_body": False}
-            await asyncio.Event().wait()  # the client never disconnects
-            raise AssertionError("unreachable")
-
-        async def send(message: Dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                answer["status"] = message["status"]
-                for name, value in message.get("headers", []):
-                    answer["headers"].setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
-            elif message["type"] == "http.response.body":
-                answer["body"] += message.get("body", b"")
-
-        await app(scope, receive, send)
-
-    asyncio.run(run())
-    return answer["status"], answer["headers"], answer["body"]
 
 
 def make_app(auth: JWTGuard) -> FastAPI:
@@ -82,6 +45,10 @@ def make_app(auth: JWTGuard) -> FastAPI:
     async def scoped(claims: Dict[str, Any] = Security(auth, scopes=["read:messages"])) -> Dict[str, str]:
         return {"sub": claims["sub"]}
 
+    @app.get("/api/files/{name:path}")
+    async def files(name: str, claims: Dict[str, Any] = Depends(auth)) -> Dict[str, str]:
+        return {"file": name}
+
     return app
 
 
@@ -93,9 +60,10 @@ class Api:
         self.app = make_app(auth)
 
     def __call__(self, path: str, headers: Dict[str, str], host: Optional[str] = "api.example",
-                 extra: Tuple[Tuple[str, str], ...] = ()) -> Tuple[int, Optional[dict], Optional[str]]:
+                 extra: Tuple[Tuple[str, str], ...] = (), **scope: Any) -> Tuple[int, Optional[dict], Optional[str]]:
+        """`scope`: asgi_call's raw_path and root_path."""
         lines = ([("Host", host)] if host is not None else []) + list(extra) + list(headers.items())
-        status, head, body = call(self.app, path, lines)
+        status, head, body = asgi_call(self.app, path, lines, **scope)
         try:
             parsed = json.loads(body)
         except ValueError:
@@ -182,3 +150,36 @@ def test_item17_dpop_origins_setting(api, minter, monkeypatch):
     # Not an origin: the verifier is not built, and the message names the value.
     with pytest.raises(ValueError, match="dpop origin 'api.example'"):
         api(dpop_origins=["api.example"])("/api/private", {})
+
+
+def test_the_proof_url_is_the_raw_request_target(api, minter):
+    """The proof URL's path is the ASGI `raw_path` (the target as sent), not Starlette's
+    `request.url`, which pastes the decoded path: on Starlette 0.27 a proof for /files/public
+    was taken at /files/public%3Fsecret (`public?secret` served), and on every version one
+    for /api/private at /api/files%2F..%2Fprivate."""
+    client = DpopClient("ES256")
+    token = minter.token(cnf={"jkt": client.jkt()})
+    get = api()
+    check_proof_url_is_the_raw_target(get, client, token)
+    # A server that gives no raw_path (optional in ASGI): the decoded path, encoded again.
+    check_proof_url_is_the_raw_target(lambda *args, **kwargs: get(*args, raw_path=None, **kwargs), client, token,
+                                      raw=False)
+    # Under a root_path (uvicorn --root-path /v1 behind a proxy that strips /v1) the client
+    # addressed /v1/...: uvicorn puts the prefix in path and raw_path (what Starlette 0.33 and
+    # later route), older servers in neither (what Starlette 0.27 routes).
+    routed = []
+    for in_path in (True, False):
+        answers = [get("/api/files/public", dpop_call(client, token, "http://api.example" + proved), root_path="/v1",
+                       root_in_path=in_path)[:2] for proved in ("/v1/api/files/public", "/api/files/public")]
+        if answers[0][0] != 404:
+            assert answers == [(200, {"file": "public"}), (401, {"code": "invalid_dpop_proof",
+                               "description": "DPoP proof is for another URL (htu)"})], (in_path, answers)
+            routed.append(in_path)
+    assert routed, "neither root_path convention routed"
+
+
+def test_item16_two_authorization_lines_are_malformed(api, minter):
+    """Counted from the ASGI headers (they were joined with ", ", and a scheme jwtguard does
+    not take first made it 401)."""
+    get = api()
+    check_two_authorization_lines(lambda path, lines: get(path, {}, extra=tuple(lines)), minter.token())

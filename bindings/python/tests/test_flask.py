@@ -9,7 +9,14 @@ from flask import Flask, g, jsonify
 import jwtguard
 from conftest import AUDIENCE, MINTED_ISSUER
 from dpop import DpopClient, challenge, error
-from framework_checks import check_pinned_origins, check_proof_url_host, check_unsupported_schemes
+from framework_checks import (
+    check_pinned_origins,
+    check_proof_url_host,
+    check_proof_url_is_the_raw_target,
+    check_two_authorization_lines,
+    check_unsupported_schemes,
+    dpop_call,
+)
 from jwtguard.flask import JWTGuard, current_claims, requires_auth, requires_scope
 
 
@@ -152,8 +159,11 @@ def test_extension_for_app_factories(minter):
 # 3.1.7 hands Flask the Host header as it came.
 
 
-def api_get(minter, **config):
-    """framework_checks' `get` for a Flask app of the minter's tokens with these settings."""
+def api_get(minter, raw_uri=True, script_name="", **config):
+    """framework_checks' `get` for a Flask app of the minter's tokens with these settings.
+    Werkzeug's test client sets REQUEST_URI and RAW_URI to the target as given, as its server
+    and gunicorn do; `raw_uri=False` takes them out (a WSGI server that sets neither).
+    `script_name` is put in SCRIPT_NAME, as ProxyFix does with X-Forwarded-Prefix."""
     app = Flask("api")
     app.config.update(JWTGUARD_ISSUER=MINTED_ISSUER, JWTGUARD_AUDIENCE=AUDIENCE, JWTGUARD_JWKS_URI=minter.jwks_uri,
                       **config)
@@ -169,10 +179,28 @@ def api_get(minter, **config):
     def scoped():
         return jsonify(ok=True)
 
+    @app.route("/api/files/<path:name>")
+    @requires_auth
+    def files(name):
+        return jsonify(file=name)
+
+    wsgi_app = app.wsgi_app
+
+    def server(environ, start_response):
+        if not raw_uri:
+            del environ["REQUEST_URI"], environ["RAW_URI"]
+        if script_name:
+            environ["SCRIPT_NAME"] = script_name + environ["SCRIPT_NAME"]
+        return wsgi_app(environ, start_response)
+
+    app.wsgi_app = server
     client = app.test_client()
 
     def get(path, headers, host="api.example"):
-        r = client.get(path, headers=headers, environ_overrides={"HTTP_HOST": host})
+        # A list of lines: a name may come more than once (the test client joins them with
+        # ", " as a WSGI server joins them with ",").
+        lines = list(headers.items()) if isinstance(headers, dict) else headers
+        r = client.get(path, headers=lines, environ_overrides={"HTTP_HOST": host})
         return r.status_code, r.get_json(silent=True), r.headers.get("WWW-Authenticate")
 
     return get
@@ -199,3 +227,30 @@ def test_item17_dpop_origins_setting(minter):
     get = api_get(minter, JWTGUARD_DPOP_ORIGINS=["http://api.example/api"], PROPAGATE_EXCEPTIONS=True)
     with pytest.raises(ValueError, match="dpop origin 'http://api.example/api'"):
         get("/api/private", {})
+
+
+def test_the_proof_url_is_the_raw_request_target(minter):
+    """The proof URL's path is the WSGI server's REQUEST_URI / RAW_URI (the target as sent),
+    not `request.base_url`, which encodes the decoded path again: `%2F..%2F` became a dot
+    segment there, and on Werkzeug 3 a decoded `%` stayed one (a proof for /a%3Fb was taken
+    at /a%253Fb)."""
+    client = DpopClient("ES256")
+    token = minter.token(cnf={"jkt": client.jkt()})
+    check_proof_url_is_the_raw_target(api_get(minter), client, token)
+    check_proof_url_is_the_raw_target(api_get(minter, raw_uri=False), client, token, raw=False)
+    # Mounted under a prefix the raw target lacks (ProxyFix x_prefix): the URL has it.
+    get = api_get(minter, script_name="/v1")
+    assert get("/api/files/public", dpop_call(client, token, "http://api.example/v1/api/files/public"))[:2] == (
+        200, {"file": "public"})
+    assert get("/api/files/public", dpop_call(client, token, "http://api.example/api/files/public"))[0] == 401
+
+
+def test_item16_two_authorization_lines_are_malformed(minter):
+    """A WSGI server joins the lines with a comma: a comma in the value is refused as two
+    lines (Werkzeug's test client joins them with ", ", its server and gunicorn with ",";
+    a scheme jwtguard does not take first made it 401)."""
+    get = api_get(minter)
+    check_two_authorization_lines(lambda path, lines: get(path, lines), minter.token())
+    # As a WSGI server joins them.
+    status, body, _ = get("/api/private", {"Authorization": f"Basic dXNlcjpwYXNz,Bearer {minter.token()}"})
+    assert (status, body["code"]) == (400, "invalid_header")

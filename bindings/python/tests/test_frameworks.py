@@ -247,7 +247,9 @@ class FakeRequest:
         self.headers = _Headers({"authorization": [authorization]} if authorization else {})
         self.state = type("State", (), {})()
         self.method = "GET"
-        self.url = "http://api/api/private"
+        self.headers.values["host"] = ["api"]
+        self.scope = {"type": "http", "scheme": "http", "path": "/api/private", "raw_path": b"/api/private",
+                      "root_path": ""}
 
 
 class _Headers:

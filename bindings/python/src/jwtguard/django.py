@@ -20,10 +20,24 @@ or a space-separated string: ``https://api.example``; a DPoP proof for any other
 refused), ``REALM`` (of ``WWW-Authenticate``, default ``api``), ``OPTIONS`` (a dict of extra
 :class:`jwtguard.Verifier` options).
 
-DPoP proofs are checked against ``request.build_absolute_uri()``: its host is
-``request.get_host()`` (checked against ``ALLOWED_HOSTS``; ``X-Forwarded-Host`` under
-``USE_X_FORWARDED_HOST``), and one that is not ``host[:port]`` (:func:`jwtguard.is_authority`)
-gives no URL, and every proof is refused. The verifier is built once per process, when the
+DPoP proofs are checked against the URL the request names: ``request.scheme``
+(``SECURE_PROXY_SSL_HEADER``), ``request.get_host()`` (checked against ``ALLOWED_HOSTS``;
+``X-Forwarded-Host`` under ``USE_X_FORWARDED_HOST``), and the raw request target as the client
+sent it, percent-encoding intact: the WSGI server's ``RAW_URI`` or ``REQUEST_URI`` (gunicorn,
+uWSGI, mod_wsgi), the ASGI ``raw_path`` (uvicorn); never the decoded path
+(``build_absolute_uri()``, in which ``%2F..%2F`` becomes a dot segment; see
+:func:`jwtguard._http.proof_path`, which also keeps a script prefix the target lacks).
+Django's runserver and test client give no raw target: there the decoded path is
+percent-encoded again. A host that is not ``host[:port]`` (:func:`jwtguard.is_authority`), a
+target that does not decode to ``request.path``, or one with a ``.`` or ``..`` segment gives
+no URL, and every proof is refused.
+
+Two ``Authorization`` lines are a malformed request (400 ``invalid_header``), as in every
+jwtguard host: under ASGI they are counted; a WSGI server hands them over joined with a
+comma, so there a comma that is not between a scheme's ``name=value`` parameters is read as a
+second line (:func:`jwtguard._http.joined_lines`).
+
+The verifier is built once per process, when the
 middleware is. Decorated views may be sync or async; an async view's verification runs in a
 worker thread (it may wait for keys being fetched). ``request.jwt_claims`` holds the claims of
 a verified request, ``None`` before.
@@ -32,7 +46,7 @@ a verified request, ``None`` before.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Dict, Optional, TypeVar, cast
+from typing import Any, Callable, Dict, Optional, TypeVar, Union, cast
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
@@ -40,7 +54,16 @@ from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
 
 from . import AuthError, Verifier, has_scope, is_authority
-from ._http import build_verifier, insufficient_scope, json_bytes, refusal
+from ._http import (
+    build_verifier,
+    insufficient_scope,
+    joined_lines,
+    json_bytes,
+    proof_path,
+    refusal,
+    several_lines,
+    wsgi_raw_target,
+)
 
 __all__ = ["JWTGuardMiddleware", "requires_auth", "requires_scope", "json_response", "AuthError"]
 
@@ -143,17 +166,17 @@ def _check(request: HttpRequest, scope: Optional[str]) -> Optional[HttpResponse]
         # views' copy: something else setting it never stands in for a verification).
         claims: Optional[Dict[str, Any]] = getattr(request, "_jwtguard_claims", None)
         if claims is None:
-            # Django joins repeated header lines with "," (as HTTP does): refused as one value,
-            # DPoP lines too. The proof is checked against the URL the client addressed: behind
-            # a proxy, set SECURE_PROXY_SSL_HEADER (X-Forwarded-Proto) and USE_X_FORWARDED_HOST.
-            # The host Django validated is checked as every host checks it (the library's
-            # host[:port]): one that is not gives no URL, which no proof matches.
-            url = request.build_absolute_uri() if is_authority(request.get_host()) else ""
+            # Two Authorization lines are malformed, whatever they hold. Django joins repeated
+            # header lines with "," (as WSGI servers do): under ASGI they are counted, under
+            # WSGI a comma that is not between a scheme's parameters is read as a second
+            # line. DPoP lines are refused as one joined value.
+            if _authorization_lines(request) > 1:
+                raise several_lines()
             claims = guard.verifier.verify_authorization(
                 lines,
                 dpop=request.headers.get("DPoP"),
                 method=request.method or "GET",
-                url=url,
+                url=_proof_url(request),
             )
             request._jwtguard_claims = claims  # type: ignore[attr-defined]
         request.jwt_claims = claims  # type: ignore[attr-defined]
@@ -162,6 +185,39 @@ def _check(request: HttpRequest, scope: Optional[str]) -> Optional[HttpResponse]
     except AuthError as error:
         return guard.answer(error, lines)
     return None
+
+
+def _authorization_lines(request: HttpRequest) -> int:
+    """How many Authorization lines the request has (under WSGI, 2 standing for several)."""
+    scope = getattr(request, "scope", None)
+    if isinstance(scope, dict):  # ASGI: the lines as they came
+        return sum(1 for name, _ in scope.get("headers", ()) if name.lower() == b"authorization")
+    value = request.headers.get("Authorization")
+    return 0 if value is None else 2 if joined_lines(value) else 1
+
+
+def _proof_url(request: HttpRequest) -> str:
+    """The URL a DPoP proof must name, or ``""`` (no URL: every proof refused)."""
+    # The proof is checked against the URL the client addressed: behind a proxy, set
+    # SECURE_PROXY_SSL_HEADER (X-Forwarded-Proto) and USE_X_FORWARDED_HOST. The host Django
+    # validated (get_host raises DisallowedHost, answered 400) is checked as every host checks
+    # it (the library's host[:port]): one that is not gives no URL, which no proof matches.
+    host = request.get_host()
+    if not is_authority(host):
+        return ""
+    scope = getattr(request, "scope", None)
+    target: Union[str, bytes, None]
+    if isinstance(scope, dict):
+        raw = scope.get("raw_path")
+        target = raw if isinstance(raw, bytes) and raw else None
+    else:
+        target = wsgi_raw_target(request.META)
+    # request.path is what Django routes (its script prefix and path_info, decoded); the part
+    # before path_info is the mount prefix a raw target may lack.
+    full, info = request.path, request.path_info
+    mount = full[: len(full) - len(info)] if info and full.endswith(info) else ""
+    path = proof_path(target, [(full, mount)])
+    return "" if path is None else f"{request.scheme}://{host}{path}"
 
 
 def _protect(view: F, scope: Optional[str]) -> F:

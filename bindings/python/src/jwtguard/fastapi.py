@@ -19,10 +19,18 @@ Settings (environment, or the keyword arguments of the same names in lower case)
 ``JWTGUARD_DPOP`` and ``JWTGUARD_DPOP_ORIGINS`` (space-separated; in code
 ``JWTGuard(dpop=..., dpop_origins=[...])``, as any :class:`jwtguard.Verifier` option).
 
-DPoP proofs are checked against the URL the request names (Starlette's ``request.url``, built
-from the ``Host`` header): a ``Host`` that is not ``host[:port]``
-(:func:`jwtguard.is_authority`), or more than one, gives no URL, and every proof is refused.
-``dpop_origins`` pins the public origins the API answers for.
+DPoP proofs are checked against the URL the request names: the scope's scheme (uvicorn
+``--proxy-headers`` applies ``X-Forwarded-Proto``), the ``Host`` header (without one, the
+server's address, as Starlette's ``request.url``), and the raw request target, ASGI
+``raw_path``, as the client sent it (percent-encoding intact; never Starlette's decoded path,
+in which ``%3F`` would end the path and ``%2F..%2F`` become a dot segment; see
+:func:`jwtguard._http.proof_path`, which also keeps a ``root_path`` the target lacks). A
+``Host`` that is not ``host[:port]`` (:func:`jwtguard.is_authority`), or more than one, a
+target that does not decode to the path Starlette routes, or one with a ``.`` or ``..``
+segment gives no URL, and every proof is refused. Without ``raw_path`` (optional in ASGI)
+the decoded path is percent-encoded again. ``dpop_origins`` pins the public origins the API
+answers for. Two ``Authorization`` lines, whatever they hold (an empty one, another scheme),
+are a malformed request: 400 ``invalid_header``, as in every jwtguard host.
 
 A refusal raises :class:`Refused`, an ``HTTPException`` with the RFC 6750
 ``WWW-Authenticate`` header: after :meth:`JWTGuard.install` its body is the quickstart's
@@ -56,7 +64,7 @@ from fastapi.responses import JSONResponse as _StarletteJSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
 
 from . import STATUS_KEY_NOT_FOUND, STATUS_KEYS_UNAVAILABLE, AuthError, Verifier, has_scope, is_authority
-from ._http import build_verifier, insufficient_scope, json_bytes, refusal
+from ._http import build_verifier, insufficient_scope, json_bytes, proof_path, refusal, several_lines
 
 __all__ = ["JWTGuard", "Refused", "JSONResponse", "AuthError"]
 
@@ -113,6 +121,29 @@ class Refused(HTTPException):
 async def _refused_handler(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, Refused)
     return JSONResponse(exc.body, status_code=exc.status_code, headers=exc.headers)
+
+
+def _proof_url(request: Request) -> str:
+    """The URL a DPoP proof must name, or ``""`` (no URL: every proof refused)."""
+    # Starlette pastes the Host header into its URL as it came: "api.example/x" would make a
+    # request for /api/private the URL http://api.example/x/api/private. A Host that is not
+    # host[:port] (or several) gives no URL, which no proof matches. Without Host, the
+    # server's own address, as Starlette takes it.
+    hosts: List[str] = request.headers.getlist("host")
+    authority = hosts[0] if len(hosts) == 1 else request.url.netloc if not hosts else ""
+    if not is_authority(authority):
+        return ""
+    scope = request.scope
+    path, root = str(scope.get("path", "")), str(scope.get("root_path", "") or "")
+    # Which path Starlette routes, and so which the raw target must decode to: uvicorn today
+    # puts root_path in `path` and `raw_path` (Starlette 1.x routes `path` less root_path);
+    # older servers put it in neither (Starlette 0.27 routes `path`, its URL root_path + path).
+    routed = [(path, root), (root + path, root)] if path.startswith(root) else [(root + path, root)]
+    raw = scope.get("raw_path")
+    target = proof_path(raw if isinstance(raw, bytes) and raw else None, routed)
+    if target is None:
+        return ""
+    return f"{scope.get('scheme', 'http')}://{authority}{target}"
 
 
 class JWTGuard:
@@ -201,22 +232,21 @@ class JWTGuard:
         if kept is not None:
             return kept
         lines: List[str] = request.headers.getlist("authorization")
-        # Several Authorization lines are refused as one value joined by ", ", as in every host.
+        # Several Authorization lines are refused as malformed, whatever they hold, as in every
+        # host (the challenge is made for them joined by ", ", as HTTP joins them).
         header = ", ".join(lines) if lines else None
         # DPoP (RFC 9449): the proof is checked against the URL the client addressed. Behind a
         # proxy, run uvicorn with --proxy-headers (X-Forwarded-Proto) and have the proxy pass
         # the client's Host.
         proofs: List[str] = request.headers.getlist("dpop")
-        # Starlette pastes the Host header into the URL as it came: "api.example/x" would make
-        # a request for /api/private the URL http://api.example/x/api/private. A Host that is
-        # not host[:port] (or several) gives no URL, which no proof matches. (Without Host,
-        # Starlette uses the server's own address.)
-        hosts: List[str] = request.headers.getlist("host")
-        url = str(request.url) if len(hosts) <= 1 and all(is_authority(host) for host in hosts) else ""
+        url = _proof_url(request)
         verifier = self.verifier
 
         def refused(error: AuthError) -> Refused:
             return Refused(error, self.realm, verifier, header)
+
+        if len(lines) > 1:
+            raise refused(several_lines())
 
         deadline = time.monotonic() + self.key_wait
         # A refusal for want of keys while no fetch runs is tried once more at once: a fetch

@@ -12,9 +12,21 @@ Configuration (the quickstart's names, or jwtguard's own):
   ``JWTGUARD_REALM``, ``JWTGUARD_OPTIONS`` (a dict of extra :class:`jwtguard.Verifier`
   options).
 
-DPoP proofs are checked against the URL the request names, built from its ``Host`` (behind a
-proxy, werkzeug's ``ProxyFix`` puts ``X-Forwarded-Host`` there): a host that is not
-``host[:port]`` (:func:`jwtguard.is_authority`) gives no URL, and every proof is refused.
+DPoP proofs are checked against the URL the request names: ``request.scheme``, its ``Host``
+(behind a proxy, werkzeug's ``ProxyFix`` puts ``X-Forwarded-Proto`` and ``X-Forwarded-Host``
+there), and the raw request target as the client sent it, percent-encoding intact: the WSGI
+server's ``RAW_URI`` or ``REQUEST_URI`` (werkzeug's server and test client, gunicorn, uWSGI,
+mod_wsgi set them), never the decoded path (``request.base_url``, in which ``%2F..%2F``
+becomes a dot segment; see :func:`jwtguard._http.proof_path`, which also keeps a
+``SCRIPT_NAME`` prefix the target lacks, as from ``ProxyFix`` x_prefix). Without either key
+the decoded path is percent-encoded again. A host that is not ``host[:port]``
+(:func:`jwtguard.is_authority`), a target that does not decode to the path Flask routes, or
+one with a ``.`` or ``..`` segment gives no URL, and every proof is refused.
+
+Two ``Authorization`` lines are a malformed request (400 ``invalid_header``), as in every
+jwtguard host; a WSGI server hands them over joined with a comma, so a comma that is not
+between a scheme's ``name=value`` parameters is read as a second line
+(:func:`jwtguard._http.joined_lines`).
 
 Verified claims are available as :data:`current_claims` and ``flask.g.jwt_claims``.
 """
@@ -28,7 +40,16 @@ from flask import Flask, Response, current_app, g, has_request_context, jsonify,
 from werkzeug.local import LocalProxy
 
 from . import AuthError, Verifier, has_scope, is_authority
-from ._http import build_verifier, insufficient_scope, refusal
+from ._http import (
+    build_verifier,
+    insufficient_scope,
+    joined_lines,
+    proof_path,
+    refusal,
+    several_lines,
+    wsgi_raw_target,
+    wsgi_text,
+)
 
 __all__ = ["JWTGuard", "requires_auth", "requires_scope", "current_claims", "AuthError"]
 
@@ -95,20 +116,33 @@ def _authenticate() -> Dict[str, Any]:
     if claims is None:
         ext = _extension()
         app = current_app._get_current_object()  # type: ignore[attr-defined]
-        # DPoP (RFC 9449): the proof is checked against the URL the client addressed. Behind a
-        # proxy, let werkzeug's ProxyFix apply X-Forwarded-Proto and X-Forwarded-Host first.
-        # The URL's host is the request's Host (as ProxyFix left it), pasted in by werkzeug as
-        # it came before 3.1.7: one that is not host[:port] ("api.example/x") would name
-        # another URL, so it gives none, which no proof matches.
-        url = request.base_url if is_authority(request.host) else ""
+        authorization = request.headers.get("Authorization")
+        if joined_lines(authorization):
+            raise several_lines()
         claims = ext.verifier(app).verify_authorization(
-            request.headers.get("Authorization"),
+            authorization,
             dpop=request.headers.getlist("DPoP") or None,
             method=request.method,
-            url=url,
+            url=_proof_url(),
         )
         g.jwt_claims = claims
     return claims
+
+
+def _proof_url() -> str:
+    """The URL a DPoP proof must name, or ``""`` (no URL: every proof refused)."""
+    # DPoP (RFC 9449): the proof is checked against the URL the client addressed. Behind a
+    # proxy, let werkzeug's ProxyFix apply X-Forwarded-Proto and X-Forwarded-Host first.
+    # The URL's host is the request's Host (as ProxyFix left it), pasted in by werkzeug as
+    # it came before 3.1.7: one that is not host[:port] ("api.example/x") would name
+    # another URL, so it gives none, which no proof matches.
+    host = request.host
+    if not is_authority(host):
+        return ""
+    environ = request.environ
+    mount = wsgi_text(environ.get("SCRIPT_NAME", ""))
+    path = proof_path(wsgi_raw_target(environ), [(mount + wsgi_text(environ.get("PATH_INFO", "")), mount)])
+    return "" if path is None else f"{request.scheme}://{host}{path}"
 
 
 def requires_auth(view: F) -> F:
