@@ -167,8 +167,12 @@ class PingServers:
             env.pop(key, None)
         self.ports = {"Flask": _free(), "C": _free()}
         commands = {"Flask": [sys.executable, str(FLASK_SERVER)], "C": [str(PING_SERVER)]}
+        # The C server's DPoP origins pinned: the host cases send `Host: api` to every host on
+        # whatever port it listens on (port 80 mapped to its own), and other tests address it
+        # as 127.0.0.1:PORT. Unpinned, a proof's URL must name the port it listens on.
+        pins = {"Flask": {}, "C": {"JWTGUARD_DPOP_ORIGINS": f"http://api http://127.0.0.1:{self.ports['C']}"}}
         self.processes = [
-            subprocess.Popen(commands[name], env=dict(env, PORT=str(port)),
+            subprocess.Popen(commands[name], env=dict(env, PORT=str(port), **pins[name]),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for name, port in self.ports.items()
         ]

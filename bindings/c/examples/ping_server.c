@@ -10,7 +10,8 @@
  * JWTGUARD_JWKS_URI (otherwise discovered from the issuer), JWTGUARD_DPOP (off, allowed or
  * required), JWTGUARD_DPOP_ORIGINS (the public origins a DPoP proof may name, separated by
  * spaces or commas: "https://api.example http://127.0.0.1:3030"; once set, a proof for any
- * other origin is refused, whatever Host the client sent) and PORT (default 3030). Refusals
+ * other origin is refused, whatever Host the client sent; unset, a proof's URL has the port
+ * the server listens on, which Host must name) and PORT (default 3030). Refusals
  * answer the quickstart's JSON {"code", "description"} with an RFC 6750 WWW-Authenticate
  * header: every answer (status, body bytes, WWW-Authenticate, Retry-After) is the Flask
  * example's, malformed requests included. SIGINT or SIGTERM stops it cleanly.
@@ -43,8 +44,54 @@ static const char SCOPED_MESSAGE[] =
   "of read:messages to see this.\"}\n";
 static const char NOT_FOUND[] =
   "{\"code\":\"not_found\",\"description\":\"No such resource\"}\n";
+/* The port this server listens on, and whether JWTGUARD_DPOP_ORIGINS pins the public origins:
+ * without pins, a DPoP proof's URL has the port the connection arrived on (dpop_url). */
+static unsigned int listen_port;
+static int origins_pinned;
+
 static const char NOT_ALLOWED[] =
   "{\"code\":\"method_not_allowed\",\"description\":\"The method is not allowed for this resource\"}\n";
+
+/*
+ * The URL a DPoP proof's htu must name, written to `out` (its length; 0: no URL, which no
+ * proof matches). This server speaks plain HTTP. A Host that is not host[:port]
+ * ("api.example/other?") gives no URL (the library's check, as every host's). The port:
+ * without pinned origins, the one the connection arrived on, which Host must name (no port or
+ * an empty one: 80) — a server routes by the address it listens on, never by the port a
+ * client writes, and a proof used at another server of that name on another port must not be
+ * good here a second time. With pinned origins, Host as sent (a public port mapped to this
+ * one): the library checks the origin against the pins.
+ */
+static int
+dpop_url(const char *host, const char *path, char *out, size_t size)
+{
+  const char *colon, *end;
+  size_t host_len;
+  unsigned long named = 80;
+  int len;
+
+  if (host == NULL || !jwt_is_authority(S(host)))
+    return 0;
+  if (origins_pinned) {
+    len = snprintf(out, size, "http://%s%s", host, path);
+  } else {
+    /* the port: after an IPv6 literal's bracket, else after the last ':' */
+    end = host[0] == '[' ? strchr(host, ']') : host;
+    if (end == NULL)
+      return 0;
+    colon = strchr(end, ':');
+    host_len = colon != NULL ? (size_t)(colon - host) : strlen(host);
+    if (colon != NULL && colon[1] != '\0') {
+      if (strlen(colon + 1) > 5 || strspn(colon + 1, "0123456789") != strlen(colon + 1))
+        return 0;
+      named = strtoul(colon + 1, NULL, 10);
+    }
+    if (named != listen_port)
+      return 0;
+    len = snprintf(out, size, "http://%.*s:%u%s", (int)host_len, host, listen_port, path);
+  }
+  return len < 0 || (size_t)len >= size ? 0 : len;
+}
 
 /* Send a JSON body with a status and, optionally, a WWW-Authenticate header. */
 static enum MHD_Result
@@ -184,16 +231,9 @@ handle(void *cls, struct MHD_Connection *connection, const char *url, const char
     free(dpop.text);
     return MHD_NO;
   }
-  /* The URL the client addressed, for a DPoP proof's htu: this server speaks plain HTTP. A
-   * Host that is not host[:port] ("api.example/other?") gives no URL, which no proof matches
-   * (the library's check, as every host's). */
+  /* The URL the client addressed, for a DPoP proof's htu (dpop_url). */
   host = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "Host");
-  address_len = 0;
-  if (host != NULL && jwt_is_authority(S(host))) {
-    address_len = snprintf(address, sizeof address, "http://%s%s", host, url);
-    if (address_len < 0 || (size_t)address_len >= sizeof address)
-      address_len = 0;
-  }
+  address_len = dpop_url(host, url, address, sizeof address);
   /* Two Authorization lines are a malformed request, even when one is empty (joined, an empty
    * line leaves no trace a verifier could see). */
   if (authorization.lines > 1)
@@ -271,6 +311,7 @@ make_verifier(void)
     fprintf(stderr, "ping_server: invalid configuration\n");
     goto cleanup;
   }
+  origins_pinned = origins != NULL && origins[strspn(origins, " ,")] != '\0';
   status = jwt_verifier_new(config, &verifier);
   if (status != JWT_STATUS_OK)
     fprintf(stderr, "ping_server: %s\n", jwt_status_description(status));
@@ -298,6 +339,7 @@ main(void)
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, NULL);
 
+  listen_port = port;
   verifier = make_verifier();
   if (verifier == NULL)
     goto cleanup;

@@ -208,6 +208,66 @@ def test_a_bad_dpop_origin_stops_the_server_with_a_message():
         assert "JWTGUARD_DPOP_ORIGINS" in error and "ping_server: invalid configuration" in error, error
 
 
+@pytest.mark.parametrize("checker", ["plain", "asan"])
+def test_the_proof_url_port_is_the_servers_unless_origins_are_pinned(checker, request):
+    """Review 3, items 2 and 17 (as nginx, b4591fb): a server listens on its port, whatever
+    port a client writes in Host. Two servers on P1 and P2 for one name, each with its own
+    verifier and replay cache: a proof used at P2 must not be good again at P1 with
+    `Host: api.example:P2`. Unpinned, the URL's port is the server's, which Host must name
+    (none: 80); with JWTGUARD_DPOP_ORIGINS, Host's port is taken as sent (port mapping)."""
+    issuer = DevIssuer()
+    binary = PING_SERVER if checker == "plain" else request.getfixturevalue("asan_server")
+    client = DpopClient("ES256")
+    token = client.token_from(issuer.url)
+    mismatch, replayed = "DPoP proof is for another URL (htu)", "DPoP proof was already used (jti)"
+    started = []
+
+    def start(**env) -> int:
+        port = free_port()
+        environment = dict(os.environ, JWTGUARD_ISSUER=issuer.url, JWTGUARD_AUDIENCE=AUDIENCE, PORT=str(port), **env)
+        for key in ("AUTH0_DOMAIN", "API_IDENTIFIER", "JWTGUARD_JWKS_URI"):
+            environment.pop(key, None)
+        if "JWTGUARD_DPOP_ORIGINS" not in env:
+            environment.pop("JWTGUARD_DPOP_ORIGINS", None)
+        process = subprocess.Popen([str(binary)], env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                   text=True)
+        started.append(process)
+        wait_up(f"http://127.0.0.1:{port}", process, "the C ping server")
+        return port
+
+    def call(port: int, host: str, proof: str) -> tuple[int, str]:
+        status, _, body = raw_request(port, request_bytes(
+            b"/api/private", b"Authorization: DPoP " + token.encode(), b"DPoP: " + proof.encode(),
+        ).replace(b"Host: api", b"Host: " + host.encode()))
+        return status, json.loads(body).get("description", "ok") if status != 200 else "ok"
+
+    def proof(url: str) -> str:
+        return client.proof(url=url, token=token)
+
+    try:
+        p1, p2 = start(), start()
+        used = proof(f"http://api.example:{p2}/api/private")
+        assert call(p2, f"api.example:{p2}", used) == (200, "ok")
+        assert call(p2, f"api.example:{p2}", used) == (401, replayed)
+        assert call(p1, f"api.example:{p2}", used) == (401, mismatch)
+        assert call(p1, f"api.example:{p2}", proof(f"http://api.example:{p2}/api/private")) == (401, mismatch)
+        assert call(p1, "api.example", proof("http://api.example/api/private")) == (401, mismatch)
+        assert call(p1, "api.example:", proof("http://api.example/api/private")) == (401, mismatch)
+        assert call(p1, f"[::1]:{p2}", proof(f"http://[::1]:{p2}/api/private")) == (401, mismatch)
+        assert call(p1, f"api.example:{p1}", proof(f"http://api.example:{p1}/api/private")) == (200, "ok")
+        assert call(p1, f"[::1]:{p1}", proof(f"http://[::1]:{p1}/api/private")) == (200, "ok")
+        # Pinned to a public origin on another port than the server's: its proofs pass.
+        p3 = start(JWTGUARD_DPOP_ORIGINS="http://api.example:8443")
+        assert call(p3, "api.example:8443", proof("http://api.example:8443/api/private")) == (200, "ok")
+        assert call(p3, f"api.example:{p3}", proof(f"http://api.example:{p3}/api/private")) == (401, mismatch)
+    finally:
+        for process in started:
+            process.send_signal(signal.SIGTERM)
+        reports = [process.communicate(timeout=60)[1] for process in started]
+        issuer.stop()
+    assert [process.returncode for process in started] == [0] * len(started), reports
+
+
 def test_what_libmicrohttpd_decides_before_the_server():
     """Review 3, item 16: what libmicrohttpd 0.9.75 (Debian 12) does to an Authorization line
     before the server reads it (the README states it; this says when it stops being true). A

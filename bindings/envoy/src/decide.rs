@@ -57,6 +57,56 @@ pub fn request_url(scheme: &str, authority: Option<&str>, path: Option<&str>) ->
     )
 }
 
+/// The authority of the URL a DPoP proof's `htu` must name, or `None` for no URL (no proof
+/// matches it). Envoy routes by the listener, never by the port a client writes in
+/// `:authority`: two listeners on two ports serving one name, each with its own verifier and
+/// replay cache, would each take a proof once. So, without pinned origins (`pinned` false),
+/// the port is the one the connection arrived on (`local_port`), and the client's authority
+/// must name that same port, no port (or an empty one) naming the scheme's default (80 for
+/// http, 443 for https); an authority naming another port, or a connection without a port,
+/// gives no URL. With pinned origins, the authority as sent (a public port mapped to another
+/// one here): the core checks the whole origin against the pins.
+pub fn proof_authority(
+    scheme: &str,
+    authority: Option<&str>,
+    local_port: Option<u16>,
+    pinned: bool,
+) -> Option<String> {
+    let authority = authority?;
+    if pinned {
+        return Some(authority.to_string());
+    }
+    let local = local_port?;
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let (inside, after) = v6.split_once(']')?;
+            let port = match after {
+                "" => None,
+                p => Some(p.strip_prefix(':')?),
+            };
+            (&authority[..inside.len() + 2], port)
+        }
+        None => match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        },
+    };
+    let named = match port {
+        None | Some("") => {
+            if scheme == "https" {
+                443
+            } else {
+                80
+            }
+        }
+        Some(p) if !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) => {
+            p.parse::<u32>().ok()?
+        }
+        Some(_) => return None,
+    };
+    (named == u32::from(local)).then(|| format!("{host}:{local}"))
+}
+
 /// Verify and decide. `may_wait`: whether waiting for keys is still allowed.
 pub fn decide(
     config: &FilterConfig,
@@ -210,5 +260,50 @@ mod tests {
         // A StringValue holding the JSON is accepted too.
         let text = serde_json::to_string(r#"{"issuer":"https://i/","audience":"a"}"#).unwrap();
         assert!(filter_config(text.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn the_proof_port_is_the_connections_unless_origins_are_pinned() {
+        let at =
+            |scheme, authority, local, pinned| proof_authority(scheme, authority, local, pinned);
+        assert_eq!(
+            at("http", Some("api:8080"), Some(8080), false).as_deref(),
+            Some("api:8080")
+        );
+        assert_eq!(
+            at("http", Some("api"), Some(80), false).as_deref(),
+            Some("api:80")
+        );
+        assert_eq!(
+            at("http", Some("api:"), Some(80), false).as_deref(),
+            Some("api:80")
+        );
+        assert_eq!(
+            at("https", Some("api"), Some(443), false).as_deref(),
+            Some("api:443")
+        );
+        assert_eq!(
+            at("http", Some("[::1]:81"), Some(81), false).as_deref(),
+            Some("[::1]:81")
+        );
+        assert_eq!(
+            at("http", Some("[::1]"), Some(80), false).as_deref(),
+            Some("[::1]:80")
+        );
+        // Another port than the connection's, none naming the scheme's default: no URL.
+        assert_eq!(at("http", Some("api:8081"), Some(8080), false), None);
+        assert_eq!(at("http", Some("api"), Some(8080), false), None);
+        assert_eq!(at("https", Some("api"), Some(80), false), None);
+        assert_eq!(at("http", Some("api:080x"), Some(80), false), None);
+        assert_eq!(at("http", Some("api:000080"), Some(80), false), None);
+        assert_eq!(at("http", Some("[::1]x"), Some(80), false), None);
+        assert_eq!(at("http", Some("api"), None, false), None);
+        assert_eq!(at("http", None, Some(80), false), None);
+        // Pinned: the authority as sent (the core checks it against the pins).
+        assert_eq!(
+            at("http", Some("api:8081"), Some(8080), true).as_deref(),
+            Some("api:8081")
+        );
+        assert_eq!(at("http", Some("api"), None, true).as_deref(), Some("api"));
     }
 }

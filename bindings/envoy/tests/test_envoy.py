@@ -96,7 +96,12 @@ def test_the_example_answers_what_every_host_answers(issuer, ports):
 def test_envoy_answers_every_request_like_flask_and_the_c_server(issuer, ports):
     servers = PingServers(issuer.url)
     port, admin = ports
-    envoy = Envoy(example_config(issuer.url, port, admin), port, admin)
+    # The host cases send `Host: api` to every host on whatever port it listens on: pinned as
+    # the public origin (port 80 mapped to Envoy's), the proofs for http://api/... pass.
+    pin = '# dpop_origins: ["https://api.example"]'
+    config = example_config(issuer.url, port, admin)
+    assert pin in config
+    envoy = Envoy(config.replace(pin, 'dpop_origins: ["http://api"]'), port, admin)
     try:
         client = DpopClient("ES256")
         bound = (client, client.token_from(issuer.url).encode(), client.token_from(issuer.url, "openid").encode())
@@ -492,7 +497,10 @@ def test_the_proof_url_scheme_is_the_connections_never_the_clients(ports, tmp_pa
     minter = Minter()
     client = DpopClient("ES256")
     bound = minter.token(cnf={"jkt": client.jkt()})
-    settings = {"issuer": MINTED_ISSUER, "audience": AUDIENCE, "jwks_uri": minter.jwks_uri}
+    # The requests name `api` on whatever port Envoy listens on: pinned (both schemes, so only
+    # the scheme of the URL built decides), the client's authority is taken as sent.
+    settings = {"issuer": MINTED_ISSUER, "audience": AUDIENCE, "jwks_uri": minter.jwks_uri,
+                "dpop_origins": ["http://api", "https://api"]}
     routes = [direct("/any", body="ok")]
     mismatch = "DPoP proof is for another URL (htu)"
 
@@ -553,7 +561,8 @@ def test_the_proof_url_scheme_is_the_connections_never_the_clients(ports, tmp_pa
 def test_pinned_dpop_origins_refuse_a_proof_for_a_spoofed_host(ports):
     """Review 3, item 17: `:authority` is the client's (Host, or an absolute-form request line).
     With dpop_origins set, a proof is good only for a URL on one of them, whatever Host the
-    client sent; without them, any Host the client names is believed."""
+    client sent; without them, any host name the client names is believed, on the port the
+    connection arrived on."""
     minter = Minter()
     client = DpopClient("ES256")
     bound = minter.token(cnf={"jkt": client.jkt()})
@@ -572,15 +581,76 @@ def test_pinned_dpop_origins_refuse_a_proof_for_a_spoofed_host(ports):
             config = {**settings, "dpop_origins": origins} if origins else settings
             envoy = Envoy(bootstrap(port, admin, config, [direct("/any", body="ok")]), port, admin, suffix=".json")
             try:
-                assert call(port, "api", "http://api/any") == "ok"
-                assert call(port, "API:80", "http://api/any") == "ok"
-                assert call(port, "evil.example", "http://evil.example/any") == spoof_answer
-                assert call(port, "api", "http://evil.example/any", target="http://evil.example/any") == spoof_answer
+                # Unpinned, the client names the port it reached (pinned: 80, mapped).
+                at = "" if origins else f":{port}"
+                assert call(port, "api" + at, f"http://api{at}/any") == "ok"
+                assert call(port, "API" + (at or ":80"), f"http://api{at}/any") == "ok"
+                assert call(port, "evil.example" + at, f"http://evil.example{at}/any") == spoof_answer
+                assert call(port, "api" + at, f"http://evil.example{at}/any",
+                            target=f"http://evil.example{at}/any") == spoof_answer
                 # X-Forwarded-Host is never the module's to read.
-                assert call(port, "api", "http://evil.example/any") == mismatch
+                assert call(port, "api" + at, "http://evil.example/any") == mismatch
             finally:
                 assert envoy.stop() == 0
     finally:
+        minter.close()
+
+
+def test_the_proof_url_port_is_the_listeners_unless_origins_are_pinned(ports):
+    """Review 3, items 2 and 17 (as nginx, b4591fb): Envoy routes by the listener, never by the
+    port a client writes in :authority. Two listeners on two ports serving the same name, each
+    with its own filter config (own verifier and replay cache): a proof used at P2 must not be
+    good again at P1 with `Host: api.example:P2`. Unpinned, the URL's port is the connection's
+    (destination.port; the request naming P1 at P1 passing shows the attribute is the
+    listener's port), which the authority must name (none: 80); with dpop_origins pinned, the
+    authority is taken as sent (a public port mapped to the listener's)."""
+    minter = Minter()
+    client = DpopClient("ES256")
+    bound = minter.token(cnf={"jkt": client.jkt()})
+    settings = {"issuer": MINTED_ISSUER, "audience": AUDIENCE, "jwks_uri": minter.jwks_uri}
+    routes = [direct("/x", body="ok")]
+    mismatch = "DPoP proof is for another URL (htu)"
+    replayed = "DPoP proof was already used (jti)"
+
+    def call(port: int, authority: str, proof: str, target: str = "/x") -> str:
+        request = (b"GET " + target.encode() + b" HTTP/1.1\r\nHost: " + authority.encode()
+                   + b"\r\nAuthorization: DPoP " + bound.encode() + b"\r\nDPoP: " + proof.encode()
+                   + b"\r\nConnection: close\r\n\r\n")
+        return dpop_answer(raw(port, request)[2])
+
+    def proof(url: str) -> str:
+        return client.proof(url=url, token=bound)
+
+    p1, a1 = ports
+    p2, a2 = free_port(), free_port()
+    one = Envoy(bootstrap(p1, a1, settings, routes), p1, a1, suffix=".json")
+    two = Envoy(bootstrap(p2, a2, settings, routes), p2, a2, suffix=".json")
+    try:
+        used = proof(f"http://api.example:{p2}/x")
+        assert call(p2, f"api.example:{p2}", used) == "ok"
+        assert call(p2, f"api.example:{p2}", used) == replayed
+        assert call(p1, f"api.example:{p2}", used) == mismatch
+        # A fresh proof for P2's URL, at P1: refused for its port, not as a replay.
+        assert call(p1, f"api.example:{p2}", proof(f"http://api.example:{p2}/x")) == mismatch
+        assert call(p1, f"api.example:{p1}", proof(f"http://api.example:{p2}/x"),
+                    target=f"http://api.example:{p2}/x") == mismatch
+        # No port is port 80, not this listener's.
+        assert call(p1, "api.example", proof("http://api.example/x")) == mismatch
+        # The port the client reached: the URL it signed.
+        assert call(p1, f"api.example:{p1}", proof(f"http://api.example:{p1}/x")) == "ok"
+        assert call(p1, f"API.example:{p1}", proof(f"http://api.example:{p1}/x")) == "ok"
+    finally:
+        assert one.stop() == 0
+        assert two.stop() == 0
+    # Pinned to a public origin on another port than the listener's: its proofs pass.
+    p3, a3 = free_port(), free_port()
+    pinned = {**settings, "dpop_origins": ["http://api.example:8443"]}
+    three = Envoy(bootstrap(p3, a3, pinned, routes), p3, a3, suffix=".json")
+    try:
+        assert call(p3, "api.example:8443", proof("http://api.example:8443/x")) == "ok"
+        assert call(p3, f"api.example:{p3}", proof(f"http://api.example:{p3}/x")) == mismatch
+    finally:
+        assert three.stop() == 0
         minter.close()
 
 

@@ -80,6 +80,13 @@ pub const BODY_STOP_AND_BUFFER: u32 = 1;
 /// returns false) on a cleartext connection.
 pub const ATTRIBUTE_CONNECTION_TLS_VERSION: u32 = 31;
 
+/// `envoy_dynamic_module_type_attribute_id_DestinationPort` (the attribute
+/// `destination.port`): the local port the downstream connection arrived on. Four before
+/// ConnectionTlsVersion in the enum (DestinationPort, ConnectionId, ConnectionMtls,
+/// ConnectionRequestedServerName, ConnectionTlsVersion); the Envoy tests check it against the
+/// listener's port.
+pub const ATTRIBUTE_DESTINATION_PORT: u32 = 27;
+
 /// `envoy_dynamic_module_type_metrics_result_Success`.
 pub const METRICS_SUCCESS: u32 = 0;
 
@@ -113,6 +120,11 @@ unsafe extern "C" {
         filter: filter_envoy_ptr,
         attribute_id: u32,
         result: *mut envoy_buffer,
+    ) -> bool;
+    pub fn envoy_dynamic_module_callback_http_filter_get_attribute_int(
+        filter: filter_envoy_ptr,
+        attribute_id: u32,
+        result: *mut u64,
     ) -> bool;
     pub fn envoy_dynamic_module_callback_http_filter_continue_decoding(filter: filter_envoy_ptr);
     pub fn envoy_dynamic_module_callback_http_clear_route_cache(filter: filter_envoy_ptr);

@@ -358,6 +358,25 @@ fn connection_is_tls(envoy: filter_envoy_ptr) -> bool {
     found && !version.ptr.is_null() && version.length > 0
 }
 
+/// The local port the downstream connection arrived on (`destination.port`), if it has one
+/// (not a pipe).
+fn destination_port(envoy: filter_envoy_ptr) -> Option<u16> {
+    let mut port: u64 = 0;
+    // SAFETY: on the worker, inside a hook; Envoy writes one integer to `port`.
+    let found = unsafe {
+        envoy_dynamic_module_callback_http_filter_get_attribute_int(
+            envoy,
+            ATTRIBUTE_DESTINATION_PORT,
+            &mut port,
+        )
+    };
+    if found {
+        u16::try_from(port).ok().filter(|p| *p != 0)
+    } else {
+        None
+    }
+}
+
 /// Set a request header (every earlier value replaced), or remove it (`None`).
 fn set_request_header(envoy: filter_envoy_ptr, name: &str, value: Option<&str>) {
     let value = value.map_or(module_buffer::null(), |v| module_buffer::of(v.as_bytes()));
@@ -456,11 +475,22 @@ fn check(envoy: filter_envoy_ptr, filter: &mut Filter) -> bool {
                     "http"
                 }
             });
-            url = decide::request_url(
+            // The port is the one the connection arrived on, which :authority must name,
+            // unless dpop_origins pins the public origins (decide::proof_authority).
+            let authority = decide::proof_authority(
                 scheme,
                 header_text(envoy, ":authority").as_deref(),
-                header_text(envoy, ":path").as_deref(),
+                destination_port(envoy),
+                !config.verifier.dpop().origins.is_empty(),
             );
+            url = match authority {
+                Some(authority) => decide::request_url(
+                    scheme,
+                    Some(&authority),
+                    header_text(envoy, ":path").as_deref(),
+                ),
+                None => String::new(),
+            };
             Presented::Authorization(jwtguard::Request {
                 authorization: values.as_deref(),
                 dpop: proofs.as_deref(),
