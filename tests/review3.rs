@@ -396,3 +396,36 @@ fn a_kids_cooldown_ends_on_time() {
     assert_eq!(status(&v, &unknown), Status::KeyNotFound);
     assert_eq!(server.count(), 3, "the cooldown is over");
 }
+
+/// Item 8: the refetch a new kid waits for is made when it is permitted, a second after the
+/// one before (the wait is a lower bound a sleep guarantees, not a speed), and that kid's
+/// cooldown runs from then.
+#[test]
+fn item8_the_waited_refetch_is_made_when_permitted_and_counted_from_then() {
+    let a = Signer::rs256();
+    let server = JwksServer::start(Reply::json(&jwks(&[a.jwk(true)])));
+    let clock = Clock::manual(NOW);
+    let mut config = Config::new(Policy::new(ISSUER, AUDIENCE), Keys::Url(server.url.clone()));
+    config.clock = clock.clone();
+    let v = Verifier::new(config).unwrap();
+    let token = a.token(&good_claims());
+    assert_eq!(status(&v, &token), Status::Ok);
+    assert_eq!(status(&v, &with_kid(&token, "first")), Status::KeyNotFound);
+    assert_eq!(server.count(), 2);
+    clock.advance(0.5);
+    let started = std::time::Instant::now();
+    assert_eq!(status(&v, &with_kid(&token, "second")), Status::KeyNotFound);
+    assert!(
+        started.elapsed() >= Duration::from_millis(450),
+        "the second refetch waited for its turn: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(server.count(), 3);
+    // "second" was looked for at NOW + 1: its cooldown ends at NOW + 31, not NOW + 30.5.
+    clock.advance(30.2);
+    assert_eq!(status(&v, &with_kid(&token, "second")), Status::KeyNotFound);
+    assert_eq!(server.count(), 3, "still within the cooldown");
+    clock.advance(0.3);
+    assert_eq!(status(&v, &with_kid(&token, "second")), Status::KeyNotFound);
+    assert_eq!(server.count(), 4, "the cooldown is over");
+}

@@ -117,9 +117,11 @@ def _authenticate() -> Dict[str, Any]:
         ext = _extension()
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         authorization = request.headers.get("Authorization")
+        # The verifier first: a refusal's challenge names what it accepts (DPoP too).
+        verifier = ext.verifier(app)
         if joined_lines(authorization):
             raise several_lines()
-        claims = ext.verifier(app).verify_authorization(
+        claims = verifier.verify_authorization(
             authorization,
             dpop=request.headers.getlist("DPoP") or None,
             method=request.method,
