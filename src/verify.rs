@@ -343,7 +343,7 @@ fn joined_credentials(credentials: &str) -> bool {
     credentials.split(',').skip(1).any(|part| {
         let part = part.trim_start_matches([' ', '\t']);
         match part.find([' ', '\t']) {
-            Some(end) => end > 0 && !part[..end].contains(['=', '"']),
+            Some(end) => !part[..end].contains(['=', '"']),
             None => false,
         }
     })
