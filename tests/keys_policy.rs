@@ -41,14 +41,6 @@ fn kid_of(token: &str) -> String {
     header["kid"].as_str().unwrap().to_string()
 }
 
-/// Current Unix time: tokens from the dev issuer carry real times, so a manual clock starts now.
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 #[test]
 fn flood_of_unknown_kids_fetches_at_most_once_per_cooldown() {
     let issuer = DevIssuer::start(&[]);

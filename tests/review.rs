@@ -14,19 +14,6 @@ fn status(v: &Verifier, token: &str) -> Status {
     v.verify(token).map_or_else(|e| e.status(), |_| Status::Ok)
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-/// Claims for `issuer`, valid now by the system clock.
-fn live_claims(issuer: &str) -> serde_json::Value {
-    let t = now();
-    claims_with(json!({"iss": issuer, "iat": t - 5, "exp": t + 3600}))
-}
-
 /// A temporary file path, removed (with its lock file) on drop.
 struct TempPath(PathBuf);
 

@@ -12,19 +12,6 @@ fn status(v: &Verifier, token: &str) -> Status {
     v.verify(token).map_or_else(|e| e.status(), |_| Status::Ok)
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-/// Claims for `issuer`, valid now by the system clock.
-fn live_claims(issuer: &str) -> Value {
-    let t = now();
-    claims_with(json!({"iss": issuer, "iat": t - 5, "exp": t + 3600}))
-}
-
 /// Item 1: one issuer owning several `iss` names with keys by discovery once fetched only the
 /// first name's discovery document, and that issuer's keys then verified tokens claiming any
 /// of the names (tenant A acting as tenant B). Each name now discovers its own keys.

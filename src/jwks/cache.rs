@@ -229,14 +229,6 @@ const FAILURE_REPORT_INTERVAL: f64 = 60.0;
 /// Least time between two refetches for new unknown `kid`s, per URL (or the cooldown, if shorter).
 const NEW_KID_INTERVAL: f64 = 1.0;
 
-/// Whether a refetch for an unknown `kid` may be made.
-enum Refetch {
-    Now,
-    /// When the least interval between refetches for new kids has passed.
-    After(Duration),
-    /// Not within the kid's cooldown.
-    No,
-}
 /// Longest wait between failed fetches while no keys are loaded (a cold cache): requests are
 /// waiting for keys, so the long backoff of a warm cache (which serves its last good keys)
 /// does not apply.
@@ -578,15 +570,11 @@ impl JwksSource {
                     Ok(control.generation)
                 } else {
                     match self.may_refetch_for(&mut control, kid, clock, options) {
-                        Refetch::Now => {
-                            control.in_flight = Some(pid);
-                            Err(Duration::ZERO)
-                        }
-                        Refetch::After(delay) => {
+                        Some(delay) => {
                             control.in_flight = Some(pid);
                             Err(delay)
                         }
-                        Refetch::No => {
+                        None => {
                             // No refetch for this kid now; but a fetch may have ended between
                             // the look above and this lock (it loads its keys before it
                             // clears in_flight): answer with what it brought.
@@ -650,15 +638,15 @@ impl JwksSource {
         self.ended.load(Ordering::Acquire)
     }
 
-    /// Whether a refetch for `kid` is allowed now (and if so, it is recorded): a kid no
-    /// refetch looked for within the cooldown, at most once a second per URL.
+    /// Whether a refetch for `kid` is allowed, and after what wait (zero: now); recorded when
+    /// it is: a kid no refetch looked for within the cooldown, at most once a second per URL.
     fn may_refetch_for(
         &self,
         control: &mut Control,
         kid: Option<&str>,
         clock: &Clock,
         options: &CacheOptions,
-    ) -> Refetch {
+    ) -> Option<Duration> {
         let now = clock.ticks();
         let cooldown = options.refetch_cooldown.as_secs_f64();
         // Times may lie ahead: a refetch scheduled for when it is permitted.
@@ -669,7 +657,7 @@ impl JwksSource {
             .get(kid)
             .is_some_and(|t| within(*t, cooldown))
         {
-            return Refetch::No;
+            return None;
         }
         // A kid no refetch looked for, just after another kid's refetch (a key set rotated
         // twice within a second): it waits for the next permitted refetch, under a second,
@@ -683,7 +671,7 @@ impl JwksSource {
                     .last_waited_refetch
                     .is_some_and(|w| within(w, cooldown))
                 {
-                    return Refetch::No;
+                    return None;
                 }
                 control.last_waited_refetch = Some(now);
                 t + interval - now
@@ -699,11 +687,7 @@ impl JwksSource {
         control.kids_looked_up.insert(kid.to_string(), now + delay);
         control.last_unknown_kid_refetch = Some(now + delay);
         self.unknown_kid_refetches.fetch_add(1, Ordering::Relaxed);
-        if delay > 0.0 {
-            Refetch::After(Duration::from_secs_f64(delay))
-        } else {
-            Refetch::Now
-        }
+        Some(Duration::from_secs_f64(delay))
     }
 
     /// Fetch now in this thread, or wait for the fetch already running, unless backing off.

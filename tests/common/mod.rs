@@ -147,6 +147,20 @@ pub fn good_claims() -> Value {
     })
 }
 
+/// Current Unix time: tokens from the dev issuer carry real times, so a manual clock starts now.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Claims for `issuer`, valid now by the system clock.
+pub fn live_claims(issuer: &str) -> Value {
+    let t = now();
+    claims_with(json!({"iss": issuer, "iat": t - 5, "exp": t + 3600}))
+}
+
 /// Claims with some members replaced (`null` removes a member).
 pub fn claims_with(changes: Value) -> Value {
     let mut c = good_claims();
